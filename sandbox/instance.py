@@ -1,0 +1,624 @@
+"""One guest instance: a wasmtime store holding QuickJS, driven through its C API.
+
+This is the only module that knows QuickJS's calling conventions, the NaN-boxed JSValue
+layout and the guest's memory layout. It offers the sandbox a small set of operations
+(evaluate a script or module, call a helper, drain jobs, read a described result) and the
+memory-level mechanics of checkpoints: capture, restore into a fresh instance, guard check.
+
+Host callbacks (the interrupt handler and the console) are forwarded to a `HostHooks` object;
+the instance itself holds no policy.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Protocol
+
+import wasmtime
+from wasmtime import _bindings, _ffi as ffi
+from wasmtime._extern import wrap_extern
+
+from sandbox.engine import guest_engine
+from sandbox.guest import guest_rodata_end
+from sandbox.errors import GuestCorrupted
+from sandbox.wasm_ffi import RawFunc, host_func, new_args
+from sandbox.wasm_patch import STACK_POINTER_EXPORT, TABLE_EXPORT
+
+PAGE = 65536
+
+# JSValue tags (high 32 bits of the NaN-boxed i64).
+TAG_INT = 0
+TAG_BOOL = 1
+TAG_NULL = 2
+TAG_UNDEFINED = 3
+TAG_EXCEPTION = 6
+TAG_MODULE = -3
+TAG_OBJECT = -1
+TAG_STRING = -7
+UNDEFINED = TAG_UNDEFINED << 32
+EXCEPTION = TAG_EXCEPTION << 32
+
+EVAL_GLOBAL = 0
+EVAL_MODULE = 1
+EVAL_STRICT = 1 << 3
+EVAL_COMPILE_ONLY = 1 << 5
+
+PROMISE_PENDING, PROMISE_FULFILLED, PROMISE_REJECTED = 0, 1, 2
+
+# The C shadow stack is moved into a block of this size (see docs/engine.md, "The stack").
+# The lowest STACK_GUARD bytes of the block, and the old 64 KiB stack region below it, are
+# filled with GUARD_BYTE and checked after every evaluation.
+STACK_BLOCK = 1024 * 1024
+STACK_GUARD = 64 * 1024
+OLD_STACK = 64 * 1024
+# The interrupt handler stops a script gracefully when the stack pointer enters this zone.
+STACK_RED_ZONE = 128 * 1024
+GUARD_BYTE = 0xA5
+# Sources shorter than this are copied into a buffer kept for the purpose (no malloc/free).
+SOURCE_BUFFER = 4096
+
+_EXPORTS = (
+    "malloc", "free", "JS_NewRuntime", "JS_NewContext", "JS_Eval", "JS_Call",
+    "JS_GetException", "JS_ToCStringLen2", "JS_FreeCString", "JS_FreeValue", "JS_DupValue",
+    "JS_SetInterruptHandler", "JS_NewCFunction2", "JS_ExecutePendingJob", "JS_IsJobPending",
+    "JS_PromiseState", "JS_PromiseResult", "JS_NewStringLen", "JS_GetPropertyUint32",
+    "JS_EvalFunction", "JS_GetModuleNamespace", "JS_ThrowInternalError",
+    "JS_SetUncatchableError", "JS_Throw", "JS_ResetUncatchableError", "JS_RunGC",
+    "_initialize",
+)
+# The console callback runs inside a guest call, so it uses its own argument array.
+_NESTED_EXPORTS = ("JS_ToCStringLen2", "JS_FreeCString", "JS_ThrowInternalError",
+                   "JS_GetException", "JS_SetUncatchableError", "JS_Throw")
+
+_INTERRUPT_TYPE = wasmtime.FuncType([wasmtime.ValType.i32(), wasmtime.ValType.i32()],
+                                    [wasmtime.ValType.i32()])
+_CFUNCTION_TYPE = wasmtime.FuncType(
+    [wasmtime.ValType.i32(), wasmtime.ValType.i64(), wasmtime.ValType.i32(), wasmtime.ValType.i32()],
+    [wasmtime.ValType.i64()],
+)
+
+
+_memcmp = ctypes.CDLL(None).memcmp
+_memcmp.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
+_memcmp.restype = ctypes.c_int
+
+
+def tag_of(value: int) -> int:
+    return value >> 32
+
+
+def _address(data: bytes | memoryview) -> int:
+    """The address of a buffer's first byte, without copying it."""
+    if isinstance(data, bytes):
+        return ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0
+    return ctypes.addressof(ctypes.c_char.from_buffer(data))
+
+
+def immediate_payload(value: int) -> dict[str, Any] | None:
+    """The value payload of a JSValue that carries no pointer, without entering the guest."""
+    tag = value >> 32
+    if tag == TAG_INT:
+        n = value & 0xFFFFFFFF
+        if n >= 1 << 31:
+            n -= 1 << 32
+        return {"type": "number", "preview": str(n), "json": n}
+    if tag == TAG_BOOL:
+        b = (value & 0xFFFFFFFF) != 0
+        return {"type": "boolean", "preview": "true" if b else "false", "json": b}
+    if tag == TAG_NULL:
+        return {"type": "null", "preview": "null", "json": None}
+    if tag == TAG_UNDEFINED:
+        return {"type": "undefined", "preview": "undefined"}
+    return None
+
+
+class HostHooks(Protocol):
+    """What the instance asks its owner while the guest runs."""
+
+    def interrupt(self, stack_pointer: int) -> bool:
+        """True stops the script (QuickJS throws an uncatchable 'interrupted')."""
+
+    def console(self, level: int, text_bytes: int) -> bool:
+        """Account for a console line of `text_bytes` bytes. False: a cap was crossed."""
+
+    def console_text(self, level: int, text: str) -> None:
+        """Record the console line (called only when console() allowed it)."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Addresses inside the guest that the host relies on; identical in every image."""
+
+    rt: int
+    ctx: int
+    scratch: int  # 16 bytes for out-parameters
+    filename: int  # "<input>\0"
+    source: int  # SOURCE_BUFFER bytes for short sources
+    stack_lo: int  # lowest byte of the stack block (its guard region starts here)
+    stack_hi: int  # initial stack pointer (top of the block)
+    old_stack_lo: int
+    helpers: tuple[int, int, int, int]  # describe, describeError, callGlobal, defineFrozenGlobal
+    table_base: int  # index of the first host function in table 0
+    rodata_end: int  # memory below is constant
+
+    def kept_ranges(self, size: int) -> tuple[tuple[int, int], ...]:
+        """[start, end) ranges a checkpoint copies, for a memory of `size` bytes."""
+        return ((self.rodata_end, self.old_stack_lo),
+                (self.old_stack_lo + OLD_STACK, self.stack_lo),
+                (self.stack_hi, size))
+
+    def kept_bytes(self, size: int) -> int:
+        return sum(end - start for start, end in self.kept_ranges(size))
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__} | {"helpers": list(self.helpers)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Layout:
+        fields = dict(data)
+        fields["helpers"] = tuple(int(h) for h in fields["helpers"])
+        return cls(**{k: int(v) if k != "helpers" else v for k, v in fields.items()})
+
+
+@dataclass(frozen=True)
+class MemoryImage:
+    """Linear memory at a quiescent point: the bytes of `layout.kept_ranges(size)`.
+
+    Not kept: constants below `rodata_end` (a fresh instance gets them from the module), the
+    guard regions (refilled with their pattern) and the stack block (between evaluations no
+    guest frame is live, so it holds nothing worth keeping).
+    """
+
+    data: bytes | memoryview  # the kept ranges, concatenated
+    size: int
+    stack_pointer: int
+    layout: Layout
+
+
+def _bootstrap_source() -> bytes:
+    return resources.files("sandbox").joinpath("bootstrap.js").read_bytes()
+
+
+class GuestInstance:
+    """QuickJS in one wasmtime store. Driven by one thread at a time."""
+
+    def __init__(self, hooks: HostHooks, memory_limit: int, image: MemoryImage | None = None) -> None:
+        eng = guest_engine()
+        self._hooks = hooks
+        self.store = wasmtime.Store(eng.engine)
+        self.store.set_wasi(wasmtime.WasiConfig())
+        self.store.set_limits(memory_size=memory_limit)
+        # Set-up runs unmetered; every evaluation sets its own fuel and epoch deadline.
+        self.store.set_fuel(2**62)
+        self.store.set_epoch_deadline(2**62)
+        instance = eng.linker.instantiate(self.store, eng.module)
+        ctx = self.store._context()
+        self._ctx_ptr = ctx
+
+        def export(name: str) -> Any:
+            item = ffi.wasmtime_extern_t()
+            raw = name.encode()
+            if not _bindings.wasmtime_instance_export_get(ctx, ctypes.byref(instance._instance),
+                                                          raw, len(raw), ctypes.byref(item)):
+                raise GuestCorrupted(f"the guest does not export {name}")
+            return wrap_extern(item)
+
+        self.args = new_args(8)
+        self._nested_args = new_args(8)
+        f = {name: RawFunc(self.store, export(name), self.args, name) for name in _EXPORTS}
+        nested = {name: RawFunc(self.store, export(name), self._nested_args, name) for name in _NESTED_EXPORTS}
+        self._f = f
+        self._nf = nested
+        self.memory: wasmtime.Memory = export("memory")
+        self._table: wasmtime.Table = export(TABLE_EXPORT)
+        self._sp_global: wasmtime.Global = export(STACK_POINTER_EXPORT)
+        self._sp_raw = self._sp_global._global  # type: ignore[attr-defined]
+        self._sp_val = ffi.wasmtime_val_t()
+        self._guard_expected = bytes([GUARD_BYTE]) * (STACK_GUARD)
+        self._old_guard_expected = bytes([GUARD_BYTE]) * OLD_STACK
+
+        interrupt = host_func(self.store, _INTERRUPT_TYPE, self._on_interrupt)
+        console = host_func(self.store, _CFUNCTION_TYPE, self._on_console)
+        base = self._table.grow(self.store, 2, None)
+        self._table.set(self.store, base, interrupt)
+        self._table.set(self.store, base + 1, console)
+
+        if image is None:
+            self.layout = self._initialise(base)
+        else:
+            self._restore(image, base)
+            self.layout = image.layout
+        self._base_addr = 0
+        self._refresh_base()
+
+    # ----- memory -----------------------------------------------------------------------
+
+    def _refresh_base(self) -> None:
+        self._base_addr = ctypes.addressof(self.memory.data_ptr(self.store).contents)
+
+    def memory_size(self) -> int:
+        return self.memory.data_len(self.store)
+
+    def write(self, addr: int, data: bytes) -> None:
+        self._refresh_base()
+        ctypes.memmove(self._base_addr + addr, data, len(data))
+
+    def read(self, addr: int, size: int) -> bytes:
+        self._refresh_base()
+        return ctypes.string_at(self._base_addr + addr, size)
+
+    def read_u32(self, addr: int) -> int:
+        return int.from_bytes(self.read(addr, 4), "little")
+
+    # ----- raw calls ----------------------------------------------------------------------
+
+    def _call_i32(self, name: str, *params: int) -> int:
+        a = self.args
+        for i, p in enumerate(params):
+            a[i].i32 = p
+        self._f[name]()
+        return a[0].i32
+
+    def malloc(self, size: int) -> int:
+        return self._call_i32("malloc", size) & 0xFFFFFFFF
+
+    def free(self, ptr: int) -> None:
+        self._call_i32("free", ptr)
+
+    def free_value(self, value: int) -> None:
+        if tag_of(value) < 0:  # only heap values are reference counted
+            a = self.args
+            a[0].i32 = self.layout.ctx
+            a[1].i64 = value
+            self._f["JS_FreeValue"]()
+
+    def stack_pointer(self) -> int:
+        _bindings.wasmtime_global_get(self._ctx_ptr, ctypes.byref(self._sp_raw), ctypes.byref(self._sp_val))
+        return self._sp_val.of.i32 & 0xFFFFFFFF
+
+    def _set_stack_pointer(self, value: int) -> None:
+        self._sp_global.set_value(self.store, wasmtime.Val.i32(value))
+
+    # ----- set-up -------------------------------------------------------------------------
+
+    def _initialise(self, table_base: int) -> Layout:
+        self._f["_initialize"]()
+        old_sp = self.stack_pointer()
+        block = self.malloc(STACK_BLOCK + 16)
+        if block == 0 or block < old_sp or old_sp - OLD_STACK < guest_rodata_end():
+            raise GuestCorrupted("could not place the stack block above the old stack")
+        stack_lo = (block + 15) & ~15
+        stack_hi = stack_lo + STACK_BLOCK
+        self._set_stack_pointer(stack_hi)
+        old_stack_lo = old_sp - OLD_STACK
+        rt = self._call_i32("JS_NewRuntime")
+        ctx = self._call_i32("JS_NewContext", rt)
+        scratch = self.malloc(16)
+        filename = self.malloc(16)
+        source = self.malloc(SOURCE_BUFFER)
+        if not (rt and ctx and scratch and filename and source):
+            raise GuestCorrupted("QuickJS failed to initialise")
+        self.write(filename, b"<input>\0")
+        self._call_i32("JS_SetInterruptHandler", rt, table_base, 0)
+        self.layout = Layout(rt, ctx, scratch, filename, source, stack_lo, stack_hi, old_stack_lo,
+                             (0, 0, 0, 0), table_base, guest_rodata_end())
+        self._fill_guards()
+        helpers = self._run_bootstrap(table_base + 1)
+        self.layout = Layout(rt, ctx, scratch, filename, source, stack_lo, stack_hi, old_stack_lo,
+                             helpers, table_base, guest_rodata_end())
+        return self.layout
+
+    def _run_bootstrap(self, console_index: int) -> tuple[int, int, int, int]:
+        ctx = self.layout.ctx
+        name = self.malloc(16)
+        self.write(name, b"console\0")
+        a = self.args
+        a[0].i32, a[1].i32, a[2].i32, a[3].i32, a[4].i32, a[5].i32 = ctx, console_index, name, 2, 0, 0
+        self._f["JS_NewCFunction2"]()
+        host_console = a[0].i64
+        src = _bootstrap_source()
+        fn = self.eval_raw(src, EVAL_GLOBAL | EVAL_STRICT, b"<vm-system>")
+        if tag_of(fn) == TAG_EXCEPTION:
+            raise GuestCorrupted("the bootstrap script failed: " + self._exception_text())
+        helpers_array = self.call_value(fn, [host_console])
+        self.free_value(fn)
+        self.free_value(host_console)
+        if tag_of(helpers_array) == TAG_EXCEPTION:
+            raise GuestCorrupted("the bootstrap script failed: " + self._exception_text())
+        helpers = []
+        for i in range(4):
+            a[0].i32, a[1].i64, a[2].i32 = ctx, helpers_array, i
+            self._f["JS_GetPropertyUint32"]()
+            helpers.append(a[0].i64)
+        self.free_value(helpers_array)
+        self.free(name)
+        return tuple(helpers)  # type: ignore[return-value]
+
+    def _fill_guards(self) -> None:
+        self.write(self.layout.stack_lo, self._guard_expected)
+        self.write(self.layout.old_stack_lo, self._old_guard_expected)
+
+    def guard_intact(self) -> bool:
+        """False if the shadow stack ever ran into its guard regions: the instance is corrupt."""
+        lay = self.layout
+        self._refresh_base()
+        base = self._base_addr
+        return (_memcmp(base + lay.stack_lo, self._guard_expected, STACK_GUARD) == 0
+                and _memcmp(base + lay.old_stack_lo, self._old_guard_expected, OLD_STACK) == 0)
+
+    def stack_in_red_zone(self, sp: int) -> bool:
+        return sp < self.layout.stack_lo + STACK_GUARD + STACK_RED_ZONE
+
+    # ----- checkpoints --------------------------------------------------------------------
+
+    def capture(self, into: bytearray | None = None) -> MemoryImage:
+        """A checkpoint; only valid between evaluations (no guest frame live).
+
+        With `into` (at least `capture_size()` bytes), the bytes are copied into that buffer
+        and the image views it: copying into warm pages costs a third of a fresh allocation.
+        The caller must not reuse the buffer while the image is in use.
+        """
+        lay = self.layout
+        size = self.memory_size()
+        self._refresh_base()
+        base = self._base_addr
+        total = lay.kept_bytes(size)
+        target = into if into is not None else bytearray(total)
+        dst = ctypes.addressof(ctypes.c_char.from_buffer(target))
+        for start, end in lay.kept_ranges(size):
+            ctypes.memmove(dst, base + start, end - start)
+            dst += end - start
+        data: bytes | memoryview = memoryview(target)[:total] if into is not None else bytes(target)
+        return MemoryImage(data, size, self.stack_pointer(), lay)
+
+    def capture_size(self) -> int:
+        return self.layout.kept_bytes(self.memory_size())
+
+    def _restore(self, image: MemoryImage, table_base: int) -> None:
+        lay = image.layout
+        if table_base != lay.table_base:
+            raise GuestCorrupted("host functions landed at other table slots than in the image")
+        current = self.memory_size()
+        if image.size > current:
+            self.memory.grow(self.store, (image.size - current) // PAGE)
+        self._refresh_base()
+        base = self._base_addr
+        src = _address(image.data)
+        offset = 0
+        for start, end in lay.kept_ranges(image.size):
+            ctypes.memmove(base + start, src + offset, end - start)
+            offset += end - start
+        self.layout = lay
+        self._set_stack_pointer(image.stack_pointer)
+        self._fill_guards()
+
+    # ----- evaluation ---------------------------------------------------------------------
+
+    def eval_raw(self, source: bytes, flags: int, filename: bytes | None = None) -> int:
+        """JS_Eval. Returns the JSValue (possibly the exception marker)."""
+        lay = self.layout
+        small = len(source) < SOURCE_BUFFER
+        buf = lay.source if small else self.malloc(len(source) + 1)
+        if buf == 0:
+            return self._throw_oom()
+        fname = lay.filename
+        fbuf = 0
+        if filename is not None:
+            fbuf = self.malloc(len(filename) + 1)
+            self.write(fbuf, filename + b"\0")
+            fname = fbuf
+        self.write(buf, source + b"\0")
+        a = self.args
+        a[0].i32, a[1].i32, a[2].i32, a[3].i32, a[4].i32 = lay.ctx, buf, len(source), fname, flags
+        try:
+            self._f["JS_Eval"]()
+            return a[0].i64
+        finally:
+            if not small:
+                self.free(buf)
+            if fbuf:
+                self.free(fbuf)
+
+    def _throw_oom(self) -> int:
+        # The guest cannot even hold the source: behave as QuickJS does when it runs out.
+        return EXCEPTION
+
+    def call_value(self, func: int, argv: list[int], this: int = UNDEFINED) -> int:
+        lay = self.layout
+        a = self.args
+        argv_ptr = 0
+        if argv:
+            argv_ptr = self.malloc(8 * len(argv))
+            if argv_ptr == 0:
+                return EXCEPTION
+            self.write(argv_ptr, b"".join((v & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "little") for v in argv))
+        try:
+            a[0].i32, a[1].i64, a[2].i64, a[3].i32, a[4].i32 = lay.ctx, func, this, len(argv), argv_ptr
+            self._f["JS_Call"]()
+            return a[0].i64
+        finally:
+            if argv_ptr:
+                self.free(argv_ptr)
+
+    def new_string(self, text: bytes) -> int:
+        buf = self.malloc(len(text) + 1)
+        if buf == 0:
+            return EXCEPTION
+        self.write(buf, text + b"\0")
+        a = self.args
+        a[0].i32, a[1].i32, a[2].i32 = self.layout.ctx, buf, len(text)
+        self._f["JS_NewStringLen"]()
+        value = a[0].i64
+        self.free(buf)
+        return value
+
+    def get_exception(self) -> int:
+        a = self.args
+        a[0].i32 = self.layout.ctx
+        self._f["JS_GetException"]()
+        return a[0].i64
+
+    def reset_uncatchable(self) -> None:
+        a = self.args
+        a[0].i32 = self.layout.ctx
+        self._f["JS_ResetUncatchableError"]()
+
+    def run_pending_job(self) -> int:
+        """1 a job ran, 0 none pending, -1 a job threw (the exception is pending)."""
+        a = self.args
+        a[0].i32, a[1].i32 = self.layout.rt, self.layout.scratch
+        self._f["JS_ExecutePendingJob"]()
+        return a[0].i32
+
+    def jobs_pending(self) -> bool:
+        a = self.args
+        a[0].i32 = self.layout.rt
+        self._f["JS_IsJobPending"]()
+        return a[0].i32 != 0
+
+    def promise_state(self, value: int) -> int:
+        """PROMISE_* for a promise, -1 for anything else."""
+        if tag_of(value) != TAG_OBJECT:
+            return -1
+        a = self.args
+        a[0].i32, a[1].i64 = self.layout.ctx, value
+        self._f["JS_PromiseState"]()
+        return a[0].i32
+
+    def promise_result(self, value: int) -> int:
+        a = self.args
+        a[0].i32, a[1].i64 = self.layout.ctx, value
+        self._f["JS_PromiseResult"]()
+        return a[0].i64
+
+    def module_namespace(self, module: int) -> int:
+        a = self.args
+        a[0].i32, a[1].i32 = self.layout.ctx, module & 0xFFFFFFFF
+        self._f["JS_GetModuleNamespace"]()
+        return a[0].i64
+
+    def eval_function(self, value: int) -> int:
+        a = self.args
+        a[0].i32, a[1].i64 = self.layout.ctx, value
+        self._f["JS_EvalFunction"]()
+        return a[0].i64
+
+    def take_string(self, value: int) -> bytes:
+        """The UTF-8 (WTF-8) bytes of a string JSValue; frees the value."""
+        lay = self.layout
+        a = self.args
+        a[0].i32, a[1].i32, a[2].i64, a[3].i32 = lay.ctx, lay.scratch, value, 0
+        self._f["JS_ToCStringLen2"]()
+        ptr = a[0].i32 & 0xFFFFFFFF
+        try:
+            if ptr == 0:
+                raise GuestCorrupted("a helper did not return a string")
+            size = self.read_u32(lay.scratch)
+            data = self.read(ptr, size)
+            a[0].i32, a[1].i32 = lay.ctx, ptr
+            self._f["JS_FreeCString"]()
+            return data
+        finally:
+            self.free_value(value)
+
+    def describe(self, value: int, pending_promise: bool = False) -> int:
+        """The describe helper's JSON string (a JSValue), or the exception marker."""
+        argv = [value, 0] if pending_promise else [value]
+        return self.call_value(self.layout.helpers[0], argv)
+
+    def describe_error(self, value: int) -> int:
+        return self.call_value(self.layout.helpers[1], [value])
+
+    def call_global(self, name: str, args_json: str) -> int:
+        name_v = self.new_string(name.encode())
+        args_v = self.new_string(args_json.encode())
+        try:
+            return self.call_value(self.layout.helpers[2], [name_v, args_v])
+        finally:
+            self.free_value(name_v)
+            self.free_value(args_v)
+
+    def define_frozen_global(self, name: str, value_json: str) -> int:
+        name_v = self.new_string(name.encode())
+        value_v = self.new_string(value_json.encode())
+        try:
+            return self.call_value(self.layout.helpers[3], [name_v, value_v])
+        finally:
+            self.free_value(name_v)
+            self.free_value(value_v)
+
+    def run_gc(self) -> None:
+        a = self.args
+        a[0].i32 = self.layout.rt
+        self._f["JS_RunGC"]()
+
+    def _exception_text(self) -> str:
+        exc = self.get_exception()
+        desc = self.describe_error(exc)
+        self.free_value(exc)
+        if tag_of(desc) == TAG_EXCEPTION:
+            return "(undescribable)"
+        return self.take_string(desc).decode("utf-8", "replace")
+
+    # ----- host callbacks -----------------------------------------------------------------
+
+    def _on_interrupt(self, args: Any) -> None:
+        args[0].i32 = 1 if self._hooks.interrupt(self.stack_pointer()) else 0
+
+    def _on_console(self, args: Any) -> None:
+        ctx = args[0].i32
+        argc = args[2].i32
+        argv = args[3].i32 & 0xFFFFFFFF
+        nf = self._nf
+        na = self._nested_args
+        if argc < 2:
+            args[0].i64 = UNDEFINED
+            return
+        self._refresh_base()
+        raw = ctypes.string_at(self._base_addr + argv, 16)
+        level_v = int.from_bytes(raw[:8], "little", signed=True)
+        text_v = int.from_bytes(raw[8:], "little", signed=True)
+        if tag_of(level_v) != TAG_INT or tag_of(text_v) != TAG_STRING:
+            args[0].i64 = UNDEFINED
+            return
+        level = level_v & 0xFFFFFFFF
+        na[0].i32, na[1].i32, na[2].i64, na[3].i32 = ctx, self.layout.scratch, text_v, 0
+        nf["JS_ToCStringLen2"]()
+        ptr = na[0].i32 & 0xFFFFFFFF
+        if ptr == 0:  # out of memory while converting: the pending exception propagates
+            args[0].i64 = EXCEPTION
+            return
+        self._refresh_base()
+        size = int.from_bytes(ctypes.string_at(self._base_addr + self.layout.scratch, 4), "little")
+        allowed = self._hooks.console(level, size)
+        text = ctypes.string_at(self._base_addr + ptr, size) if allowed else b""
+        na[0].i32, na[1].i32 = ctx, ptr
+        nf["JS_FreeCString"]()
+        if not allowed:
+            args[0].i64 = self._throw_uncatchable(ctx)
+            return
+        self._hooks.console_text(level, text.decode("utf-8", "replace"))
+        args[0].i64 = UNDEFINED
+
+    def _throw_uncatchable(self, ctx: int) -> int:
+        nf = self._nf
+        na = self._nested_args
+        # "%s"-free message, so the variadic argument pointer may be 0.
+        msg = self.layout.scratch + 8
+        self.write(msg, b"limit\0\0\0")
+        na[0].i32, na[1].i32, na[2].i32 = ctx, msg, 0
+        nf["JS_ThrowInternalError"]()
+        na[0].i32 = ctx
+        nf["JS_GetException"]()
+        err = na[0].i64
+        na[0].i32, na[1].i64 = ctx, err
+        nf["JS_SetUncatchableError"]()
+        na[0].i32, na[1].i64 = ctx, err
+        nf["JS_Throw"]()
+        return na[0].i64
+
+    def close(self) -> None:
+        self.store.close()

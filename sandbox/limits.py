@@ -1,0 +1,157 @@
+"""Limits of one evaluation, and the watch that enforces them while the guest runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one evaluation may use. Every field is a positive integer.
+
+    `max_events` and `max_output_kb` count console output of one evaluation; the terminal
+    event (value, exception or limit) is always recorded and is not counted.
+    """
+
+    cpu_ms: int = 2000
+    wall_ms: int = 5000
+    mem_mb: int = 128
+    max_events: int = 50000
+    max_output_kb: int = 256
+
+    # The guest needs room for QuickJS itself, its 1 MiB stack block and the bootstrap.
+    MIN_MEM_MB = 4
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{f.name} must be a positive integer, got {value!r}")
+        if self.mem_mb < self.MIN_MEM_MB:
+            raise ValueError(f"mem_mb must be at least {self.MIN_MEM_MB}, got {self.mem_mb}")
+        if self.mem_mb > 4095:
+            raise ValueError("mem_mb must be below 4096 (the guest is a 32-bit WebAssembly module)")
+
+    @property
+    def memory_bytes(self) -> int:
+        return self.mem_mb * 1024 * 1024
+
+    def replace(self, **changes: int | None) -> Limits:
+        current = {f.name: getattr(self, f.name) for f in fields(self)}
+        current.update({k: v for k, v in changes.items() if v is not None})
+        return Limits(**current)
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Why the host stopped a script."""
+
+    kind: str  # timeout | cpu_limit | stack_overflow | output_limit | event_limit | cancelled | internal
+    name: str  # the limit's name (wall_ms, cpu_ms, ...)
+    value: int | float
+    used: int | float
+    message: str
+
+
+class LimitWatch:
+    """State of the running evaluation, consulted by the interrupt handler and the console.
+
+    Every check runs on the thread that runs the guest, except `cancel`, which another thread
+    may call at any time: it only sets a flag the next check reads.
+    """
+
+    def __init__(self) -> None:
+        self.stop: Stop | None = None
+        # A plain flag: assignment is atomic, and the interrupt handler reads it on every
+        # check (an Event's lock would cost more than the rest of the check).
+        self._cancelled = False
+        self.limits = Limits()
+        self._wall_deadline = 0.0
+        self._cpu_deadline = 0.0
+        self._wall_start = 0.0
+        self._cpu_start = 0.0
+        self.output_bytes = 0
+        self.console_events = 0
+        self.stack_check: Callable[[int], bool] | None = None
+        # Set-up and restores run unarmed: only an evaluation can be interrupted.
+        self.armed = False
+
+    def begin(self, limits: Limits) -> None:
+        self.limits = limits
+        self.stop = None
+        self._cancelled = False
+        self.output_bytes = 0
+        self.console_events = 0
+        self._wall_start = time.monotonic()
+        self._cpu_start = time.thread_time()
+        self._wall_deadline = self._wall_start + limits.wall_ms / 1000
+        self._cpu_deadline = self._cpu_start + limits.cpu_ms / 1000
+        self.armed = True
+
+    def end(self) -> None:
+        self.armed = False
+
+    def wall_ms(self) -> float:
+        return (time.monotonic() - self._wall_start) * 1000
+
+    def cpu_ms(self) -> float:
+        return (time.thread_time() - self._cpu_start) * 1000
+
+    def cancel(self) -> None:
+        self._cancelled = True
+
+    def interrupt(self, stack_pointer: int) -> bool:
+        if not self.armed:
+            return False
+        if self.stop is not None:
+            return True
+        if self._cancelled:
+            self.stop = Stop("cancelled", "cancelled", 0, 0, "the evaluation was cancelled")
+            return True
+        now = time.monotonic()
+        if now >= self._wall_deadline:
+            self.stop = self.wall_stop()
+            return True
+        if time.thread_time() >= self._cpu_deadline:
+            self.stop = self.cpu_stop()
+            return True
+        if self.stack_check is not None and self.stack_check(stack_pointer):
+            self.stop = Stop("stack_overflow", "stack", 0, 0,
+                             "Maximum call stack size exceeded")
+            return True
+        return False
+
+    def wall_stop(self) -> Stop:
+        used = round(self.wall_ms(), 3)
+        return Stop("timeout", "wall_ms", self.limits.wall_ms, used,
+                    f"wall-clock limit of {self.limits.wall_ms} ms exceeded")
+
+    def cpu_stop(self) -> Stop:
+        used = round(self.cpu_ms(), 3)
+        return Stop("cpu_limit", "cpu_ms", self.limits.cpu_ms, used,
+                    f"CPU time limit of {self.limits.cpu_ms} ms exceeded")
+
+    def account_console(self, size: int) -> bool:
+        """Count one console line; False (and a stop) when it would cross a cap."""
+        if self.stop is not None:
+            return False
+        limits = self.limits
+        if self.console_events + 1 > limits.max_events:
+            self.stop = Stop("event_limit", "max_events", limits.max_events, self.console_events + 1,
+                             f"event limit of {limits.max_events} exceeded")
+            return False
+        if self.output_bytes + size > limits.max_output_kb * 1024:
+            used_kb = round((self.output_bytes + size) / 1024, 3)
+            self.stop = Stop("output_limit", "max_output_kb", limits.max_output_kb, used_kb,
+                             f"output limit of {limits.max_output_kb} KB exceeded")
+            return False
+        self.console_events += 1
+        self.output_bytes += size
+        return True
+
+    def fail(self, message: str) -> None:
+        """The host side failed (an event consumer raised): stop the script."""
+        if self.stop is None:
+            self.stop = Stop("internal", "host", 0, 0, message)

@@ -1,0 +1,88 @@
+"""On-disk cache of the compiled guest.
+
+Compiling the guest takes most of a second; deserialising a cached compilation takes a few
+milliseconds. An entry is keyed by everything that changes the machine code (guest hash,
+wasmtime version, engine configuration) and carries a sha256 of its payload, so a truncated or
+corrupt file is recompiled rather than handed to wasmtime. A missing, unwritable or read-only
+cache directory only costs the compile time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import tempfile
+from pathlib import Path
+
+import platformdirs
+import structlog
+import wasmtime
+
+log = structlog.get_logger("sandbox.module_cache")
+
+CACHE_ENV = "VM_SYSTEM_CACHE_DIR"
+_MAGIC = b"VMSYSMOD1\n"
+_DIGEST = 32
+
+
+def cache_dir() -> Path:
+    override = os.environ.get(CACHE_ENV)
+    if override:
+        return Path(override)
+    return Path(platformdirs.user_cache_dir("vm-system")) / "modules"
+
+
+def _entry_path(key: str) -> Path:
+    return cache_dir() / f"{key}.cwasm"
+
+
+def cache_key(guest_sha256: str, config_fingerprint: str) -> str:
+    material = f"{guest_sha256}|wasmtime-{importlib.metadata.version('wasmtime')}|{config_fingerprint}"
+    return hashlib.sha256(material.encode()).hexdigest()[:40]
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        blob = path.read_bytes()
+    except OSError:
+        return None
+    head = len(_MAGIC) + _DIGEST
+    if len(blob) < head or not blob.startswith(_MAGIC):
+        return None
+    payload = blob[head:]
+    if hashlib.sha256(payload).digest() != blob[len(_MAGIC) : head]:
+        return None
+    return payload
+
+
+def _write(path: Path, payload: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".cwasm")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(_MAGIC + hashlib.sha256(payload).digest() + payload)
+            # rename is atomic: a reader sees the old entry or the whole new one, never half
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as exc:
+        log.warning("module_cache_write_failed", path=str(path), error=str(exc))
+
+
+def load_module(engine: wasmtime.Engine, wasm: bytes, key: str) -> wasmtime.Module:
+    """The compiled guest, from the cache when a valid entry exists, else compiled and stored."""
+    path = _entry_path(key)
+    payload = _read(path)
+    if payload is not None:
+        try:
+            return wasmtime.Module.deserialize(engine, payload)
+        except wasmtime.WasmtimeError as exc:
+            log.warning("module_cache_entry_rejected", path=str(path), error=str(exc))
+    elif path.exists():
+        log.warning("module_cache_entry_corrupt", path=str(path))
+    module = wasmtime.Module(engine, wasm)
+    _write(path, module.serialize())
+    return module

@@ -1,0 +1,100 @@
+"""What an evaluation produces: events as they happen, and one outcome at the end.
+
+Plain, serialisable data (`to_dict`), so the same shapes can cross a process boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Status = Literal["ok", "error", "timeout", "limit_exceeded", "cancelled", "crashed"]
+ErrorKind = Literal["exception", "timeout", "cpu_limit", "memory_limit", "stack_overflow",
+                    "output_limit", "event_limit", "cancelled", "internal"]
+
+LEVELS = ("log", "info", "warn", "error", "debug")
+
+# Which status a stop of each kind gives.
+STATUS_OF_KIND: dict[str, Status] = {
+    "exception": "error",
+    "timeout": "timeout",
+    "cpu_limit": "timeout",
+    "memory_limit": "limit_exceeded",
+    "stack_overflow": "limit_exceeded",
+    "output_limit": "limit_exceeded",
+    "event_limit": "limit_exceeded",
+    "cancelled": "cancelled",
+    "internal": "crashed",
+}
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened. `type`: console | value | exception | limit | system."""
+
+    type: str
+    payload: dict[str, Any]
+    ts: float  # seconds since the epoch
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    kind: ErrorKind
+    name: str
+    message: str
+    stack: str | None = None
+    limit: dict[str, Any] | None = None  # {"name", "value", "used"}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Metrics:
+    wall_ms: float
+    cpu_ms: float
+    fuel: int
+    peak_memory_bytes: int
+    output_bytes: int
+    events: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """The sandbox after the evaluation: `kept`, or `rolled_back` to the named checkpoint."""
+
+    state: Literal["kept", "rolled_back"]
+    checkpoint: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"state": self.state} | ({"checkpoint": self.checkpoint} if self.checkpoint else {})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    value: dict[str, Any] | None  # {"type", "preview", "json"?} when status is ok
+    error: ErrorInfo | None
+    events: list[Event] = field(default_factory=list)
+    metrics: Metrics | None = None
+    session_state: SessionState = SessionState("kept")
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "value": self.value,
+            "error": self.error.to_dict() if self.error else None,
+            "events": [e.to_dict() for e in self.events],
+            "metrics": self.metrics.to_dict() if self.metrics else None,
+            "session_state": self.session_state.to_dict(),
+        }

@@ -1,0 +1,508 @@
+"""`Sandbox`: one isolated QuickJS runtime with limits enforced while scripts run.
+
+The evaluation protocol, for every kind of evaluation (script, module, call):
+
+1. arm the limits: the watch's deadlines (graceful layer), the store's fuel and epoch deadline
+   (hard backstops);
+2. run the guest: evaluate, drain pending jobs, settle a returned promise, describe the result
+   inside the guest as one JSON string;
+3. judge the instance: a trap, or a dirty stack guard, means the instance is corrupt: it is
+   discarded and the last checkpoint restored (`rolled_back`); no value is ever reported from
+   a corrupt instance;
+4. checkpoint the state the evaluation left, when it was kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+import wasmtime
+
+from sandbox.engine import EPOCH_TICK_S, guest_engine
+from sandbox.errors import GuestCorrupted, SandboxBusy, SandboxClosed
+from sandbox.image import decode_image, encode_image, installation_key
+from sandbox.instance import (
+    EVAL_COMPILE_ONLY, EVAL_GLOBAL, EVAL_MODULE, EVAL_STRICT, PROMISE_FULFILLED, PROMISE_PENDING,
+    PROMISE_REJECTED, STACK_BLOCK, TAG_EXCEPTION, GuestInstance, MemoryImage, immediate_payload, tag_of,
+)
+from sandbox.limits import Limits, LimitWatch, Stop
+from sandbox.native_stack import on_roomy_stack
+from sandbox.outcome import (
+    LEVELS, STATUS_OF_KIND, ErrorInfo, Event, Metrics, Outcome, SessionState,
+)
+from sandbox.wasm_ffi import GuestTrap
+
+log = structlog.get_logger("sandbox")
+
+EventCallback = Callable[[Event], None]
+
+# Hard backstops sit this far behind the graceful limits: they fire only when the guest does
+# not reach an interrupt check (a corrupted allocator spinning, a long native call).
+BACKSTOP_MS = 25
+# Fuel per CPU millisecond, measured on tight loops with generous headroom: the fuel backstop
+# must never fire before the graceful CPU limit on a healthy guest.
+FUEL_PER_MS = 20_000_000
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    label: str
+    image: MemoryImage
+
+
+class _Hooks:
+    """The instance's callbacks, bound to the sandbox's current evaluation."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self._sb = sandbox
+
+    def interrupt(self, stack_pointer: int) -> bool:
+        return self._sb._watch.interrupt(stack_pointer)
+
+    def console(self, level: int, text_bytes: int) -> bool:
+        return self._sb._watch.account_console(text_bytes)
+
+    def console_text(self, level: int, text: str) -> None:
+        name = LEVELS[level] if 0 <= level < len(LEVELS) else "log"
+        self._sb._emit(Event("console", {"level": name, "text": text}, time.time()))
+
+
+class _Request:
+    __slots__ = ("kind", "source", "flags", "filename", "name", "args_json")
+
+    def __init__(self, kind: str, source: bytes = b"", flags: int = 0, filename: bytes | None = None,
+                 name: str = "", args_json: str = "") -> None:
+        self.kind = kind
+        self.source = source
+        self.flags = flags
+        self.filename = filename
+        self.name = name
+        self.args_json = args_json
+
+
+class Sandbox:
+    """One QuickJS runtime in its own WebAssembly instance.
+
+    State persists between evaluations. A sandbox runs one evaluation at a time (a second
+    concurrent one raises SandboxBusy); sandboxes in different threads run in parallel.
+
+        with Sandbox(limits=Limits(cpu_ms=100, mem_mb=32)) as sb:
+            outcome = sb.eval("console.log('hi'); 1 + 1")
+            outcome.status, outcome.value, outcome.events
+    """
+
+    def __init__(self, limits: Limits | None = None, *, on_event: EventCallback | None = None,
+                 auto_checkpoint: bool = True, _image: MemoryImage | None = None,
+                 _label: str = "initial") -> None:
+        self.limits = limits or Limits()
+        self.auto_checkpoint = auto_checkpoint
+        self._on_event = on_event
+        self._watch = LimitWatch()
+        self._watch.stack_check = self._stack_in_red_zone
+        self._hooks = _Hooks(self)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._events: list[Event] = []
+        self._event_cb: EventCallback | None = None
+        self._evaluations = 0
+        self._instance = on_roomy_stack(
+            lambda: GuestInstance(self._hooks, self.limits.memory_bytes, image=_image))
+        # Checkpoints alternate between two buffers: the current checkpoint's buffer is never
+        # written, the next capture goes into the spare one.
+        self._spare = bytearray()
+        self._current_buffer = bytearray()
+        self._checkpoint = Checkpoint(_label, self._capture_checkpoint())
+
+    # ----- lifecycle ------------------------------------------------------------------------
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the instance. A running evaluation is cancelled first."""
+        if self._closed:
+            return
+        self._watch.cancel()
+        with self._lock:
+            self._closed = True
+            self._instance.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def cancel(self) -> None:
+        """Stop the running evaluation (from any thread); it ends `cancelled`, state kept."""
+        self._watch.cancel()
+
+    # ----- evaluations ----------------------------------------------------------------------
+
+    def eval(self, code: str, *, filename: str = "<input>", strict: bool = False,
+             limits: Limits | None = None, on_event: EventCallback | None = None,
+             checkpoint_label: str | None = None) -> Outcome:
+        """Evaluate a script; its completion value (a settled promise's value) is the result."""
+        flags = EVAL_GLOBAL | (EVAL_STRICT if strict else 0)
+        return self._run(_Request("script", _encode(code), flags, _filename(filename)),
+                         limits, on_event, checkpoint_label)
+
+    def eval_module(self, code: str, *, filename: str = "<module>", limits: Limits | None = None,
+                    on_event: EventCallback | None = None,
+                    checkpoint_label: str | None = None) -> Outcome:
+        """Evaluate an ES module (top-level await allowed); the result is its namespace."""
+        return self._run(_Request("module", _encode(code), EVAL_MODULE | EVAL_COMPILE_ONLY,
+                                  _filename(filename)), limits, on_event, checkpoint_label)
+
+    def call(self, name: str, *args: Any, limits: Limits | None = None,
+             on_event: EventCallback | None = None, checkpoint_label: str | None = None) -> Outcome:
+        """Call the global function `name` with JSON-serialisable arguments."""
+        try:
+            args_json = json.dumps(list(args), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"call arguments must be JSON-serialisable: {exc}") from exc
+        return self._run(_Request("call", name=name, args_json=args_json), limits, on_event,
+                         checkpoint_label)
+
+    def define_global(self, name: str, value: Any) -> None:
+        """Define a read-only, deeply frozen global from a JSON-serialisable value."""
+        try:
+            value_json = json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"global {name!r} must be JSON-serialisable: {exc}") from exc
+        outcome = self._run(_Request("define", name=name, args_json=value_json), None, None, None)
+        if outcome.status != "ok":
+            message = outcome.error.message if outcome.error else outcome.status
+            raise ValueError(f"could not define global {name!r}: {message}")
+
+    # ----- checkpoints and images ------------------------------------------------------------
+
+    @property
+    def checkpoint_label(self) -> str:
+        return self._checkpoint.label
+
+    def checkpoint(self, label: str | None = None) -> str:
+        """Take a checkpoint of the current state; a later trap rolls back to it."""
+        with self._exclusive():
+            label = label or f"checkpoint-{self._evaluations}"
+            self._checkpoint = Checkpoint(label, self._capture_checkpoint())
+            return label
+
+    def image(self, key: bytes | None = None, context: str = "") -> bytes:
+        """The current state as a signed, self-describing image (see sandbox.image)."""
+        with self._exclusive():
+            snapshot = on_roomy_stack(self._instance.capture)
+        return encode_image(snapshot, guest_engine().guest_sha256,
+                            key if key is not None else installation_key(), context)
+
+    @classmethod
+    def from_image(cls, data: bytes, *, key: bytes | None = None, context: str = "",
+                   limits: Limits | None = None, on_event: EventCallback | None = None,
+                   auto_checkpoint: bool = True) -> Sandbox:
+        """A sandbox restored from an image; raises ImageError before touching guest memory
+        if the image is tampered with, truncated, or made for another guest, key or context."""
+        limits = limits or Limits()
+        snapshot = decode_image(data, guest_engine().guest_sha256,
+                                key if key is not None else installation_key(), context,
+                                max_memory=limits.memory_bytes)
+        return cls(limits, on_event=on_event, auto_checkpoint=auto_checkpoint, _image=snapshot,
+                   _label="image")
+
+    def clone(self) -> Sandbox:
+        """An independent sandbox starting from this one's last checkpoint."""
+        with self._exclusive():
+            return Sandbox(self.limits, auto_checkpoint=self.auto_checkpoint,
+                           _image=self._checkpoint.image, _label=self._checkpoint.label)
+
+    def memory_size(self) -> int:
+        return self._instance.memory_size()
+
+    # ----- internals ------------------------------------------------------------------------
+
+    def _exclusive(self) -> _Exclusive:
+        return _Exclusive(self)
+
+    def _capture_checkpoint(self) -> MemoryImage:
+        needed = self._instance.capture_size()
+        buffer = self._spare
+        if len(buffer) < needed:
+            buffer = bytearray(needed + needed // 4)  # room to grow without reallocating
+        image = self._instance.capture(into=buffer)
+        self._spare, self._current_buffer = self._current_buffer, buffer
+        return image
+
+    def _stack_in_red_zone(self, sp: int) -> bool:
+        return self._instance.stack_in_red_zone(sp)
+
+    def _emit(self, event: Event) -> None:
+        self._events.append(event)
+        cb = self._event_cb
+        if cb is not None:
+            try:
+                cb(event)
+            except Exception as exc:  # noqa: BLE001 - reported as the evaluation's failure
+                log.warning("event_consumer_failed", error=repr(exc))
+                self._watch.fail(f"the event consumer failed: {type(exc).__name__}: {exc}")
+
+    def _run(self, request: _Request, limits: Limits | None, on_event: EventCallback | None,
+             checkpoint_label: str | None) -> Outcome:
+        with self._exclusive():
+            return on_roomy_stack(lambda: self._run_locked(request, limits or self.limits,
+                                                           on_event or self._on_event,
+                                                           checkpoint_label))
+
+    def _run_locked(self, request: _Request, limits: Limits, on_event: EventCallback | None,
+                    label: str | None) -> Outcome:
+        if limits.mem_mb != self.limits.mem_mb:
+            raise ValueError("mem_mb is fixed when the sandbox is created")
+        self._evaluations += 1
+        self._events = []
+        self._event_cb = on_event
+        inst = self._instance
+        watch = self._watch
+        store = inst.store
+        fuel_budget = (limits.cpu_ms + BACKSTOP_MS) * FUEL_PER_MS
+        store.set_fuel(fuel_budget)
+        store.set_epoch_deadline(math.ceil((limits.wall_ms + BACKSTOP_MS) / 1000 / EPOCH_TICK_S) + 1)
+        wall0 = time.perf_counter()
+        watch.begin(limits)
+        trap: GuestTrap | None = None
+        result: tuple[str, Any] = ("stopped", None)
+        try:
+            result = self._evaluate(inst, request)
+        except GuestTrap as exc:
+            trap = exc
+        except GuestCorrupted as exc:
+            trap = GuestTrap(None, str(exc))
+        cpu_ms = watch.cpu_ms()
+        wall_ms = (time.perf_counter() - wall0) * 1000
+        watch.end()
+        try:
+            fuel_used = fuel_budget - store.get_fuel()
+        except wasmtime.WasmtimeError:
+            fuel_used = fuel_budget
+        peak = inst.memory_size()
+
+        stop = watch.stop
+        rollback_reason: str | None = None
+        if trap is not None:
+            stop = stop or _stop_for_trap(trap, watch, limits)
+            rollback_reason = f"the instance trapped ({trap.message.splitlines()[0]})"
+        elif not inst.guard_intact():
+            stop = Stop("stack_overflow", "stack", STACK_BLOCK // 1024, STACK_BLOCK // 1024,
+                        "Maximum call stack size exceeded (the stack guard region was overwritten)")
+            rollback_reason = "the stack guard region was overwritten"
+        elif stop is not None and stop.kind == "stack_overflow":
+            rollback_reason = "the stack ran into its red zone"
+        elif stop is not None and inst.jobs_pending():
+            rollback_reason = "the stopped script left pending jobs"
+
+        value: dict[str, Any] | None = None
+        error: ErrorInfo | None = None
+        kind, payload = result
+        if stop is not None:
+            error = ErrorInfo(stop.kind, _stop_name(stop), stop.message,  # type: ignore[arg-type]
+                              limit={"name": stop.name, "value": stop.value, "used": stop.used})
+            self._record(Event("limit", {"kind": stop.kind, "message": stop.message,
+                                         "limit": error.limit}, time.time()))
+        elif kind == "value":
+            value = payload
+            self._record(Event("value", payload, time.time()))
+        else:
+            error = _error_from_exception(payload, limits, peak)
+            if error.kind == "memory_limit":
+                self._record(Event("limit", {"kind": "memory_limit", "message": error.message,
+                                             "limit": error.limit}, time.time()))
+            else:
+                self._record(Event("exception", payload, time.time()))
+
+        if rollback_reason is not None:
+            state = self._roll_back(rollback_reason)
+        else:
+            if stop is not None:
+                inst.reset_uncatchable()
+            state = SessionState("kept")
+            if self.auto_checkpoint:
+                self._checkpoint = Checkpoint(label or f"eval-{self._evaluations}",
+                                              self._capture_checkpoint())
+        status = "ok" if error is None else STATUS_OF_KIND[error.kind]
+        metrics = Metrics(round(wall_ms, 3), round(cpu_ms, 3), fuel_used, peak,
+                          watch.output_bytes, len(self._events))
+        self._event_cb = None
+        return Outcome(status, value, error, self._events, metrics, state)  # type: ignore[arg-type]
+
+    def _record(self, event: Event) -> None:
+        # Terminal and system events: the script has ended, a failing consumer cannot stop it.
+        self._events.append(event)
+        cb = self._event_cb
+        if cb is not None:
+            try:
+                cb(event)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("event_consumer_failed", error=repr(exc))
+
+    def _roll_back(self, reason: str) -> SessionState:
+        old = self._instance
+        checkpoint = self._checkpoint
+        self._instance = GuestInstance(self._hooks, self.limits.memory_bytes, image=checkpoint.image)
+        old.close()
+        log.info("sandbox_rolled_back", reason=reason, checkpoint=checkpoint.label)
+        self._record(Event("system", {"level": "warn",
+                                      "message": f"{reason}; state rolled back to checkpoint "
+                                                 f"{checkpoint.label}"}, time.time()))
+        return SessionState("rolled_back", checkpoint.label)
+
+    def _evaluate(self, inst: GuestInstance, req: _Request) -> tuple[str, Any]:
+        """("value", payload) | ("exception", error payload) | ("stopped", None)."""
+        module = 0
+        if req.kind == "script":
+            value = inst.eval_raw(req.source, req.flags, req.filename)
+        elif req.kind == "module":
+            module = inst.eval_raw(req.source, req.flags, req.filename)
+            if tag_of(module) == TAG_EXCEPTION:
+                return self._exception(inst)
+            value = inst.eval_function(module)
+        elif req.kind == "call":
+            value = inst.call_global(req.name, req.args_json)
+        else:  # define
+            value = inst.define_frozen_global(req.name, req.args_json)
+        if tag_of(value) == TAG_EXCEPTION:
+            return self._exception(inst)
+        if not self._drain_jobs(inst):
+            inst.free_value(value)
+            return self._exception(inst)
+        state = inst.promise_state(value)
+        pending = False
+        if state == PROMISE_REJECTED:
+            reason = inst.promise_result(value)
+            inst.free_value(value)
+            return self._describe_error(inst, reason)
+        if state == PROMISE_FULFILLED:
+            settled = inst.promise_result(value)
+            inst.free_value(value)
+            value = settled
+            if module:
+                inst.free_value(value)
+                value = inst.module_namespace(module)
+        elif state == PROMISE_PENDING:
+            pending = True
+        immediate = immediate_payload(value)
+        if immediate is not None:
+            return "value", immediate
+        described = inst.describe(value, pending_promise=pending)
+        inst.free_value(value)
+        if tag_of(described) == TAG_EXCEPTION:
+            return self._exception(inst)
+        return "value", _parse_payload(inst.take_string(described), ("type", "preview"))
+
+    def _drain_jobs(self, inst: GuestInstance) -> bool:
+        while True:
+            ran = inst.run_pending_job()
+            if ran == 0:
+                return True
+            if ran < 0:
+                return False
+
+    def _exception(self, inst: GuestInstance) -> tuple[str, Any]:
+        exc = inst.get_exception()
+        if self._watch.stop is not None:
+            inst.free_value(exc)
+            return "stopped", None
+        return self._describe_error(inst, exc)
+
+    def _describe_error(self, inst: GuestInstance, exc: int) -> tuple[str, Any]:
+        described = inst.describe_error(exc)
+        inst.free_value(exc)
+        if tag_of(described) == TAG_EXCEPTION:
+            inner = inst.get_exception()
+            inst.free_value(inner)
+            if self._watch.stop is not None:
+                return "stopped", None
+            return "exception", {"name": "InternalError", "message": "the thrown value could not be described"}
+        return "exception", _parse_payload(inst.take_string(described), ("name", "message"))
+
+
+class _Exclusive:
+    """One evaluation at a time: a second caller gets SandboxBusy at once, never waits."""
+
+    __slots__ = ("_sb",)
+
+    def __init__(self, sb: Sandbox) -> None:
+        self._sb = sb
+
+    def __enter__(self) -> None:
+        if not self._sb._lock.acquire(blocking=False):
+            raise SandboxBusy("another evaluation is running in this sandbox")
+        if self._sb._closed:
+            self._sb._lock.release()
+            raise SandboxClosed("the sandbox is closed")
+
+    def __exit__(self, *exc: object) -> None:
+        self._sb._lock.release()
+
+
+def _encode(code: str) -> bytes:
+    if not isinstance(code, str):
+        raise TypeError("code must be a str")
+    # Lone surrogates survive as WTF-8, which QuickJS reads back as the same code units.
+    return code.encode("utf-8", "surrogatepass")
+
+
+def _filename(name: str) -> bytes:
+    return name.encode("utf-8", "replace").replace(b"\0", b"?")
+
+
+def _parse_payload(raw: bytes, required: tuple[str, ...]) -> dict[str, Any]:
+    """What the guest's helpers return is untrusted: it must be a JSON object of strings."""
+    try:
+        payload = json.loads(raw.decode("utf-8", "surrogatepass"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise GuestCorrupted(f"the guest returned an unreadable description: {exc}") from exc
+    if not isinstance(payload, dict) or not all(isinstance(payload.get(k), str) for k in required):
+        raise GuestCorrupted("the guest returned a malformed description")
+    return payload
+
+
+def _stop_for_trap(trap: GuestTrap, watch: LimitWatch, limits: Limits) -> Stop:
+    code = trap.code
+    if code == wasmtime.TrapCode.OUT_OF_FUEL:
+        return watch.cpu_stop()
+    if code == wasmtime.TrapCode.INTERRUPT:
+        return watch.wall_stop()
+    if code == wasmtime.TrapCode.STACK_OVERFLOW:
+        return Stop("stack_overflow", "stack", STACK_BLOCK // 1024, STACK_BLOCK // 1024,
+                    "Maximum call stack size exceeded")
+    return Stop("internal", "trap", 0, 0, f"the guest crashed: {trap.message.splitlines()[0]}")
+
+
+_STOP_NAMES = {
+    "timeout": "TimeoutError",
+    "cpu_limit": "CpuLimitError",
+    "stack_overflow": "RangeError",
+    "output_limit": "OutputLimitError",
+    "event_limit": "EventLimitError",
+    "cancelled": "CancelledError",
+    "internal": "InternalError",
+}
+
+
+def _stop_name(stop: Stop) -> str:
+    return _STOP_NAMES.get(stop.kind, "InternalError")
+
+
+def _error_from_exception(payload: dict[str, Any], limits: Limits, memory: int) -> ErrorInfo:
+    name, message = payload["name"], payload["message"]
+    stack = payload.get("stack") if isinstance(payload.get("stack"), str) else None
+    if name == "InternalError" and message == "out of memory":
+        return ErrorInfo("memory_limit", name, f"memory limit of {limits.mem_mb} MB exceeded",
+                         stack, {"name": "mem_mb", "value": limits.mem_mb,
+                                 "used": round(memory / 1048576, 3)})
+    return ErrorInfo("exception", name, message, stack)

@@ -1,0 +1,119 @@
+"""The hot path between Python and the guest, below wasmtime-py's convenience layer.
+
+`wasmtime.Func.__call__` converts every argument through `Val` and checks the function type on
+each call (~20 µs). An evaluation crosses the boundary about ten times, so the checked path
+alone would cost more than the whole budget of a trivial evaluation. Here a guest export is
+called through `wasmtime_func_call_unchecked` with a preallocated raw argument array (~1 µs),
+and host functions are created with `wasmtime_func_new_unchecked`, whose callback receives the
+raw argument array. Types are checked once, when the export is bound.
+
+Like every ctypes call into a CDLL, the call releases the GIL, so guests in different threads
+run in parallel.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import wasmtime
+from wasmtime import _ffi as ffi
+from wasmtime import _bindings
+from wasmtime._func import Func
+
+RawArgs = ctypes.Array  # of ffi.wasmtime_val_raw_t
+
+_call_unchecked = _bindings._wasmtime_func_call_unchecked  # type: ignore[attr-defined]
+_new_unchecked = _bindings._wasmtime_func_new_unchecked  # type: ignore[attr-defined]
+_byref = ctypes.byref
+
+
+class GuestTrap(Exception):
+    """The guest trapped: its instance is in an undefined state and must not run again."""
+
+    def __init__(self, code: wasmtime.TrapCode | None, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _raise_from(error: Any, trap: Any) -> None:
+    if trap:
+        trap_obj = wasmtime.Trap._from_ptr(trap)
+        raise GuestTrap(trap_obj.trap_code, trap_obj.message)
+    err = wasmtime.WasmtimeError._from_ptr(error)
+    raise GuestTrap(None, str(err))
+
+
+class RawFunc:
+    """One guest export, called without per-call type checks.
+
+    `args` is the shared argument/result array of the instance: the caller fills it, calls,
+    and reads slot 0 for the result. Not thread-safe; an instance is driven by one thread at
+    a time.
+    """
+
+    __slots__ = ("_func", "_fref", "_ctx", "_args", "_nargs", "_trap", "_tref", "name")
+
+    def __init__(self, store: wasmtime.Store, func: Func, args: RawArgs, name: str) -> None:
+        ty = func.type(store)
+        nargs = max(len(ty.params), len(ty.results))
+        if nargs > len(args):
+            raise ValueError(f"{name}: argument array too small")
+        self._func = func._func
+        self._fref = _byref(self._func)
+        self._ctx = store._context()
+        self._args = args
+        self._nargs = nargs
+        self._trap = ctypes.POINTER(ffi.wasm_trap_t)()
+        self._tref = _byref(self._trap)
+        self.name = name
+
+    def __call__(self) -> None:
+        error = _call_unchecked(self._ctx, self._fref, self._args, self._nargs, self._tref)
+        if error or self._trap:
+            trap = self._trap
+            self._trap = ctypes.POINTER(ffi.wasm_trap_t)()
+            self._tref = _byref(self._trap)
+            _raise_from(error, trap)
+
+
+HostCallback = Callable[[Any], None]
+"""Receives the raw argument array; writes its result (if any) into slot 0."""
+
+_HOST_CALLBACKS: dict[int, HostCallback] = {}
+_host_ids = itertools.count(1)  # next() is atomic under the GIL
+
+
+@ffi.wasmtime_func_unchecked_callback_t
+def _dispatch(env: int, _caller: Any, args: Any, _nargs: int) -> int:
+    try:
+        _HOST_CALLBACKS[env or 0](args)
+        return 0
+    except BaseException as exc:  # noqa: BLE001 - a host bug must trap the guest, not unwind C
+        message = f"host function failed: {type(exc).__name__}: {exc}".encode()
+        trap = ffi.wasmtime_trap_new(ctypes.create_string_buffer(message), len(message))
+        return ctypes.cast(trap, ctypes.c_void_p).value or 0
+
+
+@ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+def _finalize(env: int) -> None:
+    _HOST_CALLBACKS.pop(env or 0, None)
+
+
+def host_func(store: wasmtime.Store, ty: wasmtime.FuncType, callback: HostCallback) -> Func:
+    """A host function whose callback sees the raw argument array (no `Val` conversion).
+
+    The callback is released by wasmtime's finalizer when the store drops the function.
+    """
+    env = next(_host_ids)
+    _HOST_CALLBACKS[env] = callback
+    out = ffi.wasmtime_func_t()
+    _new_unchecked(store._context(), ty.ptr(), _dispatch, env, _finalize, _byref(out))
+    return Func._from_raw(out)
+
+
+def new_args(size: int = 8) -> RawArgs:
+    return (ffi.wasmtime_val_raw_t * size)()
