@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import json
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from typing import Any, Protocol
 
@@ -24,7 +25,7 @@ from wasmtime._extern import wrap_extern
 from sandbox.engine import guest_engine
 from sandbox.guest import guest_rodata_end
 from sandbox.errors import GuestCorrupted
-from sandbox.wasm_ffi import RawFunc, host_func, new_args
+from sandbox.wasm_ffi import RawFunc, arg_slots, export_extern, host_func, install_funcs, new_args, set_global_i32
 from sandbox.wasm_patch import STACK_POINTER_EXPORT, TABLE_EXPORT
 
 PAGE = 65536
@@ -80,6 +81,12 @@ _CFUNCTION_TYPE = wasmtime.FuncType(
     [wasmtime.ValType.i64()],
 )
 
+
+# The block guard holds a pattern (a frame's writes are rarely all 0xA5). The old stack
+# region below it stays zero: a restored instance's fresh memory already is, so restoring
+# costs no writes there; any overflow reaching it has crossed the patterned guard first.
+_GUARD_PATTERN = bytes([GUARD_BYTE]) * STACK_GUARD
+_ZEROS = bytes(OLD_STACK)
 
 _memcmp = ctypes.CDLL(None).memcmp
 _memcmp.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
@@ -178,6 +185,19 @@ class MemoryImage:
     layout: Layout
 
 
+@cache
+def _arg_slots() -> dict[str, int]:
+    """Argument-array sizes of the exports the host calls, checked once per process."""
+    types = {e.name: e.type for e in guest_engine().module.exports}
+    slots = {}
+    for name in _EXPORTS:
+        ty = types.get(name)
+        if not isinstance(ty, wasmtime.FuncType):
+            raise GuestCorrupted(f"the guest does not export the function {name}")
+        slots[name] = arg_slots(ty)
+    return slots
+
+
 def _bootstrap_source() -> bytes:
     return resources.files("sandbox").joinpath("bootstrap.js").read_bytes()
 
@@ -199,32 +219,45 @@ class GuestInstance:
         self._ctx_ptr = ctx
 
         def export(name: str) -> Any:
-            item = ffi.wasmtime_extern_t()
-            raw = name.encode()
-            if not _bindings.wasmtime_instance_export_get(ctx, ctypes.byref(instance._instance),
-                                                          raw, len(raw), ctypes.byref(item)):
+            item = export_extern(self.store, instance, name)
+            if item is None:
                 raise GuestCorrupted(f"the guest does not export {name}")
             return wrap_extern(item)
 
+        def export_func(name: str) -> Any:
+            item = export_extern(self.store, instance, name)
+            if item is None or item.kind != ffi.WASMTIME_EXTERN_FUNC.value:
+                raise GuestCorrupted(f"the guest does not export the function {name}")
+            return item.of.func
+
         self.args = new_args(8)
         self._nested_args = new_args(8)
-        f = {name: RawFunc(self.store, export(name), self.args, name) for name in _EXPORTS}
-        nested = {name: RawFunc(self.store, export(name), self._nested_args, name) for name in _NESTED_EXPORTS}
-        self._f = f
-        self._nf = nested
+        slots = _arg_slots()
+        args, nested_args = self.args, self._nested_args
+
+        class Exports(dict):  # bound on first use: a clone that evaluates little binds little
+            def __missing__(exports, name: str) -> RawFunc:
+                func = exports[name] = RawFunc(self.store, export_func(name), args, slots[name], name)
+                return func
+
+        class NestedExports(dict):
+            def __missing__(nested, name: str) -> RawFunc:
+                func = nested[name] = self._f[name].with_args(nested_args)
+                return func
+
+        self._f: dict[str, RawFunc] = Exports()
+        self._nf: dict[str, RawFunc] = NestedExports()
         self.memory: wasmtime.Memory = export("memory")
         self._table: wasmtime.Table = export(TABLE_EXPORT)
         self._sp_global: wasmtime.Global = export(STACK_POINTER_EXPORT)
         self._sp_raw = self._sp_global._global  # type: ignore[attr-defined]
         self._sp_val = ffi.wasmtime_val_t()
-        self._guard_expected = bytes([GUARD_BYTE]) * (STACK_GUARD)
-        self._old_guard_expected = bytes([GUARD_BYTE]) * OLD_STACK
+        self._guard_expected = _GUARD_PATTERN
+        self._old_guard_expected = _ZEROS
 
         interrupt = host_func(self.store, _INTERRUPT_TYPE, self._on_interrupt)
         console = host_func(self.store, _CFUNCTION_TYPE, self._on_console)
-        base = self._table.grow(self.store, 2, None)
-        self._table.set(self.store, base, interrupt)
-        self._table.set(self.store, base + 1, console)
+        base = install_funcs(self.store, self._table, [interrupt, console])
 
         if image is None:
             self.layout = self._initialise(base)
@@ -280,7 +313,7 @@ class GuestInstance:
         return self._sp_val.of.i32 & 0xFFFFFFFF
 
     def _set_stack_pointer(self, value: int) -> None:
-        self._sp_global.set_value(self.store, wasmtime.Val.i32(value))
+        set_global_i32(self.store, self._sp_global, value)
 
     # ----- set-up -------------------------------------------------------------------------
 
@@ -305,7 +338,7 @@ class GuestInstance:
         self._call_i32("JS_SetInterruptHandler", rt, table_base, 0)
         self.layout = Layout(rt, ctx, scratch, filename, source, stack_lo, stack_hi, old_stack_lo,
                              (0, 0, 0, 0), table_base, guest_rodata_end())
-        self._fill_guards()
+        self._fill_guards(old_stack=True)  # clears what _initialize left on the old stack
         helpers = self._run_bootstrap(table_base + 1)
         self.layout = Layout(rt, ctx, scratch, filename, source, stack_lo, stack_hi, old_stack_lo,
                              helpers, table_base, guest_rodata_end())
@@ -337,9 +370,10 @@ class GuestInstance:
         self.free(name)
         return tuple(helpers)  # type: ignore[return-value]
 
-    def _fill_guards(self) -> None:
+    def _fill_guards(self, old_stack: bool = True) -> None:
         self.write(self.layout.stack_lo, self._guard_expected)
-        self.write(self.layout.old_stack_lo, self._old_guard_expected)
+        if old_stack:
+            self.write(self.layout.old_stack_lo, self._old_guard_expected)
 
     def guard_intact(self) -> bool:
         """False if the shadow stack ever ran into its guard regions: the instance is corrupt."""
@@ -393,7 +427,7 @@ class GuestInstance:
             offset += end - start
         self.layout = lay
         self._set_stack_pointer(image.stack_pointer)
-        self._fill_guards()
+        self._fill_guards(old_stack=False)  # fresh memory: already zero
 
     # ----- evaluation ---------------------------------------------------------------------
 

@@ -57,12 +57,12 @@ class RawFunc:
 
     __slots__ = ("_func", "_fref", "_ctx", "_args", "_nargs", "_trap", "_tref", "name")
 
-    def __init__(self, store: wasmtime.Store, func: Func, args: RawArgs, name: str) -> None:
-        ty = func.type(store)
-        nargs = max(len(ty.params), len(ty.results))
+    def __init__(self, store: wasmtime.Store, func: Any, args: RawArgs, nargs: int, name: str) -> None:
+        # nargs = max(params, results), from the module's export types (checked once per
+        # process by the caller): asking each Func for its type costs more than the call.
         if nargs > len(args):
             raise ValueError(f"{name}: argument array too small")
-        self._func = func._func
+        self._func = func  # an ffi.wasmtime_func_t
         self._fref = _byref(self._func)
         self._ctx = store._context()
         self._args = args
@@ -70,6 +70,15 @@ class RawFunc:
         self._trap = ctypes.POINTER(ffi.wasm_trap_t)()
         self._tref = _byref(self._trap)
         self.name = name
+
+    def with_args(self, args: RawArgs) -> RawFunc:
+        """The same export, bound to another argument array (for calls nested in callbacks)."""
+        twin = object.__new__(RawFunc)
+        twin._func, twin._fref, twin._ctx = self._func, self._fref, self._ctx
+        twin._args, twin._nargs, twin.name = args, self._nargs, self.name
+        twin._trap = ctypes.POINTER(ffi.wasm_trap_t)()
+        twin._tref = _byref(twin._trap)
+        return twin
 
     def __call__(self) -> None:
         error = _call_unchecked(self._ctx, self._fref, self._args, self._nargs, self._tref)
@@ -117,3 +126,43 @@ def host_func(store: wasmtime.Store, ty: wasmtime.FuncType, callback: HostCallba
 
 def new_args(size: int = 8) -> RawArgs:
     return (ffi.wasmtime_val_raw_t * size)()
+
+
+def arg_slots(ty: wasmtime.FuncType) -> int:
+    """Slots of the raw argument/result array a function of this type needs."""
+    return max(len(ty.params), len(ty.results))
+
+
+def set_global_i32(store: wasmtime.Store, global_: wasmtime.Global, value: int) -> None:
+    val = ffi.wasmtime_val_t(kind=ffi.WASMTIME_I32.value)
+    val.of.i32 = value
+    error = _bindings.wasmtime_global_set(store._context(), ctypes.byref(global_._global), ctypes.byref(val))
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+
+
+def install_funcs(store: wasmtime.Store, table: wasmtime.Table, funcs: list[Func]) -> int:
+    """Append functions to a funcref table; returns the index of the first."""
+    ctx = store._context()
+    tref = ctypes.byref(table._table)
+    val = ffi.wasmtime_val_t(kind=ffi.WASMTIME_FUNCREF.value)
+    val.of.funcref = funcs[0]._func
+    prev = ctypes.c_uint64(0)
+    error = _bindings.wasmtime_table_grow(ctx, tref, len(funcs), ctypes.byref(val), ctypes.byref(prev))
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+    for offset, func in enumerate(funcs[1:], start=1):
+        val.of.funcref = func._func
+        error = _bindings.wasmtime_table_set(ctx, tref, prev.value + offset, ctypes.byref(val))
+        if error:
+            raise wasmtime.WasmtimeError._from_ptr(error)
+    return prev.value
+
+
+def export_extern(store: wasmtime.Store, instance: wasmtime.Instance, name: str) -> Any:
+    """The raw `wasmtime_extern_t` of an export, or None. Cheaper than Instance.exports()."""
+    item = ffi.wasmtime_extern_t()
+    raw = name.encode()
+    found = _bindings.wasmtime_instance_export_get(store._context(), ctypes.byref(instance._instance),
+                                                   raw, len(raw), ctypes.byref(item))
+    return item if found else None
