@@ -383,7 +383,8 @@
   function jsonOf(v) {
     switch (typeof v) {
       case 'number': return (v === v && v !== Infinity && v !== -Infinity && !ObjectIs(v, -0)) ? stringify(v) : undefined;
-      case 'string': case 'boolean': return stringify(v);
+      case 'boolean': return stringify(v);
+      case 'string': return v.length <= JSON_LIMIT ? stringify(v) : undefined;
       case 'object': break;
       default: return undefined;
     }

@@ -39,6 +39,7 @@ TAG_EXCEPTION = 6
 TAG_MODULE = -3
 TAG_OBJECT = -1
 TAG_STRING = -7
+TAG_STRING_ROPE = -6  # QuickJS-NG builds long concatenations lazily; still a string
 UNDEFINED = TAG_UNDEFINED << 32
 EXCEPTION = TAG_EXCEPTION << 32
 
@@ -383,6 +384,11 @@ class GuestInstance:
         return (_memcmp(base + lay.stack_lo, self._guard_expected, STACK_GUARD) == 0
                 and _memcmp(base + lay.old_stack_lo, self._old_guard_expected, OLD_STACK) == 0)
 
+    def stack_pointer_escaped(self) -> bool:
+        """True if the stack pointer is outside the usable part of the stack block."""
+        sp = self.stack_pointer()
+        return not (self.layout.stack_lo + STACK_GUARD <= sp <= self.layout.stack_hi)
+
     def stack_in_red_zone(self, sp: int) -> bool:
         return sp < self.layout.stack_lo + STACK_GUARD + STACK_RED_ZONE
 
@@ -615,7 +621,7 @@ class GuestInstance:
         raw = ctypes.string_at(self._base_addr + argv, 16)
         level_v = int.from_bytes(raw[:8], "little", signed=True)
         text_v = int.from_bytes(raw[8:], "little", signed=True)
-        if tag_of(level_v) != TAG_INT or tag_of(text_v) != TAG_STRING:
+        if tag_of(level_v) != TAG_INT or tag_of(text_v) not in (TAG_STRING, TAG_STRING_ROPE):
             args[0].i64 = UNDEFINED
             return
         level = level_v & 0xFFFFFFFF

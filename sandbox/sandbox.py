@@ -296,7 +296,7 @@ class Sandbox:
         stop = watch.stop
         rollback_reason: str | None = None
         if trap is not None:
-            stop = stop or _stop_for_trap(trap, watch, limits)
+            stop = stop or _stop_for_trap(trap, watch, inst)
             rollback_reason = f"the instance trapped ({_trap_label(trap)})"
         elif not inst.guard_intact():
             stop = Stop("stack_overflow", "stack", STACK_BLOCK // 1024, STACK_BLOCK // 1024,
@@ -504,13 +504,16 @@ def _parse_payload(raw: bytes, required: tuple[str, ...]) -> dict[str, Any]:
     return payload
 
 
-def _stop_for_trap(trap: GuestTrap, watch: LimitWatch, limits: Limits) -> Stop:
+def _stop_for_trap(trap: GuestTrap, watch: LimitWatch, inst: GuestInstance) -> Stop:
     code = trap.code
     if code == wasmtime.TrapCode.OUT_OF_FUEL:
         return watch.cpu_stop()
     if code == wasmtime.TrapCode.INTERRUPT:
         return watch.wall_stop()
-    if code == wasmtime.TrapCode.STACK_OVERFLOW:
+    # A shadow stack that ran out of its block shows as a wild memory access: the stack
+    # pointer left below the block, or the guard regions overwritten, say which it was.
+    if (code == wasmtime.TrapCode.STACK_OVERFLOW or inst.stack_pointer_escaped()
+            or not inst.guard_intact()):
         return Stop("stack_overflow", "stack", STACK_BLOCK // 1024, STACK_BLOCK // 1024,
                     "Maximum call stack size exceeded")
     return Stop("internal", "trap", 0, 0, f"the guest crashed: {_trap_label(trap)}")

@@ -1,0 +1,103 @@
+"""Checkpoints, clones and signed images."""
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox import ImageError, Limits, Sandbox
+from sandbox.image import encode_image, image_header
+
+KEY = b"k" * 32
+
+
+@pytest.fixture
+def stateful() -> Sandbox:
+    sb = Sandbox()
+    sb.eval("var counter = 41; const bump = () => ++counter; class Box { constructor(v) { this.v = v } }")
+    return sb
+
+
+def test_image_round_trip_keeps_globals_and_closures(stateful: Sandbox) -> None:
+    data = stateful.image(key=KEY, context="session-1")
+    restored = Sandbox.from_image(data, key=KEY, context="session-1")
+    out = restored.eval("bump(); new Box(counter).v")
+    assert out.value is not None and out.value["json"] == 42
+    # The restored sandbox is independent of its origin.
+    assert stateful.eval("counter").value["json"] == 41  # type: ignore[index]
+
+
+def test_clone_is_independent(stateful: Sandbox) -> None:
+    twin = stateful.clone()
+    twin.eval("counter = 0")
+    assert stateful.eval("counter").value["json"] == 41  # type: ignore[index]
+    assert twin.eval("counter").value["json"] == 0  # type: ignore[index]
+
+
+def test_image_header_describes_the_image(stateful: Sandbox) -> None:
+    header = image_header(stateful.image(key=KEY))
+    assert header["format_version"] == 1
+    assert len(header["guest_sha256"]) == 64
+    assert header["memory_size"] % 65536 == 0
+
+
+@pytest.mark.parametrize("mutation", ["flip_payload", "flip_header", "truncate", "extend", "empty", "garbage"])
+def test_tampered_images_are_refused(stateful: Sandbox, mutation: str) -> None:
+    data = bytearray(stateful.image(key=KEY))
+    if mutation == "flip_payload":
+        data[len(data) // 2] ^= 0x01
+    elif mutation == "flip_header":
+        data[20] ^= 0x01
+    elif mutation == "truncate":
+        del data[-100:]
+    elif mutation == "extend":
+        data += b"\0"
+    elif mutation == "empty":
+        data = bytearray()
+    else:
+        data = bytearray(b"not an image at all" * 10)
+    with pytest.raises(ImageError):
+        Sandbox.from_image(bytes(data), key=KEY)
+
+
+def test_image_bound_to_key_and_context(stateful: Sandbox) -> None:
+    data = stateful.image(key=KEY, context="session-a")
+    with pytest.raises(ImageError):
+        Sandbox.from_image(data, key=b"x" * 32, context="session-a")
+    with pytest.raises(ImageError):
+        Sandbox.from_image(data, key=KEY, context="session-b")
+
+
+def test_image_of_another_guest_is_refused(stateful: Sandbox) -> None:
+    snapshot = stateful._instance.capture()
+    foreign = encode_image(snapshot, "0" * 64, KEY)
+    with pytest.raises(ImageError, match="another guest"):
+        Sandbox.from_image(foreign, key=KEY)
+
+
+def test_image_larger_than_the_memory_limit_is_refused() -> None:
+    with Sandbox(limits=Limits(mem_mb=64)) as big:
+        big.eval("globalThis.blob = new Uint8Array(40 * 1024 * 1024).fill(1)")
+        data = big.image(key=KEY)
+    with pytest.raises(ImageError, match="limit"):
+        Sandbox.from_image(data, key=KEY, limits=Limits(mem_mb=16))
+
+
+def test_explicit_checkpoint_is_the_rollback_target() -> None:
+    with Sandbox(auto_checkpoint=False) as sb:
+        sb.eval("var stage = 'one'")
+        label = sb.checkpoint("after-one")
+        sb.eval("stage = 'two'")
+        out = sb.eval("function g() { return g() + 1 } g()")
+        assert out.session_state.state == "rolled_back"
+        assert out.session_state.checkpoint == label == "after-one"
+        assert sb.eval("stage").value["json"] == "one"  # type: ignore[index]
+
+
+def test_closed_sandbox_refuses_work() -> None:
+    from sandbox import SandboxClosed
+
+    sb = Sandbox()
+    sb.close()
+    sb.close()  # idempotent
+    with pytest.raises(SandboxClosed):
+        sb.eval("1")

@@ -1,0 +1,114 @@
+"""Each limit stops a script while it runs, with a typed reason, and the sandbox goes on."""
+
+from __future__ import annotations
+
+import threading
+
+from sandbox import Limits, Sandbox
+
+
+def test_wall_clock_limit_is_graceful_and_keeps_state() -> None:
+    with Sandbox(limits=Limits(wall_ms=150, cpu_ms=5000)) as sb:
+        sb.eval("var before = 'kept'")
+        out = sb.eval("let i = 0; while (true) { i++ }")
+        assert out.status == "timeout"
+        assert out.error is not None and out.error.kind == "timeout"
+        assert out.error.limit is not None and out.error.limit["name"] == "wall_ms"
+        assert out.error.limit["value"] == 150 and out.error.limit["used"] >= 150
+        assert out.session_state.state == "kept"
+        assert [e.type for e in out.events] == ["limit"]
+        assert out.metrics is not None and out.metrics.wall_ms < 150 + 50
+        follow = sb.eval("before")
+        assert follow.value is not None and follow.value["json"] == "kept"
+
+
+def test_cpu_limit_is_graceful() -> None:
+    with Sandbox(limits=Limits(cpu_ms=100, wall_ms=5000)) as sb:
+        out = sb.eval("for (;;) {}")
+        assert out.status == "timeout"
+        assert out.error is not None and out.error.kind == "cpu_limit"
+        assert out.session_state.state == "kept"
+        assert out.metrics is not None and 100 <= out.metrics.cpu_ms < 150
+        assert sb.eval("1 + 1").value["json"] == 2  # type: ignore[index]
+
+
+def test_memory_limit_is_a_catchable_out_of_memory_and_the_heap_stays_usable() -> None:
+    with Sandbox(limits=Limits(mem_mb=32)) as sb:
+        out = sb.eval("const keep = []; for (;;) keep.push(new Array(100000).fill(1))")
+        assert out.status == "limit_exceeded"
+        assert out.error is not None and out.error.kind == "memory_limit"
+        assert out.metrics is not None and out.metrics.peak_memory_bytes <= 32 * 1024 * 1024
+        caught = sb.eval("try { new ArrayBuffer(64 * 1024 * 1024); 'no' } catch (e) { e.message }")
+        assert caught.value is not None and caught.value["json"] == "out of memory"
+        assert sb.eval("[1, 2, 3].map(x => x * 2)").value["json"] == [2, 4, 6]  # type: ignore[index]
+
+
+def test_output_limit_stops_at_the_cap() -> None:
+    with Sandbox(limits=Limits(max_output_kb=1)) as sb:
+        out = sb.eval("for (let i = 0; ; i++) console.log('0123456789')")
+        assert out.status == "limit_exceeded"
+        assert out.error is not None and out.error.kind == "output_limit"
+        assert out.metrics is not None and out.metrics.output_bytes <= 1024
+        consoles = [e for e in out.events if e.type == "console"]
+        assert len(consoles) == 1024 // 10
+        assert out.events[-1].type == "limit"
+
+
+def test_event_limit_stops_at_the_cap() -> None:
+    with Sandbox(limits=Limits(max_events=10)) as sb:
+        out = sb.eval("try { for (;;) console.log('x') } catch (e) { 'caught' }")
+        assert out.status == "limit_exceeded"
+        assert out.error is not None and out.error.kind == "event_limit"
+        assert len([e for e in out.events if e.type == "console"]) == 10
+
+
+def test_limits_can_be_tightened_per_evaluation(sb: Sandbox) -> None:
+    out = sb.eval("for (;;) {}", limits=sb.limits.replace(wall_ms=50))
+    assert out.status == "timeout"
+    assert sb.eval("'fine'").ok
+
+
+def test_cancel_from_another_thread(sb: Sandbox) -> None:
+    started = threading.Event()
+
+    def canceller() -> None:
+        started.wait(10)
+        sb.cancel()
+
+    thread = threading.Thread(target=canceller)
+    thread.start()
+    out = sb.eval("console.log('start'); for (;;) {}", on_event=lambda e: started.set())
+    thread.join()
+    assert out.status == "cancelled"
+    assert out.error is not None and out.error.kind == "cancelled"
+    assert sb.eval("2").ok
+
+
+def test_limits_validation() -> None:
+    import pytest
+
+    for bad in ({"cpu_ms": 0}, {"wall_ms": -1}, {"mem_mb": 1}, {"max_events": True}, {"mem_mb": 5000}):
+        with pytest.raises(ValueError):
+            Limits(**bad)  # type: ignore[arg-type]
+
+
+def test_busy_sandbox_refuses_a_second_evaluation(sb: Sandbox) -> None:
+    from sandbox import SandboxBusy
+
+    import pytest
+
+    result: dict[str, object] = {}
+    started = threading.Event()
+
+    def slow() -> None:
+        result["out"] = sb.eval("console.log('in'); const t = Date.now(); while (Date.now() - t < 300) {}; 'slow done'",
+                                on_event=lambda e: started.set())
+
+    worker = threading.Thread(target=slow)
+    worker.start()
+    assert started.wait(10)
+
+    with pytest.raises(SandboxBusy):
+        sb.eval("1")
+    worker.join()
+    assert result["out"].ok  # type: ignore[attr-defined]
