@@ -38,8 +38,11 @@ def _config() -> tuple[wasmtime.Config, str]:
     config.consume_fuel = True
     config.epoch_interruption = True
     config.max_wasm_stack = MAX_WASM_STACK
+    # Linear memory never moves when it grows, so the host may keep its base address for the
+    # life of an instance instead of asking for it before every access.
+    config.memory_may_move = False
     # Part of the cache key: any of these changes the compiled code.
-    fingerprint = f"fuel=1;epoch=1;stack={MAX_WASM_STACK}"
+    fingerprint = f"fuel=1;epoch=1;stack={MAX_WASM_STACK};fixed-memory=1"
     return config, fingerprint
 
 

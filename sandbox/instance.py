@@ -59,6 +59,7 @@ OLD_STACK = 64 * 1024
 # The interrupt handler stops a script gracefully when the stack pointer enters this zone.
 STACK_RED_ZONE = 128 * 1024
 GUARD_BYTE = 0xA5
+DEFAULT_FILENAME = b"<input>"
 # Sources shorter than this are copied into a buffer kept for the purpose (no malloc/free).
 SOURCE_BUFFER = 4096
 
@@ -249,6 +250,7 @@ class GuestInstance:
         self._f: dict[str, RawFunc] = Exports()
         self._nf: dict[str, RawFunc] = NestedExports()
         self.memory: wasmtime.Memory = export("memory")
+        self._base_addr = 0
         self._table: wasmtime.Table = export(TABLE_EXPORT)
         self._sp_global: wasmtime.Global = export(STACK_POINTER_EXPORT)
         self._sp_raw = self._sp_global._global  # type: ignore[attr-defined]
@@ -265,13 +267,14 @@ class GuestInstance:
         else:
             self._restore(image, base)
             self.layout = image.layout
-        self._base_addr = 0
         self._refresh_base()
 
     # ----- memory -----------------------------------------------------------------------
 
     def _refresh_base(self) -> None:
-        self._base_addr = ctypes.addressof(self.memory.data_ptr(self.store).contents)
+        # The engine is configured with memory_may_move=False: the base is fixed once known.
+        if not self._base_addr:
+            self._base_addr = ctypes.addressof(self.memory.data_ptr(self.store).contents)
 
     def memory_size(self) -> int:
         return self.memory.data_len(self.store)
@@ -335,7 +338,7 @@ class GuestInstance:
         source = self.malloc(SOURCE_BUFFER)
         if not (rt and ctx and scratch and filename and source):
             raise GuestCorrupted("QuickJS failed to initialise")
-        self.write(filename, b"<input>\0")
+        self.write(filename, DEFAULT_FILENAME + b"\0")
         self._call_i32("JS_SetInterruptHandler", rt, table_base, 0)
         self.layout = Layout(rt, ctx, scratch, filename, source, stack_lo, stack_hi, old_stack_lo,
                              (0, 0, 0, 0), table_base, guest_rodata_end())
@@ -446,7 +449,7 @@ class GuestInstance:
             return self._throw_oom()
         fname = lay.filename
         fbuf = 0
-        if filename is not None:
+        if filename is not None and filename != DEFAULT_FILENAME:
             fbuf = self.malloc(len(filename) + 1)
             self.write(fbuf, filename + b"\0")
             fname = fbuf
