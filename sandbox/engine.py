@@ -54,7 +54,7 @@ def _build() -> GuestEngine:
     config, fingerprint = _config()
     engine = wasmtime.Engine(config)
     try:
-        module = load_module(engine, patched_guest(), cache_key(guest_sha256(), fingerprint))
+        module = load_module(engine, patched_guest, cache_key(guest_sha256(), fingerprint))
     except wasmtime.WasmtimeError as exc:
         raise EngineUnavailable(f"the guest module does not compile: {exc}") from exc
     linker = wasmtime.Linker(engine)

@@ -13,12 +13,9 @@ import hashlib
 import hmac
 import json
 import os
-import secrets
 import struct
 import zlib
 from pathlib import Path
-
-import platformdirs
 
 from sandbox.errors import ImageError
 from sandbox.instance import PAGE, Layout, MemoryImage
@@ -33,6 +30,8 @@ def default_key_path() -> Path:
     override = os.environ.get(KEY_ENV)
     if override:
         return Path(override)
+    import platformdirs  # only needed when no key file is named
+
     return Path(platformdirs.user_data_dir("vm-system")) / "image.key"
 
 
@@ -45,6 +44,8 @@ def installation_key(path: Path | None = None) -> bytes:
             return key
     except FileNotFoundError:
         pass
+    import secrets
+
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = secrets.token_bytes(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

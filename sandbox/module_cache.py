@@ -10,16 +10,15 @@ cache directory only costs the compile time.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import os
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-import platformdirs
-import structlog
 import wasmtime
 
-log = structlog.get_logger("sandbox.module_cache")
+from sandbox.log import get_logger
+
+log = get_logger("sandbox.module_cache")
 
 CACHE_ENV = "VM_SYSTEM_CACHE_DIR"
 _MAGIC = b"VMSYSMOD1\n"
@@ -30,6 +29,8 @@ def cache_dir() -> Path:
     override = os.environ.get(CACHE_ENV)
     if override:
         return Path(override)
+    import platformdirs  # only needed when no directory is named
+
     return Path(platformdirs.user_cache_dir("vm-system")) / "modules"
 
 
@@ -37,8 +38,16 @@ def _entry_path(key: str) -> Path:
     return cache_dir() / f"{key}.cwasm"
 
 
+def wasmtime_version() -> str:
+    # The dist-info folder beside the package names the version; importlib.metadata would
+    # cost more to import than a warm start takes.
+    site = Path(wasmtime.__file__).resolve().parent.parent
+    found = sorted(site.glob("wasmtime-*.dist-info"))
+    return found[-1].name[len("wasmtime-") : -len(".dist-info")] if found else "unknown"
+
+
 def cache_key(guest_sha256: str, config_fingerprint: str) -> str:
-    material = f"{guest_sha256}|wasmtime-{importlib.metadata.version('wasmtime')}|{config_fingerprint}"
+    material = f"{guest_sha256}|wasmtime-{wasmtime_version()}|{config_fingerprint}"
     return hashlib.sha256(material.encode()).hexdigest()[:40]
 
 
@@ -57,6 +66,8 @@ def _read(path: Path) -> bytes | None:
 
 
 def _write(path: Path, payload: bytes) -> None:
+    import tempfile
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".cwasm")
@@ -72,8 +83,11 @@ def _write(path: Path, payload: bytes) -> None:
         log.warning("module_cache_write_failed", path=str(path), error=str(exc))
 
 
-def load_module(engine: wasmtime.Engine, wasm: bytes, key: str) -> wasmtime.Module:
-    """The compiled guest, from the cache when a valid entry exists, else compiled and stored."""
+def load_module(engine: wasmtime.Engine, wasm: bytes | Callable[[], bytes], key: str) -> wasmtime.Module:
+    """The compiled guest, from the cache when a valid entry exists, else compiled and stored.
+
+    `wasm` may be a callable: the bytes are only produced when there is something to compile.
+    """
     path = _entry_path(key)
     payload = _read(path)
     if payload is not None:
@@ -83,6 +97,6 @@ def load_module(engine: wasmtime.Engine, wasm: bytes, key: str) -> wasmtime.Modu
             log.warning("module_cache_entry_rejected", path=str(path), error=str(exc))
     elif path.exists():
         log.warning("module_cache_entry_corrupt", path=str(path))
-    module = wasmtime.Module(engine, wasm)
+    module = wasmtime.Module(engine, wasm() if callable(wasm) else wasm)
     _write(path, module.serialize())
     return module

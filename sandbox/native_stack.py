@@ -10,7 +10,6 @@ any other thread hands the call to one shared worker thread created with a large
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import queue
 import sys
 import threading
@@ -33,7 +32,7 @@ def _pthread_stack_size() -> int | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc = ctypes.CDLL(None)  # the process's own symbols include libc's
         libc.pthread_self.restype = ctypes.c_ulong
         libc.pthread_getattr_np.argtypes = [ctypes.c_ulong, ctypes.c_void_p]
         attr = ctypes.create_string_buffer(128)  # pthread_attr_t is 56 bytes on x86_64

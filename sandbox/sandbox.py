@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
 import wasmtime
 
 from sandbox.engine import EPOCH_TICK_S, guest_engine
@@ -33,13 +32,15 @@ from sandbox.instance import (
     PROMISE_REJECTED, STACK_BLOCK, TAG_EXCEPTION, GuestInstance, MemoryImage, immediate_payload, tag_of,
 )
 from sandbox.limits import Limits, LimitWatch, Stop
+from sandbox.log import get_logger
 from sandbox.native_stack import on_roomy_stack
+from sandbox.pristine import pristine_image
 from sandbox.outcome import (
     LEVELS, STATUS_OF_KIND, ErrorInfo, Event, Metrics, Outcome, SessionState,
 )
 from sandbox.wasm_ffi import GuestTrap
 
-log = structlog.get_logger("sandbox")
+log = get_logger("sandbox")
 
 EventCallback = Callable[[Event], None]
 
@@ -113,7 +114,7 @@ class Sandbox:
         self._event_cb: EventCallback | None = None
         self._evaluations = 0
         if _image is None:
-            _image = on_roomy_stack(_pristine_image)
+            _image = on_roomy_stack(pristine_image)
         self._instance = on_roomy_stack(
             lambda: GuestInstance(self._hooks, self.limits.memory_bytes, image=_image))
         # Checkpoints alternate between two buffers: the current checkpoint's buffer is never
@@ -430,37 +431,6 @@ class Sandbox:
                 return "stopped", None
             return "exception", {"name": "InternalError", "message": "the thrown value could not be described"}
         return "exception", _parse_payload(inst.take_string(described), ("name", "message"))
-
-
-class _SetupHooks:
-    """Hooks of the instance that makes the pristine image: nothing runs under limits."""
-
-    def interrupt(self, stack_pointer: int) -> bool:
-        return False
-
-    def console(self, level: int, text_bytes: int) -> bool:
-        return False
-
-    def console_text(self, level: int, text: str) -> None:
-        return None
-
-
-_pristine: MemoryImage | None = None
-_pristine_lock = threading.Lock()
-
-
-def _pristine_image() -> MemoryImage:
-    """QuickJS initialised and bootstrapped, once per process: new sandboxes copy it (~0.3 ms)
-    instead of initialising QuickJS and compiling the bootstrap again (~3 ms)."""
-    global _pristine
-    with _pristine_lock:
-        if _pristine is None:
-            setup = GuestInstance(_SetupHooks(), Limits().memory_bytes)
-            try:
-                _pristine = setup.capture()
-            finally:
-                setup.close()
-        return _pristine
 
 
 class _Exclusive:

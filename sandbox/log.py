@@ -1,0 +1,28 @@
+"""The engine's loggers, imported lazily.
+
+structlog (with the asyncio it pulls in) costs ~40 ms to import; a one-shot `vm-system run`
+should not pay that unless something is actually logged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class _LazyLogger:
+    __slots__ = ("_name", "_logger")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._logger: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._logger is None:
+            import structlog
+
+            self._logger = structlog.get_logger(self._name)
+        return getattr(self._logger, attr)
+
+
+def get_logger(name: str) -> Any:
+    return _LazyLogger(name)
