@@ -442,7 +442,9 @@
 
   function defineFrozenGlobal(name, json) {
     const value = deepFreeze(parseJSON(json));
-    defineProperty(G, name, { value, writable: false, enumerable: false, configurable: false });
+    // Configurable, so the host can replace it for the next execution; the value itself is
+    // frozen and the property read-only, so a script cannot change what it was given.
+    defineProperty(G, name, { value, writable: false, enumerable: false, configurable: true });
   }
 
   function deepFreeze(v) {

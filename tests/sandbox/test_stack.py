@@ -54,7 +54,7 @@ def test_every_overflow_is_a_stack_overflow_and_rolls_back(deep: Sandbox, code: 
     assert out.value is None
     assert out.session_state.state == "rolled_back"
     assert out.session_state.checkpoint == before
-    assert [e.type for e in out.events][-2:] == ["limit", "system"]
+    assert [e.type for e in out.events][-2:] == ["system", "limit"]
     _alive(deep)
 
 

@@ -146,3 +146,5 @@ def test_define_global_is_frozen_and_read_only(sb: Sandbox) -> None:
     assert out.status == "error"
     out = sb.eval("args = 5; JSON.stringify(args)")
     assert out.value is not None and out.value["json"] == '{"n":1,"list":[1,2]}'
+    sb.define_global("args", ["replaced"])
+    assert sb.eval("args").value["json"] == ["replaced"]  # type: ignore[index]
