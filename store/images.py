@@ -48,7 +48,13 @@ class ImagesMixin:
         execution_id: str | None = None,
         id: str | None = None,
         created_at: datetime | None = None,
+        keep_latest: int | None = None,
     ) -> ImageInfo:
+        """Store an image. With `keep_latest=N`, the session's older images beyond the newest N
+        (this one included) are deleted in the same transaction: a session that checkpoints
+        after every execution keeps a bounded history."""
+        if keep_latest is not None and (not isinstance(keep_latest, int) or keep_latest < 1):
+            raise InvalidValue("keep_latest must be a positive int")
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise InvalidValue("image data must be bytes")
         data = bytes(data)
@@ -88,6 +94,13 @@ class ImagesMixin:
                 if unique_violation(exc) == "images.id":
                     raise DuplicateId(f"image id {image_id} already used") from None
                 raise
+            if keep_latest is not None:
+                conn.execute(
+                    "DELETE FROM images WHERE session_id = ? AND id NOT IN ("
+                    " SELECT id FROM images WHERE session_id = ?"
+                    " ORDER BY created_at DESC, rowid DESC LIMIT ?)",
+                    (session_id, session_id, keep_latest),
+                )
         return ImageInfo(
             id=image_id,
             session_id=session_id,

@@ -66,3 +66,12 @@ def test_image_references_are_checked(store: Store, session) -> None:
     with pytest.raises(InvalidValue):
         store.save_image(session.id, "text", format_version=1, guest_sha256="h", memory_size=1)
     assert store.list_images(session.id) == []
+
+
+def test_keep_latest_bounds_a_sessions_image_history(store, session) -> None:
+    for i in range(5):
+        store.save_image(session.id, bytes([i]) * 10, format_version=1, guest_sha256="g",
+                         memory_size=65536, keep_latest=2)
+    infos = store.list_images(session.id)
+    assert len(infos) == 2
+    assert store.latest_image(session.id).data == bytes([4]) * 10

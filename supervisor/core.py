@@ -1,0 +1,390 @@
+"""`Supervisor`: the transport-agnostic core the daemon serves and the CLI drives.
+
+    sup = Supervisor.open("vm-system.db", library_dir="libs")
+    template = sup.templates.create("demo")
+    session = sup.create_session(template.id, "ws", "abc123", "/path/to/worktree")
+    execution = sup.repl(session.id, "console.log('x'); 20 + 22")
+    sup.close()
+
+Every method validates its input, raises typed errors carrying API codes, and returns store
+records. Sessions live in this process; their state is persisted as images and restored when a
+supervisor opens the same database again.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+import store as store_mod
+from sandbox import ImageError, Limits, Sandbox
+from sandbox.image import installation_key
+from store import Store
+from supervisor.base_images import BaseImages
+from supervisor.durability import ImageWriter
+from supervisor.errors import (
+    SessionBusy, SessionNotReady, SupervisorError, ValidationError,
+)
+from supervisor.host import ExecRequest, InThreadHost
+from supervisor.ids import check_uuid
+from supervisor.live import LiveSession
+from supervisor.pipeline import ExecSpec, Pipeline
+from supervisor.settings import Ceilings, LimitsPatch, effective_limits, validate_patch
+from supervisor.templates import Templates
+from supervisor.worktree import check_worktree, read_worktree_file
+
+log = structlog.get_logger("supervisor")
+
+MAX_EXECUTIONS_PAGE = 1000
+CLOSE_WAIT_S = 10.0
+
+
+@dataclass(frozen=True)
+class RuntimeSummary:
+    active_sessions: int
+    active_session_ids: list[str]
+    memory_bytes: int
+
+
+def _check_json_object(value: Any, name: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ValidationError(f"{name} must be a JSON object", field=name)
+    return value
+
+
+def _check_text(value: Any, name: str) -> str:
+    if not isinstance(value, str) or value == "":
+        raise ValidationError(f"{name} must be a non-empty string", field=name)
+    if "\0" in value:
+        raise ValidationError(f"{name} must not contain NUL", field=name)
+    return value
+
+
+def _request(runtime: dict[str, Any], limits: Limits, code: str, filename: str,
+             globals_: dict[str, Any] | None = None) -> ExecRequest:
+    """What the host runs: `.mjs` files are modules (when the runtime allows ES modules)."""
+    module = filename.endswith(".mjs") and bool(runtime.get("esm", True))
+    return ExecRequest("module" if module else "script", code, filename,
+                       strict=bool(runtime.get("strict", False)) and not module,
+                       globals=globals_ or {}, limits=limits)
+
+
+class Supervisor:
+    def __init__(self, store: Store, *, library_dir: Path | None, ceilings: Ceilings,
+                 image_key: bytes, run_root: Path, image_interval: float) -> None:
+        self.store = store
+        self.ceilings = ceilings
+        self.library_dir = library_dir
+        self.run_root = run_root
+        self.templates = Templates(store, ceilings, library_dir)
+        self._pipeline = Pipeline(store)
+        self._bases = BaseImages(library_dir, effective_limits({}, ceilings))
+        self._live: dict[str, LiveSession] = {}
+        self._live_lock = threading.Lock()
+        self._images = ImageWriter(store, image_key, self._live_sessions, image_interval)
+        self._closed = False
+
+    @classmethod
+    def open(cls, db_path: str | Path, *, library_dir: str | Path | None = None,
+             ceilings: Ceilings | None = None, image_key: bytes | None = None,
+             run_root: str | Path | None = None, image_interval: float = 0.2) -> Supervisor:
+        """Open the database, reconcile what a previous process left, restore live sessions.
+
+        `image_key` signs session images; by default it is kept in `<db>.key` beside the
+        database (created 0600), so the database and its key travel together.
+        """
+        db_path = Path(db_path)
+        store = Store.open(db_path)
+        key = image_key if image_key is not None else installation_key(db_path.with_name(db_path.name + ".key"))
+        sup = cls(store, library_dir=Path(library_dir) if library_dir else None,
+                  ceilings=ceilings or Ceilings(), image_key=key,
+                  run_root=Path(run_root) if run_root else Path.cwd(), image_interval=image_interval)
+        sup._recover()
+        sup._images.start()
+        return sup
+
+    # ----- start-up ---------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        report = self.store.reconcile()
+        if report.changed:
+            log.warning("reconciled", crashed_executions=len(report.crashed_executions),
+                        crashed_sessions=len(report.crashed_sessions))
+        for session in self.store.list_sessions("ready"):
+            structlog.contextvars.bind_contextvars(session_id=session.id)
+            try:
+                self._restore(session)
+            finally:
+                structlog.contextvars.unbind_contextvars("session_id")
+
+    def _restore(self, session: store_mod.Session) -> None:
+        image = self.store.latest_image(session.id)
+        limits = effective_limits(session.settings.get("limits", {}), self.ceilings)
+        if image is None:
+            self._crash(session.id, "no image of this session was persisted before the daemon stopped")
+            return
+        try:
+            sandbox = Sandbox.from_image(image.data, key=self._images_key, context=session.id,
+                                         limits=limits)
+        except ImageError as exc:
+            self._crash(session.id, f"the session's image failed its integrity check: {exc}")
+            return
+        self._add_live(LiveSession(session.id, session.template_id, session.worktree_path,
+                                   InThreadHost(sandbox), limits, session.settings.get("runtime", {}),
+                                   last_execution_id=image.execution_id))
+        log.info("session_restored", image_bytes=image.size)
+
+    @property
+    def _images_key(self) -> bytes:
+        return self._images._key
+
+    def _crash(self, session_id: str, reason: str) -> None:
+        log.error("session_crashed", reason=reason)
+        self.store.set_session_status(session_id, "crashed", last_error=reason)
+
+    # ----- sessions ---------------------------------------------------------------------------
+
+    def _live_sessions(self) -> list[LiveSession]:
+        with self._live_lock:
+            return list(self._live.values())
+
+    def _add_live(self, live: LiveSession) -> None:
+        with self._live_lock:
+            self._live[live.id] = live
+
+    def _get_live(self, session_id: str) -> LiveSession:
+        session_id = check_uuid(session_id, "session_id")
+        with self._live_lock:
+            live = self._live.get(session_id)
+        if live is None:
+            session = self.store.get_session(session_id)  # SESSION_NOT_FOUND
+            raise SessionNotReady(f"session {session_id} is {session.status}", session_id=session_id,
+                                  status=session.status)
+        return live
+
+    def create_session(self, template_id: str, workspace_id: Any, base_commit_oid: Any,
+                       worktree_path: Any) -> store_mod.Session:
+        """Spawn: base image → startup files in order (each a recorded `startup` execution) → ready.
+
+        A failure leaves the session `crashed` with `last_error`, nothing live, and raises the
+        error with the session id in its details.
+        """
+        template_id = check_uuid(template_id, "template_id")
+        _check_text(workspace_id, "workspace_id")
+        _check_text(base_commit_oid, "base_commit_oid")
+        worktree = str(check_worktree(worktree_path))
+        detail = self.store.get_template_detail(template_id)
+        settings = {"limits": detail.settings.limits, "runtime": detail.settings.runtime,
+                    "resolver": detail.settings.resolver}
+        session = self.store.create_session(template_id, workspace_id, base_commit_oid, worktree,
+                                            settings=settings)
+        structlog.contextvars.bind_contextvars(session_id=session.id)
+        live: LiveSession | None = None
+        try:
+            limits = effective_limits(settings["limits"], self.ceilings)
+            sandbox = self._bases.sandbox([lib.name for lib in detail.libraries], limits)
+            live = LiveSession(session.id, template_id, worktree, InThreadHost(sandbox), limits,
+                               settings["runtime"])
+            for startup in detail.startup_files:
+                self._run_startup(live, startup.path)
+            self._add_live(live)
+            self._images.persist(live, wait=True)
+            ready = self.store.set_session_status(session.id, "ready")
+            log.info("session_ready", template_id=template_id)
+            return ready
+        except Exception as exc:
+            with self._live_lock:
+                self._live.pop(session.id, None)
+            if live is not None:
+                live.host.close()
+            reason = exc.message if isinstance(exc, SupervisorError) else f"{type(exc).__name__}: {exc}"
+            self._crash(session.id, reason)
+            if isinstance(exc, SupervisorError):
+                exc.details.setdefault("session_id", session.id)
+                raise
+            raise SupervisorError("the session failed to start", session_id=session.id) from exc
+        finally:
+            structlog.contextvars.unbind_contextvars("session_id")
+
+    def _run_startup(self, live: LiveSession, path: str) -> None:
+        relative, code = read_worktree_file(live.worktree_path, path)
+        spec = ExecSpec("startup", live.id, None, relative, {}, {}, relative)
+        with live.lock:
+            execution = self._pipeline.execute(spec, live.host, self._request(live, code, relative))
+            live.last_execution_id = execution.id
+        if execution.status != "ok":
+            message = (execution.error or {}).get("message", execution.status)
+            raise SupervisorError(f"startup file {relative} failed ({execution.status}): {message}",
+                                  execution_id=execution.id)
+
+    def get_session(self, session_id: str) -> store_mod.Session:
+        return self.store.get_session(check_uuid(session_id, "session_id"))
+
+    def list_sessions(self, status: str | None = None) -> list[store_mod.Session]:
+        if status is not None and status not in store_mod.SESSION_STATUSES:
+            raise ValidationError(f"status must be one of {sorted(store_mod.SESSION_STATUSES)}",
+                                  field="status")
+        return self.store.list_sessions(status)
+
+    def close_session(self, session_id: str) -> store_mod.Session:
+        """Close (idempotent). A running execution is interrupted and ends `cancelled`."""
+        session_id = check_uuid(session_id, "session_id")
+        with self._live_lock:
+            live = self._live.get(session_id)
+        if live is None:
+            self.store.get_session(session_id)  # SESSION_NOT_FOUND
+            return self.store.set_session_status(session_id, "closed")
+        live.closing = True
+        live.host.cancel()
+        acquired = live.lock.acquire(timeout=CLOSE_WAIT_S)
+        try:
+            live.host.close()
+        finally:
+            if acquired:
+                live.lock.release()
+        with self._live_lock:
+            self._live.pop(session_id, None)
+        log.info("session_closed", session_id=session_id)
+        return self.store.set_session_status(session_id, "closed")
+
+    # ----- executions -------------------------------------------------------------------------
+
+    @staticmethod
+    def _request(live: LiveSession, code: str, filename: str,
+                 globals_: dict[str, Any] | None = None) -> ExecRequest:
+        return _request(live.runtime, live.limits, code, filename, globals_)
+
+    def _execute_in(self, live: LiveSession, spec: ExecSpec, request: ExecRequest) -> store_mod.Execution:
+        if not live.lock.acquire(blocking=False):
+            raise SessionBusy(f"session {live.id} is running another execution", session_id=live.id)
+        structlog.contextvars.bind_contextvars(session_id=live.id)
+        try:
+            if live.closing:
+                raise SessionNotReady(f"session {live.id} is closing", session_id=live.id)
+            execution = self._pipeline.execute(spec, live.host, request, closed=lambda: live.closing)
+            live.last_execution_id = execution.id
+            live.dirty = True
+            return execution
+        finally:
+            structlog.contextvars.unbind_contextvars("session_id")
+            live.lock.release()
+
+    def repl(self, session_id: str, input: Any) -> store_mod.Execution:
+        live = self._get_live(session_id)
+        if not isinstance(input, str):
+            raise ValidationError("input must be a string", field="input")
+        spec = ExecSpec("repl", live.id, input, None, {}, {}, input)
+        return self._execute_in(live, spec, self._request(live, input, "<repl>"))
+
+    def run_file(self, session_id: str, path: Any, args: Any = None, env: Any = None) -> store_mod.Execution:
+        """Run a file of the worktree; the path is checked, and the file read, before any row exists."""
+        live = self._get_live(session_id)
+        args = _check_json_object(args, "args")
+        env = _check_json_object(env, "env")
+        relative, code = read_worktree_file(live.worktree_path, path)
+        spec = ExecSpec("run_file", live.id, None, relative, args, env, relative)
+        request = self._request(live, code, relative, {"args": args, "env": env})
+        return self._execute_in(live, spec, request)
+
+    def run(self, *, code: Any = None, path: Any = None, template_id: str | None = None,
+            limits: Any = None) -> store_mod.Execution:
+        """A one-shot execution in an ephemeral sandbox, thrown away afterwards.
+
+        `path` is relative to the supervisor's run root (the daemon's working directory by
+        default) and checked like a worktree path.
+        """
+        if (code is None) == (path is None):
+            raise ValidationError("give exactly one of code and path", field="code")
+        runtime: dict[str, Any] = {"strict": False, "esm": True}
+        libraries: list[str] = []
+        limit_values: dict[str, Any] = {}
+        if template_id is not None:
+            detail = self.store.get_template_detail(check_uuid(template_id, "template_id"))
+            runtime = detail.settings.runtime
+            libraries = [lib.name for lib in detail.libraries]
+            limit_values = dict(detail.settings.limits)
+        if limits is not None:
+            limit_values.update(validate_patch({"limits": limits}, self.ceilings).get("limits", {}))
+        if code is not None:
+            code = _check_text(code, "code")
+            filename, echo, stored_path = "<run>", code, None
+        else:
+            filename, code = read_worktree_file(str(self.run_root), path)
+            echo, stored_path = filename, filename
+        effective = effective_limits(limit_values, self.ceilings)
+        sandbox = self._bases.sandbox(libraries, effective)
+        sandbox.auto_checkpoint = False
+        host = InThreadHost(sandbox)
+        spec = ExecSpec("run", None, code if stored_path is None else None, stored_path, {}, {}, echo)
+        try:
+            return self._pipeline.execute(spec, host, _request(runtime, effective, code, filename))
+        finally:
+            host.close()
+
+    def get_execution(self, execution_id: str) -> store_mod.Execution:
+        return self.store.get_execution(check_uuid(execution_id, "execution_id"))
+
+    def list_executions(self, session_id: str, limit: Any = 50) -> list[store_mod.Execution]:
+        session_id = check_uuid(session_id, "session_id")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_EXECUTIONS_PAGE:
+            raise ValidationError(f"limit must be an integer from 1 to {MAX_EXECUTIONS_PAGE}", field="limit")
+        self.store.get_session(session_id)
+        return self.store.list_executions(session_id, limit=limit)
+
+    def list_events(self, execution_id: str, after_seq: Any = 0) -> list[store_mod.Event]:
+        execution_id = check_uuid(execution_id, "execution_id")
+        if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
+            raise ValidationError("after_seq must be a non-negative integer", field="after_seq")
+        self.store.get_execution(execution_id)
+        return self.store.list_events(execution_id, after_seq=after_seq)
+
+    # ----- ops --------------------------------------------------------------------------------
+
+    def runtime_summary(self) -> RuntimeSummary:
+        live = self._live_sessions()
+        return RuntimeSummary(len(live), sorted(s.id for s in live),
+                              sum(s.host.memory_size() for s in live))
+
+    def flush_images(self) -> None:
+        """Persist the state of every session that changed since its last image."""
+        self._images.flush()
+
+    def close(self) -> None:
+        """Checkpoint live sessions, stop the background writer, release everything.
+
+        Live sessions stay `ready` in the store: the next supervisor restores them."""
+        if self._closed:
+            return
+        self._closed = True
+        self._images.stop()
+        self._images.flush()
+        for live in self._live_sessions():
+            live.host.cancel()
+            live.lock.acquire(timeout=CLOSE_WAIT_S)
+            live.host.close()
+        with self._live_lock:
+            self._live.clear()
+        self._bases.close()
+        self.store.close()
+
+    def __enter__(self) -> Supervisor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def default_db_path() -> Path:
+    import platformdirs
+
+    return Path(os.environ.get("VM_SYSTEM_DB") or Path(platformdirs.user_data_dir("vm-system")) / "vm-system.db")
+
+
+__all__ = ["Supervisor", "RuntimeSummary", "Limits", "default_db_path"]

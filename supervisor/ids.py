@@ -1,0 +1,17 @@
+"""Ids: every id a client sends is a UUID, checked before any lookup."""
+
+from __future__ import annotations
+
+import uuid
+
+from supervisor.errors import ValidationError
+
+
+def check_uuid(value: object, name: str) -> str:
+    """The canonical (lower-case) form of a UUID, or VALIDATION_ERROR `<name> must be a valid UUID`."""
+    if isinstance(value, str):
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            pass
+    raise ValidationError(f"{name} must be a valid UUID", field=name)

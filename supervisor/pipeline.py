@@ -1,0 +1,168 @@
+"""The one execution pipeline: spawn → run → collect → persist.
+
+Every kind of execution (startup, repl, run_file, run) goes through `Pipeline.execute`, which
+holds the invariants of DESIGN.md:
+* the row exists (`running`) before the script runs, and is finished before `execute`
+  returns, whatever failed: a failed finish is retried as `crashed`, and only if that fails
+  too does the caller get PersistenceFailed (the next start-up's reconcile then closes it);
+* events are numbered 1..n in the order they happen, `input_echo` first and exactly one
+  terminal event last, and they are streamed to the store as they happen (in small batches);
+* an event the store refused is not lost: it goes out again with the finishing transaction.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import structlog
+
+import store as store_mod
+from sandbox import ErrorInfo, Event, Outcome, SessionState
+from store import NewEvent, Store
+from supervisor.errors import SupervisorError
+from supervisor.host import ExecRequest, SessionHost
+
+log = structlog.get_logger("supervisor.pipeline")
+
+# Streamed events are written in batches: at most this many, or this old, before a flush.
+FLUSH_EVENTS = 256
+FLUSH_SECONDS = 0.05
+
+
+class PersistenceFailed(SupervisorError):
+    """The store could not record an execution's end."""
+
+    code = "INTERNAL"
+
+
+@dataclass(frozen=True)
+class ExecSpec:
+    """What the caller asks for, besides the request the host runs."""
+
+    kind: str  # startup | repl | run_file | run
+    session_id: str | None
+    input: str | None
+    path: str | None
+    args: dict[str, Any]
+    env: dict[str, Any]
+    echo: str  # the input_echo text: the code, or the path for run_file
+
+
+def _ts(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+class _Recorder:
+    """Numbers events and streams them to the store; keeps what was not written yet."""
+
+    def __init__(self, store: Store, execution_id: str) -> None:
+        self._store = store
+        self._id = execution_id
+        self.seq = 0
+        self.pending: list[NewEvent] = []
+        self._last_flush = time.monotonic()
+
+    def add(self, event: Event) -> None:
+        self.seq += 1
+        self.pending.append(NewEvent(self.seq, event.type, event.payload, _ts(event.ts)))
+        if event.type in store_mod.TERMINAL_EVENT_TYPES:
+            return  # the terminal event goes with the finishing transaction
+        if len(self.pending) >= FLUSH_EVENTS or time.monotonic() - self._last_flush >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        batch = [e for e in self.pending if e.type not in store_mod.TERMINAL_EVENT_TYPES]
+        if not batch:
+            return
+        # Raises StoreWriteError: the sandbox then stops the script as `crashed`.
+        self._store.append_events(self._id, batch)
+        self.pending = [e for e in self.pending if e.type in store_mod.TERMINAL_EVENT_TYPES]
+        self._last_flush = time.monotonic()
+
+
+def _session_state(state: SessionState, closed: bool) -> dict[str, Any]:
+    if closed:
+        return {"state": "closed"}
+    if state.state == "rolled_back":
+        return {"state": "rolled_back", "checkpoint_execution_id": state.checkpoint}
+    return {"state": "kept"}
+
+
+def _crash_outcome(message: str) -> Outcome:
+    error = ErrorInfo("internal", "InternalError", message)
+    terminal = Event("exception", {"name": "InternalError", "message": message}, time.time())
+    return Outcome("crashed", None, error, [terminal], None, SessionState("kept"))
+
+
+class Pipeline:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def execute(self, spec: ExecSpec, host: SessionHost, request: ExecRequest,
+                closed: Callable[[], bool] = lambda: False) -> store_mod.Execution:
+        execution_id = str(uuid.uuid4())
+        structlog.contextvars.bind_contextvars(execution_id=execution_id)
+        try:
+            return self._execute(execution_id, spec, host, request, closed)
+        finally:
+            structlog.contextvars.unbind_contextvars("execution_id")
+
+    def _execute(self, execution_id: str, spec: ExecSpec, host: SessionHost, request: ExecRequest,
+                 closed: Callable[[], bool]) -> store_mod.Execution:
+        self._store.create_execution(spec.kind, session_id=spec.session_id, input=spec.input,
+                                     path=spec.path, args=spec.args, env=spec.env, id=execution_id)
+        recorder = _Recorder(self._store, execution_id)
+        recorder.add(Event("input_echo", {"text": spec.echo}, time.time()))
+        request = ExecRequest(request.kind, request.code, request.filename, request.strict,
+                              request.globals, request.limits, execution_id)
+        try:
+            outcome = host.execute(request, recorder.add)
+        except Exception as exc:  # noqa: BLE001 - a host failure still ends the row
+            log.error("host_failed", error=repr(exc))
+            outcome = _crash_outcome(f"the session host failed: {type(exc).__name__}")
+            recorder.add(outcome.events[-1])
+        return self._persist(execution_id, spec, outcome, recorder, closed())
+
+    def _persist(self, execution_id: str, spec: ExecSpec, outcome: Outcome, recorder: _Recorder,
+                 closed: bool) -> store_mod.Execution:
+        metrics = outcome.metrics.to_dict() if outcome.metrics else {}
+        metrics["events"] = recorder.seq
+        state = _session_state(outcome.session_state, closed or spec.kind == "run")
+        error = outcome.error.to_dict() if outcome.error else None
+        if outcome.error is not None and outcome.error.kind != "exception":
+            log.info("execution_stopped", kind=outcome.error.kind, message=outcome.error.message)
+        if outcome.session_state.state == "rolled_back":
+            log.warning("session_rolled_back", checkpoint=outcome.session_state.checkpoint)
+        try:
+            return self._store.finish_execution(
+                execution_id, outcome.status, result=outcome.value, error=error, metrics=metrics,
+                session_state=state, remaining_events=recorder.pending)
+        except store_mod.StoreError as exc:
+            log.error("persist_failed", error=str(exc), retry="as crashed")
+            return self._finish_crashed(execution_id, recorder, metrics, state, exc)
+
+    def _finish_crashed(self, execution_id: str, recorder: _Recorder, metrics: dict[str, Any],
+                        state: dict[str, Any], cause: Exception) -> store_mod.Execution:
+        message = "the execution's outcome could not be persisted"
+        events = [e for e in recorder.pending if e.type not in store_mod.TERMINAL_EVENT_TYPES]
+        seq = events[-1].seq + 1 if events else _next_seq(self._store, execution_id)
+        events.append(NewEvent(seq, "exception", {"name": "InternalError", "message": message}))
+        metrics = dict(metrics, events=seq)
+        try:
+            return self._store.finish_execution(
+                execution_id, "crashed", error={"kind": "internal", "name": "InternalError",
+                                                "message": message},
+                metrics=metrics, session_state=state, remaining_events=events)
+        except store_mod.StoreError as exc:
+            log.error("persist_failed_again", error=str(exc))
+            raise PersistenceFailed(message, execution_id=execution_id) from cause
+
+
+def _next_seq(store: Store, execution_id: str) -> int:
+    stored = store.list_events(execution_id)
+    return stored[-1].seq + 1 if stored else 1
