@@ -54,6 +54,14 @@
   const dateNow = Date.now;
   const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
   const regexpTest = uncurry(RegExp.prototype.test);
+  const repeat = uncurry(String.prototype.repeat);
+  const numberToString = uncurry(Number.prototype.toString);
+  const mathFloor = Math.floor;
+  const mapGet = uncurry(Map.prototype.get);
+  const mapSet = uncurry(Map.prototype.set);
+  const mapHas = uncurry(Map.prototype.has);
+  const mapDelete = uncurry(Map.prototype.delete);
+  const ErrorPrototype = Error.prototype;
 
   const MAX_DEPTH = 2;
   const MAX_ITEMS = 100;
@@ -69,7 +77,16 @@
     return a;
   }
   function push(a, v) {
-    defineProperty(a, a.length, { value: v, writable: true, enumerable: true, configurable: true });
+    // A null-prototype descriptor: `get`/`set` planted on Object.prototype must not count.
+    defineProperty(a, a.length, { __proto__: null, value: v, writable: true, enumerable: true, configurable: true });
+  }
+  // Descriptors come back as ordinary objects: read their fields as own properties only.
+  function isAccessor(d) {
+    return !hasOwn(d, 'value') && (hasOwn(d, 'get') || hasOwn(d, 'set'));
+  }
+  function accessorLabel(d) {
+    const g = hasOwn(d, 'get') && d.get !== undefined, s = hasOwn(d, 'set') && d.set !== undefined;
+    return g && s ? '[Getter/Setter]' : (g ? '[Getter]' : '[Setter]');
   }
 
   function tagOf(v) {
@@ -79,7 +96,7 @@
   function isError(v) {
     let p = v;
     for (let i = 0; p !== null && i < 100; i++) {
-      if (p === Error.prototype) return true;
+      if (p === ErrorPrototype) return true;
       p = getPrototypeOf(p);
     }
     return tagOf(v) === 'Error';
@@ -97,7 +114,7 @@
         case '\b': return '\\b';
         case '\f': return '\\f';
         case '\v': return '\\v';
-        default: return '\\x' + (charCodeAt(c, 0) < 16 ? '0' : '') + charCodeAt(c, 0).toString(16);
+        default: return '\\x' + (charCodeAt(c, 0) < 16 ? '0' : '') + numberToString(charCodeAt(c, 0), 16);
       }
     });
     if (q === "'" && indexOfString(body, "'") !== -1) body = replaceString(body, /'/g, "\\'");
@@ -160,8 +177,8 @@
     if (!multiline && total + indent <= BREAK_LENGTH) {
       return prefix + open + ' ' + join(entries, ', ') + ' ' + close;
     }
-    const pad = '\n' + ' '.repeat(indent + 2);
-    return prefix + open + pad + join(entries, ',' + pad) + '\n' + ' '.repeat(indent) + close;
+    const pad = '\n' + repeat(' ', indent + 2);
+    return prefix + open + pad + join(entries, ',' + pad) + '\n' + repeat(' ', indent) + close;
   }
 
   function inspect(v, depth, seen, indent, top) {
@@ -214,7 +231,7 @@
           const d = getOwnPropertyDescriptor(v, i);
           if (d === undefined) { holes++; continue; }
           if (holes) { push(entries, '<' + holes + ' empty item' + (holes > 1 ? 's' : '') + '>'); holes = 0; items++; }
-          push(entries, d.get || d.set ? '[Getter' + (d.set ? '/Setter' : '') + ']' : inspect(d.value, depth + 1, seen, indent + 2, false));
+          push(entries, isAccessor(d) ? accessorLabel(d) : inspect(d.value, depth + 1, seen, indent + 2, false));
           items++;
         }
         if (holes) push(entries, '<' + holes + ' empty item' + (holes > 1 ? 's' : '') + '>');
@@ -255,8 +272,7 @@
           if (!isEnumerable(v, k)) continue;
           if (items++ >= MAX_ITEMS) { push(entries, '... ' + (keys.length - i) + ' more properties'); break; }
           const d = getOwnPropertyDescriptor(v, k);
-          const shown = d.get || d.set ? '[Getter' + (d.set ? (d.get ? '/Setter' : '') : '') + ']' : inspect(d.value, depth + 1, seen, indent + 2, false);
-          push(entries, keyLabel(k) + ': ' + (d.get || d.set ? (d.get && d.set ? '[Getter/Setter]' : (d.get ? '[Getter]' : '[Setter]')) : shown));
+          push(entries, keyLabel(k) + ': ' + (isAccessor(d) ? accessorLabel(d) : inspect(d.value, depth + 1, seen, indent + 2, false)));
         }
       } else if (isArray(v)) {
         const keys = ObjectKeys(v);
@@ -264,7 +280,7 @@
           const k = keys[i];
           if (regexpTest(/^(0|[1-9][0-9]*)$/, k)) continue;
           const d = getOwnPropertyDescriptor(v, k);
-          push(entries, keyLabel(k) + ': ' + (d.get || d.set ? '[Getter]' : inspect(d.value, depth + 1, seen, indent + 2, false)));
+          push(entries, keyLabel(k) + ': ' + (isAccessor(d) ? accessorLabel(d) : inspect(d.value, depth + 1, seen, indent + 2, false)));
         }
       }
     } finally {
@@ -297,7 +313,7 @@
           case 'd': case 'i': {
             if (typeof a === 'bigint') piece = bigintToString(a) + 'n';
             else if (typeof a === 'symbol') piece = 'NaN';
-            else { const n = +a; piece = formatNumber(c === 'i' ? (n < 0 ? -Math.floor(-n) : Math.floor(n)) : n); }
+            else { const n = +a; piece = formatNumber(c === 'i' ? (n < 0 ? -mathFloor(-n) : mathFloor(n)) : n); }
             break;
           }
           case 'f': piece = typeof a === 'symbol' ? 'NaN' : formatNumber(+a); break;
@@ -342,11 +358,11 @@
     dir(v) { emit(0, show(v, false)); },
     table(...args) { emit(0, formatWithOptions(args)); },
     assert(ok, ...args) { if (!ok) emit(3, 'Assertion failed' + (args.length ? ': ' + formatWithOptions(args) : '')); },
-    count(label = 'default') { const n = (counts.get(label) || 0) + 1; counts.set(label, n); emit(0, label + ': ' + n); },
-    countReset(label = 'default') { counts.delete(label); },
-    time(label = 'default') { timers.set(label, dateNow()); },
-    timeLog(label = 'default', ...args) { if (timers.has(label)) emit(0, label + ': ' + (dateNow() - timers.get(label)) + 'ms' + (args.length ? ' ' + formatWithOptions(args) : '')); },
-    timeEnd(label = 'default') { if (timers.has(label)) { emit(0, label + ': ' + (dateNow() - timers.get(label)) + 'ms'); timers.delete(label); } },
+    count(label = 'default') { const n = (mapGet(counts, label) || 0) + 1; mapSet(counts, label, n); emit(0, label + ': ' + n); },
+    countReset(label = 'default') { mapDelete(counts, label); },
+    time(label = 'default') { mapSet(timers, label, dateNow()); },
+    timeLog(label = 'default', ...args) { if (mapHas(timers, label)) emit(0, label + ': ' + (dateNow() - mapGet(timers, label)) + 'ms' + (args.length ? ' ' + formatWithOptions(args) : '')); },
+    timeEnd(label = 'default') { if (mapHas(timers, label)) { emit(0, label + ': ' + (dateNow() - mapGet(timers, label)) + 'ms'); mapDelete(timers, label); } },
     group(...args) { if (args.length) emit(0, formatWithOptions(args)); groupIndent += '  '; },
     groupEnd() { groupIndent = sliceString(groupIndent, 2); },
   };
@@ -375,9 +391,12 @@
   }
 
   function cleanPreview(s) {
-    // Lone surrogates cannot be encoded as UTF-8: the preview is for people, so they become U+FFFD.
+    // Cut first: a 5 MB message must not cost a 5 MB regex scan. Lone surrogates cannot be
+    // encoded as UTF-8: the preview is for people, so they become U+FFFD.
+    const cut = s.length > PREVIEW_LIMIT;
+    if (cut) s = sliceString(s, 0, PREVIEW_LIMIT);
     s = replaceString(s, /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
-    return s.length > PREVIEW_LIMIT ? sliceString(s, 0, PREVIEW_LIMIT) + '…' : s;
+    return cut ? s + '…' : s;
   }
 
   function jsonOf(v) {

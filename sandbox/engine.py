@@ -5,8 +5,11 @@ Everything here is created once per process, on first use, and shared by every s
 
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 
@@ -71,7 +74,8 @@ def guest_engine() -> GuestEngine:
 
 
 class _EpochTicker(threading.Thread):
-    """Advances the engine's epoch; every store's hard wall-clock deadline counts these ticks."""
+    """Advances the engine's epoch (every store's hard wall-clock deadline counts these ticks)
+    and pokes the running guests' interrupt counters (see `running_guest`)."""
 
     def __init__(self, engine: wasmtime.Engine) -> None:
         super().__init__(name="vm-system-epoch", daemon=True)
@@ -81,3 +85,35 @@ class _EpochTicker(threading.Thread):
         while True:
             time.sleep(EPOCH_TICK_S)
             self._engine.increment_epoch()
+            if _counters:
+                with _counters_lock:
+                    for address in _counters:
+                        ctypes.c_int32.from_address(address).value = 1
+
+
+# QuickJS calls the interrupt handler only when its per-context counter runs out, which takes
+# about 10,000 interpreted operations. A loop of long native calls ('x'.repeat(1 << 20)) can
+# run seconds between two calls. While a guest runs, the ticker sets that counter to 1 every
+# tick, so the handler (and with it every graceful limit) is consulted at least every tick.
+# The guest may overwrite the poke with its own decrement; the next tick pokes again.
+_counters: set[int] = set()
+_counters_lock = threading.Lock()
+
+
+@contextmanager
+def running_guest(counter_address: int) -> Iterator[None]:
+    """Register a running guest's interrupt counter (an absolute host address) for pokes.
+
+    Unregistering waits for a poke in progress, so once the block exits the ticker never
+    touches that memory again and the instance may be freed.
+    """
+    if not counter_address:
+        yield
+        return
+    with _counters_lock:
+        _counters.add(counter_address)
+    try:
+        yield
+    finally:
+        with _counters_lock:
+            _counters.discard(counter_address)

@@ -21,7 +21,7 @@ from sandbox.errors import ImageError
 from sandbox.instance import PAGE, Layout, MemoryImage
 
 MAGIC = b"VMSYSIMG"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the layout records the interrupt counter
 _MAC = 32
 KEY_ENV = "VM_SYSTEM_IMAGE_KEY_FILE"
 
@@ -108,7 +108,7 @@ def decode_image(data: bytes, guest_sha256: str, key: bytes, context: str = "",
         raise ImageError(f"the image header is incomplete: {exc}") from exc
     if size % PAGE or size >= 2**32 or not (
         0 <= layout.rodata_end <= layout.old_stack_lo < layout.stack_lo < layout.stack_hi <= size
-    ):
+    ) or not 0 <= layout.interrupt_counter < size - 4:
         raise ImageError("the image's memory layout is inconsistent")
     if stored != layout.kept_bytes(size):
         raise ImageError("the image's memory layout is inconsistent")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import struct
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -24,9 +25,12 @@ from wasmtime._extern import wrap_extern
 
 from sandbox.engine import guest_engine
 from sandbox.guest import guest_rodata_end
+from sandbox.log import get_logger
 from sandbox.errors import GuestCorrupted
 from sandbox.wasm_ffi import RawFunc, arg_slots, export_extern, host_func, install_funcs, new_args, set_global_i32
 from sandbox.wasm_patch import STACK_POINTER_EXPORT, TABLE_EXPORT
+
+log = get_logger("sandbox.instance")
 
 PAGE = 65536
 
@@ -152,6 +156,7 @@ class Layout:
     helpers: tuple[int, int, int, int]  # describe, describeError, callGlobal, defineFrozenGlobal
     table_base: int  # index of the first host function in table 0
     rodata_end: int  # memory below is constant
+    interrupt_counter: int  # address of QuickJS's interrupt counter; 0 if it was not found
 
     def kept_ranges(self, size: int) -> tuple[tuple[int, int], ...]:
         """[start, end) ranges a checkpoint copies, for a memory of `size` bytes."""
@@ -253,6 +258,7 @@ class GuestInstance:
         self._nf: dict[str, RawFunc] = NestedExports()
         self.memory: wasmtime.Memory = export("memory")
         self._base_addr = 0
+        self._interrupt_calls = 0
         self._table: wasmtime.Table = export(TABLE_EXPORT)
         self._sp_global: wasmtime.Global = export(STACK_POINTER_EXPORT)
         self._sp_raw = self._sp_global._global  # type: ignore[attr-defined]
@@ -343,12 +349,49 @@ class GuestInstance:
         self.write(filename, DEFAULT_FILENAME + b"\0")
         self._call_i32("JS_SetInterruptHandler", rt, table_base, 0)
         self.layout = Layout(rt, ctx, scratch, filename, source, stack_lo, stack_hi, old_stack_lo,
-                             (0, 0, 0, 0), table_base, guest_rodata_end())
+                             (0, 0, 0, 0), table_base, guest_rodata_end(), 0)
         self._fill_guards(old_stack=True)  # clears what _initialize left on the old stack
         helpers = self._run_bootstrap(table_base + 1)
+        counter = self._find_interrupt_counter()
         self.layout = Layout(rt, ctx, scratch, filename, source, stack_lo, stack_hi, old_stack_lo,
-                             helpers, table_base, guest_rodata_end())
+                             helpers, table_base, guest_rodata_end(), counter)
         return self.layout
+
+    def _find_interrupt_counter(self) -> int:
+        """Locate QuickJS's interrupt counter in the JSContext by watching it count down.
+
+        The field's offset is not part of any API, so it is found, then verified: set to 1, the
+        next loop must call the interrupt handler at once. Not found: 0 (no pokes; the limits
+        still hold, only less promptly during long native calls).
+        """
+        ctx = self.layout.ctx
+        words = 512
+
+        def snapshot() -> tuple[int, ...]:
+            return struct.unpack(f"<{words}i", self.read(ctx, words * 4))
+
+        def spin(n: int) -> None:
+            self.free_value(self.eval_raw(f"for (let i = 0; i < {n}; i++) {{}}".encode(), EVAL_GLOBAL))
+
+        first = snapshot()
+        spin(100)
+        second = snapshot()
+        spin(1000)
+        third = snapshot()
+        candidates = [i for i, (a, b, c) in enumerate(zip(first, second, third))
+                      if 0 < c < b < a <= 10_000 and (b - c) > (a - b)]
+        if len(candidates) != 1:
+            log.warning("interrupt_counter_not_found", candidates=len(candidates))
+            return 0
+        address = ctx + candidates[0] * 4
+        self.write(address, (1).to_bytes(4, "little"))
+        before = self._interrupt_calls
+        spin(10)
+        if self._interrupt_calls == before:
+            log.warning("interrupt_counter_not_verified", offset=candidates[0] * 4)
+            return 0
+        return address
+
 
     def _run_bootstrap(self, console_index: int) -> tuple[int, int, int, int]:
         ctx = self.layout.ctx
@@ -611,7 +654,15 @@ class GuestInstance:
     # ----- host callbacks -----------------------------------------------------------------
 
     def _on_interrupt(self, args: Any) -> None:
+        self._interrupt_calls += 1
         args[0].i32 = 1 if self._hooks.interrupt(self.stack_pointer()) else 0
+
+    def counter_host_address(self) -> int:
+        """Absolute host address of the interrupt counter (0: unknown), for the ticker's pokes."""
+        if not self.layout.interrupt_counter:
+            return 0
+        self._refresh_base()
+        return self._base_addr + self.layout.interrupt_counter
 
     def _on_console(self, args: Any) -> None:
         ctx = args[0].i32

@@ -24,7 +24,7 @@ from typing import Any
 
 import wasmtime
 
-from sandbox.engine import EPOCH_TICK_S, guest_engine
+from sandbox.engine import EPOCH_TICK_S, guest_engine, running_guest
 from sandbox.errors import GuestCorrupted, SandboxBusy, SandboxClosed
 from sandbox.image import decode_image, encode_image, installation_key
 from sandbox.instance import (
@@ -47,9 +47,10 @@ EventCallback = Callable[[Event], None]
 # Hard backstops sit this far behind the graceful limits: they fire only when the guest does
 # not reach an interrupt check (a corrupted allocator spinning, a long native call).
 BACKSTOP_MS = 25
-# Fuel per CPU millisecond, measured on tight loops with generous headroom: the fuel backstop
-# must never fire before the graceful CPU limit on a healthy guest.
-FUEL_PER_MS = 20_000_000
+# Fuel per CPU millisecond, with headroom over the fastest burn measured: interpreted loops
+# burn ~10M/ms, memory fills ~90M/ms. The fuel backstop must never fire before the graceful
+# CPU limit on a healthy guest; it is there for a guest that stopped polling altogether.
+FUEL_PER_MS = 250_000_000
 
 
 @dataclass(frozen=True)
@@ -283,7 +284,8 @@ class Sandbox:
         trap: GuestTrap | None = None
         result: tuple[str, Any] = ("stopped", None)
         try:
-            result = self._evaluate(inst, request)
+            with running_guest(inst.counter_host_address()):
+                result = self._evaluate(inst, request)
         except GuestTrap as exc:
             trap = exc
         except GuestCorrupted as exc:
@@ -311,6 +313,21 @@ class Sandbox:
         elif stop is not None and inst.jobs_pending():
             rollback_reason = "the stopped script left pending jobs"
 
+        # What the evaluation produced, before deciding the session's fate: a memory limit
+        # rolls back too (what the script allocated may still fill the heap).
+        value: dict[str, Any] | None = None
+        error: ErrorInfo | None = None
+        kind, payload = result
+        if stop is not None:
+            error = ErrorInfo(stop.kind, _stop_name(stop), stop.message,  # type: ignore[arg-type]
+                              limit={"name": stop.name, "value": stop.value, "used": stop.used})
+        elif kind == "value":
+            value = payload
+        else:
+            error = _error_from_exception(payload, limits, peak)
+            if error.kind == "memory_limit" and rollback_reason is None:
+                rollback_reason = "the script ran out of memory"
+
         # The session's fate is settled (and its system event recorded) before the terminal
         # event, so the terminal event is always the last one of an evaluation.
         if rollback_reason is not None:
@@ -323,24 +340,13 @@ class Sandbox:
                 self._checkpoint = Checkpoint(label or f"eval-{self._evaluations}",
                                               self._capture_checkpoint())
 
-        value: dict[str, Any] | None = None
-        error: ErrorInfo | None = None
-        kind, payload = result
-        if stop is not None:
-            error = ErrorInfo(stop.kind, _stop_name(stop), stop.message,  # type: ignore[arg-type]
-                              limit={"name": stop.name, "value": stop.value, "used": stop.used})
-            self._record(Event("limit", {"kind": stop.kind, "message": stop.message,
-                                         "limit": error.limit}, time.time()))
-        elif kind == "value":
-            value = payload
+        if error is None:
             self._record(Event("value", payload, time.time()))
+        elif error.kind == "exception":
+            self._record(Event("exception", payload, time.time()))
         else:
-            error = _error_from_exception(payload, limits, peak)
-            if error.kind == "memory_limit":
-                self._record(Event("limit", {"kind": "memory_limit", "message": error.message,
-                                             "limit": error.limit}, time.time()))
-            else:
-                self._record(Event("exception", payload, time.time()))
+            self._record(Event("limit", {"kind": error.kind, "message": error.message,
+                                         "limit": error.limit}, time.time()))
         status = "ok" if error is None else STATUS_OF_KIND[error.kind]
         metrics = Metrics(round(wall_ms, 3), round(cpu_ms, 3), fuel_used, peak,
                           watch.output_bytes, len(self._events))
@@ -434,7 +440,7 @@ class Sandbox:
             inst.free_value(inner)
             if self._watch.stop is not None:
                 return "stopped", None
-            return "exception", {"name": "InternalError", "message": "the thrown value could not be described"}
+            return "exception", {"name": "InternalError", "message": UNDESCRIBABLE}
         return "exception", _parse_payload(inst.take_string(described), ("name", "message"))
 
 
@@ -516,10 +522,17 @@ def _stop_name(stop: Stop) -> str:
     return _STOP_NAMES.get(stop.kind, "InternalError")
 
 
+UNDESCRIBABLE = "the thrown value could not be described"
+
+
 def _error_from_exception(payload: dict[str, Any], limits: Limits, memory: int) -> ErrorInfo:
     name, message = payload["name"], payload["message"]
     stack = payload.get("stack") if isinstance(payload.get("stack"), str) else None
-    if name == "InternalError" and message == "out of memory":
+    # With the heap exhausted QuickJS may throw `null` (it cannot allocate the error object),
+    # and describing the exception may itself fail for want of memory.
+    starved = memory >= limits.memory_bytes * 0.9 and (
+        (name == "Uncaught" and message == "null") or message == UNDESCRIBABLE)
+    if (name == "InternalError" and message == "out of memory") or starved:
         return ErrorInfo("memory_limit", name, f"memory limit of {limits.mem_mb} MB exceeded",
                          stack, {"name": "mem_mb", "value": limits.mem_mb,
                                  "used": round(memory / 1048576, 3)})

@@ -125,7 +125,11 @@ class Supervisor:
                 structlog.contextvars.unbind_contextvars("session_id")
 
     def _restore(self, session: store_mod.Session) -> None:
-        image = self.store.latest_image(session.id)
+        try:
+            image = self.store.latest_image(session.id)
+        except store_mod.StoreReadError as exc:
+            self._crash(session.id, f"the session's image could not be read: {exc}")
+            return
         limits = effective_limits(session.settings.get("limits", {}), self.ceilings)
         if image is None:
             self._crash(session.id, "no image of this session was persisted before the daemon stopped")

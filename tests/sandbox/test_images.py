@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sandbox import ImageError, Limits, Sandbox
-from sandbox.image import encode_image, image_header
+from sandbox.image import FORMAT_VERSION, encode_image, image_header
 
 KEY = b"k" * 32
 
@@ -35,7 +35,7 @@ def test_clone_is_independent(stateful: Sandbox) -> None:
 
 def test_image_header_describes_the_image(stateful: Sandbox) -> None:
     header = image_header(stateful.image(key=KEY))
-    assert header["format_version"] == 1
+    assert header["format_version"] == FORMAT_VERSION
     assert len(header["guest_sha256"]) == 64
     assert header["memory_size"] % 65536 == 0
 

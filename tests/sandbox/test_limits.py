@@ -38,6 +38,10 @@ def test_memory_limit_is_a_catchable_out_of_memory_and_the_heap_stays_usable() -
         assert out.status == "limit_exceeded"
         assert out.error is not None and out.error.kind == "memory_limit"
         assert out.metrics is not None and out.metrics.peak_memory_bytes <= 32 * 1024 * 1024
+        # What the script allocated is gone with it: the session is back where it started.
+        assert out.session_state.state == "rolled_back"
+        assert [e.type for e in out.events] == ["system", "limit"]
+        assert sb.eval("typeof keep").value["json"] == "undefined"  # type: ignore[index]
         caught = sb.eval("try { new ArrayBuffer(64 * 1024 * 1024); 'no' } catch (e) { e.message }")
         assert caught.value is not None and caught.value["json"] == "out of memory"
         assert sb.eval("[1, 2, 3].map(x => x * 2)").value["json"] == [2, 4, 6]  # type: ignore[index]
