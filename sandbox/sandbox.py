@@ -256,6 +256,8 @@ class Sandbox:
             try:
                 cb(event)
             except Exception as exc:  # noqa: BLE001 - reported as the evaluation's failure
+                # While the script runs this stops it; once it has ended (terminal and system
+                # events) the stop is never read: the outcome stands.
                 log.warning("event_consumer_failed", error=repr(exc))
                 self._watch.fail(f"the event consumer failed: {type(exc).__name__}: {exc}")
 
@@ -341,11 +343,11 @@ class Sandbox:
                                               self._capture_checkpoint())
 
         if error is None:
-            self._record(Event("value", payload, time.time()))
+            self._emit(Event("value", payload, time.time()))
         elif error.kind == "exception":
-            self._record(Event("exception", payload, time.time()))
+            self._emit(Event("exception", payload, time.time()))
         else:
-            self._record(Event("limit", {"kind": error.kind, "message": error.message,
+            self._emit(Event("limit", {"kind": error.kind, "message": error.message,
                                          "limit": error.limit}, time.time()))
         status = "ok" if error is None else STATUS_OF_KIND[error.kind]
         metrics = Metrics(round(wall_ms, 3), round(cpu_ms, 3), fuel_used, peak,
@@ -353,23 +355,13 @@ class Sandbox:
         self._event_cb = None
         return Outcome(status, value, error, self._events, metrics, state)  # type: ignore[arg-type]
 
-    def _record(self, event: Event) -> None:
-        # Terminal and system events: the script has ended, a failing consumer cannot stop it.
-        self._events.append(event)
-        cb = self._event_cb
-        if cb is not None:
-            try:
-                cb(event)
-            except Exception as exc:  # noqa: BLE001
-                log.warning("event_consumer_failed", error=repr(exc))
-
     def _roll_back(self, reason: str) -> SessionState:
         old = self._instance
         checkpoint = self._checkpoint
         self._instance = GuestInstance(self._hooks, self.limits.memory_bytes, image=checkpoint.image)
         old.close()
         log.info("sandbox_rolled_back", reason=reason, checkpoint=checkpoint.label)
-        self._record(Event("system", {"level": "warn",
+        self._emit(Event("system", {"level": "warn",
                                       "message": f"{reason}; state rolled back to checkpoint "
                                                  f"{checkpoint.label}"}, time.time()))
         return SessionState("rolled_back", checkpoint.label)
