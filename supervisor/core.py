@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -360,23 +361,34 @@ class Supervisor:
         """Persist the state of every session that changed since its last image."""
         self._images.flush()
 
-    def close(self) -> None:
-        """Checkpoint live sessions, stop the background writer, release everything.
+    def close(self, grace: float = 0.0) -> None:
+        """Stop: let running executions finish for up to `grace` seconds, cancel the rest
+        (they end `cancelled`), persist every session's state, release everything.
 
         Live sessions stay `ready` in the store: the next supervisor restores them."""
         if self._closed:
             return
         self._closed = True
+        deadline = time.monotonic() + grace
+        live = self._live_sessions()
+        for session in live:  # wait for running executions, up to the grace period
+            remaining = max(0.0, deadline - time.monotonic())
+            if session.lock.acquire(timeout=remaining):
+                session.lock.release()
+        for session in live:
+            session.host.cancel()
         self._images.stop()
         self._images.flush()
-        for live in self._live_sessions():
-            live.host.cancel()
-            live.lock.acquire(timeout=CLOSE_WAIT_S)
-            live.host.close()
+        for session in live:
+            acquired = session.lock.acquire(timeout=CLOSE_WAIT_S)
+            session.host.close()
+            if acquired:
+                session.lock.release()
         with self._live_lock:
             self._live.clear()
         self._bases.close()
         self.store.close()
+        log.info("supervisor_closed", sessions=len(live))
 
     def __enter__(self) -> Supervisor:
         return self

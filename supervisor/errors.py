@@ -47,3 +47,15 @@ class ModuleNotAllowed(SupervisorError):
 
 class LibraryNotFound(SupervisorError):
     code = "LIBRARY_NOT_FOUND"
+
+
+class EngineUnsupported(SupervisorError):
+    """A template asked for an engine other than quickjs (API.md: 422)."""
+
+    code = "ENGINE_UNSUPPORTED"
+
+
+class NotFound(SupervisorError):
+    """A sub-resource (capability, startup file, module, library) that does not exist."""
+
+    code = "NOT_FOUND"

@@ -13,7 +13,7 @@ from typing import Any
 import store as store_mod
 from store import Store
 from supervisor.catalog import check_module
-from supervisor.errors import StartupModeUnsupported, ValidationError
+from supervisor.errors import EngineUnsupported, StartupModeUnsupported, ValidationError
 from supervisor.ids import check_uuid
 from supervisor.libraries import check_library_name, load_library
 from supervisor.settings import Ceilings, validate_patch
@@ -34,7 +34,8 @@ class Templates:
         if engine is None:
             engine = "quickjs"
         if engine not in ENGINES:
-            raise ValidationError(f"engine must be one of {sorted(ENGINES)}", field="engine")
+            raise EngineUnsupported(f"engine must be one of {sorted(ENGINES)}", field="engine",
+                                    engine=engine if isinstance(engine, str) else None)
         return self._store.create_template(name.strip(), engine=engine)
 
     def get(self, template_id: str) -> store_mod.TemplateDetail:

@@ -7,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from supervisor.adapters import exit_codes, run_command
+from supervisor.adapters import daemon, exit_codes, run_command
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     run_command.add_parser(sub)
+    daemon.add_parser(sub)
     return parser
 
 
@@ -32,10 +33,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from supervisor.logs import configure_logging
 
     args = build_parser().parse_args(argv)
-    configure_logging(level="warning")
+    configure_logging(level="warning")  # commands that log more (serve) reconfigure
     try:
         return int(args.handler(args))
-    except run_command.UsageError as exc:
+    except (run_command.UsageError, daemon.ServeError) as exc:
         sys.stderr.write(f"vm-system: error: {exc}\n")
         return exit_codes.USAGE
     except BrokenPipeError:

@@ -10,7 +10,7 @@ import pytest
 from store import SessionNotFound, TemplateExists, TemplateNotFound
 from supervisor import Supervisor
 from supervisor.errors import (
-    InvalidPath, LibraryNotFound, ModuleNotAllowed, SessionBusy, SessionNotReady,
+    EngineUnsupported, InvalidPath, LibraryNotFound, ModuleNotAllowed, SessionBusy, SessionNotReady,
     StartupModeUnsupported, SupervisorError, ValidationError, WorktreeFileNotFound,
 )
 
@@ -254,7 +254,7 @@ def test_template_validation(sup: Supervisor, worktree: Path) -> None:
     template = sup.templates.create("valid")
     with pytest.raises(TemplateExists):
         sup.templates.create("valid")
-    with pytest.raises(ValidationError):
+    with pytest.raises(EngineUnsupported):
         sup.templates.create("other", engine="goja")
     with pytest.raises(ValidationError):
         sup.templates.create("")

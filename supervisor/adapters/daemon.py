@@ -1,0 +1,108 @@
+"""`vm-system serve`: the daemon. uvicorn serving the REST API over one Supervisor.
+
+Shutdown (SIGINT/SIGTERM): stop accepting, let running executions finish for up to
+`--shutdown-grace` seconds, cancel what still runs (persisted `cancelled`), persist every
+session's state, exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from supervisor.adapters import exit_codes
+
+DEFAULT_LISTEN = "127.0.0.1:3210"
+
+
+class ServeError(Exception):
+    """The daemon cannot start: one readable line, exit 2."""
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "serve", help="run the daemon (REST API on 127.0.0.1:3210 by default)",
+        description="Serve the REST API of API.md. Sessions survive a restart: their state is "
+                    "restored from the database. SIGINT/SIGTERM shut down gracefully.")
+    p.add_argument("--db", metavar="PATH",
+                   help="the SQLite database (default: $VM_SYSTEM_DB or the user data directory)")
+    p.add_argument("--listen", metavar="HOST:PORT", default=DEFAULT_LISTEN,
+                   help=f"address to bind (default {DEFAULT_LISTEN}; port 0 picks a free one)")
+    p.add_argument("--token", default=os.environ.get("VM_SYSTEM_TOKEN"),
+                   help="require 'Authorization: Bearer TOKEN' on every route but /api/v1/health "
+                        "(default: $VM_SYSTEM_TOKEN)")
+    p.add_argument("--library-dir", metavar="DIR", help="where template libraries (NAME.js) live")
+    p.add_argument("--max-body-kb", type=int, default=1024, metavar="N",
+                   help="largest request body accepted (default 1024 KiB)")
+    p.add_argument("--shutdown-grace", type=float, default=10.0, metavar="S",
+                   help="seconds running executions may take to finish at shutdown (default 10)")
+    p.add_argument("--log-format", choices=("json", "console"),
+                   help="log lines as JSON or readable text (default: readable on a terminal)")
+    p.set_defaults(handler=serve)
+
+
+def _bind(listen: str) -> socket.socket:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ServeError(f"--listen must be HOST:PORT, got {listen!r}")
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), int(port)))
+    except OSError as exc:
+        sock.close()
+        raise ServeError(f"cannot listen on {listen}: {exc.strerror or exc}") from exc
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def serve(args: argparse.Namespace) -> int:
+    from supervisor.logs import configure_logging
+
+    configure_logging(level="info", fmt=args.log_format)
+    import structlog
+    import uvicorn
+
+    from supervisor.adapters.http_app import create_app
+    from supervisor.core import Supervisor, default_db_path
+
+    log = structlog.get_logger("supervisor.daemon")
+    if args.max_body_kb <= 0 or args.shutdown_grace < 0:
+        raise ServeError("--max-body-kb must be positive and --shutdown-grace not negative")
+    sock = _bind(args.listen)
+    db = Path(args.db) if args.db else default_db_path()
+    library_dir = Path(args.library_dir) if args.library_dir else None
+    if library_dir is not None and not library_dir.is_dir():
+        raise ServeError(f"--library-dir {library_dir} is not a directory")
+    try:
+        sup = Supervisor.open(db, library_dir=library_dir)
+    except Exception as exc:
+        raise ServeError(f"cannot open the database {db}: {exc}") from exc
+
+    async def close_supervisor() -> None:
+        await asyncio.to_thread(sup.close, args.shutdown_grace)
+
+    app = create_app(sup, token=args.token, max_body=args.max_body_kb * 1024,
+                     close_supervisor=close_supervisor)
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=max(1, int(args.shutdown_grace) + 1))
+    server = uvicorn.Server(config)
+    host, port = sock.getsockname()[:2]
+    url = f"http://{host}:{port}"
+    # The one line on stdout: scripts and tests read the address from it.
+    sys.stdout.write(f"vm-system listening on {url}\n")
+    sys.stdout.flush()
+    log.info("daemon_started", url=url, db=str(db), auth=args.token is not None)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sup.close(args.shutdown_grace)  # no-op if the lifespan already closed it
+    log.info("daemon_stopped")
+    return exit_codes.OK

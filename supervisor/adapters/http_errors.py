@@ -1,0 +1,45 @@
+"""Error codes to HTTP statuses: the one table (API.md), and the error envelope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from supervisor.adapters.http_json import JSONBody
+
+STATUS_BY_CODE: dict[str, int] = {
+    "VALIDATION_ERROR": 400,
+    "INVALID_REQUEST": 400,
+    "UNAUTHORIZED": 401,
+    "NOT_FOUND": 404,
+    "ROUTE_NOT_FOUND": 404,
+    "TEMPLATE_NOT_FOUND": 404,
+    "SESSION_NOT_FOUND": 404,
+    "EXECUTION_NOT_FOUND": 404,
+    "FILE_NOT_FOUND": 404,
+    "METHOD_NOT_ALLOWED": 405,
+    "SESSION_NOT_READY": 409,
+    "SESSION_BUSY": 409,
+    "TEMPLATE_EXISTS": 409,
+    "CAPABILITY_EXISTS": 409,
+    "STARTUP_FILE_EXISTS": 409,
+    "MODULE_EXISTS": 409,
+    "LIBRARY_EXISTS": 409,
+    "CONFLICT": 409,
+    "PAYLOAD_TOO_LARGE": 413,
+    "INVALID_PATH": 422,
+    "STARTUP_MODE_UNSUPPORTED": 422,
+    "MODULE_NOT_ALLOWED": 422,
+    "LIBRARY_NOT_FOUND": 422,
+    "ENGINE_UNSUPPORTED": 422,
+    "INTERNAL": 500,
+}
+
+
+def status_of(code: str) -> int:
+    return STATUS_BY_CODE.get(code, 500)
+
+
+def envelope(code: str, message: str, details: dict[str, Any] | None = None,
+             headers: dict[str, str] | None = None) -> JSONBody:
+    body = {"error": {"code": code, "message": message, "details": details or {}}}
+    return JSONBody(body, status_code=status_of(code), headers=headers)
