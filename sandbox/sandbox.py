@@ -77,11 +77,14 @@ class _Hooks:
 
 
 class _Request:
-    __slots__ = ("kind", "source", "flags", "filename", "name", "args_json")
+    __slots__ = ("kind", "source", "flags", "filename", "name", "args_json", "checkpoint")
 
     def __init__(self, kind: str, source: bytes = b"", flags: int = 0, filename: bytes | None = None,
-                 name: str = "", args_json: str = "") -> None:
+                 name: str = "", args_json: str = "", checkpoint: bool = True) -> None:
         self.kind = kind
+        # False for host-side preparation (define_global): the next rollback target stays the
+        # state before the execution it prepares.
+        self.checkpoint = checkpoint
         self.source = source
         self.flags = flags
         self.filename = filename
@@ -184,7 +187,8 @@ class Sandbox:
             value_json = json.dumps(value, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"global {name!r} must be JSON-serialisable: {exc}") from exc
-        outcome = self._run(_Request("define", name=name, args_json=value_json), None, None, None)
+        outcome = self._run(_Request("define", name=name, args_json=value_json, checkpoint=False),
+                            None, None, None)
         if outcome.status != "ok":
             message = outcome.error.message if outcome.error else outcome.status
             raise ValueError(f"could not define global {name!r}: {message}")
@@ -202,17 +206,21 @@ class Sandbox:
             self._checkpoint = Checkpoint(label, self._capture_checkpoint())
             return label
 
+    def snapshot(self) -> MemoryImage:
+        """A copy of the current state (between evaluations), to encode with `encode_image`
+        later, outside whatever lock the caller holds while the sandbox must stay still."""
+        with self._exclusive():
+            return self._instance.capture()
+
     def image(self, key: bytes | None = None, context: str = "") -> bytes:
         """The current state as a signed, self-describing image (see sandbox.image)."""
-        with self._exclusive():
-            snapshot = on_roomy_stack(self._instance.capture)
-        return encode_image(snapshot, guest_engine().guest_sha256,
+        return encode_image(self.snapshot(), guest_engine().guest_sha256,
                             key if key is not None else installation_key(), context)
 
     @classmethod
     def from_image(cls, data: bytes, *, key: bytes | None = None, context: str = "",
                    limits: Limits | None = None, on_event: EventCallback | None = None,
-                   auto_checkpoint: bool = True) -> Sandbox:
+                   auto_checkpoint: bool = True, checkpoint_label: str = "image") -> Sandbox:
         """A sandbox restored from an image; raises ImageError before touching guest memory
         if the image is tampered with, truncated, or made for another guest, key or context."""
         limits = limits or Limits()
@@ -220,7 +228,7 @@ class Sandbox:
                                 key if key is not None else installation_key(), context,
                                 max_memory=limits.memory_bytes)
         return cls(limits, on_event=on_event, auto_checkpoint=auto_checkpoint, _image=snapshot,
-                   _label="image")
+                   _label=checkpoint_label)
 
     def clone(self, limits: Limits | None = None, *, on_event: EventCallback | None = None) -> Sandbox:
         """An independent sandbox starting from this one's last checkpoint (~0.4 ms)."""
@@ -338,7 +346,7 @@ class Sandbox:
             if stop is not None:
                 inst.reset_uncatchable()
             state = SessionState("kept")
-            if self.auto_checkpoint:
+            if self.auto_checkpoint and request.checkpoint:
                 self._checkpoint = Checkpoint(label or f"eval-{self._evaluations}",
                                               self._capture_checkpoint())
 

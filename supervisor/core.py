@@ -33,7 +33,7 @@ from supervisor.errors import (
 )
 from supervisor.host import ExecRequest, InThreadHost
 from supervisor.ids import check_uuid
-from supervisor.live import LiveSession
+from supervisor.live import LiveSession, acquire_for_execution
 from supervisor.pipeline import ExecSpec, Pipeline
 from supervisor.settings import Ceilings, LimitsPatch, effective_limits, validate_patch
 from supervisor.templates import Templates
@@ -137,7 +137,8 @@ class Supervisor:
             return
         try:
             sandbox = Sandbox.from_image(image.data, key=self._images_key, context=session.id,
-                                         limits=limits)
+                                         limits=limits,
+                                         checkpoint_label=image.execution_id or "restored")
         except ImageError as exc:
             self._crash(session.id, f"the session's image failed its integrity check: {exc}")
             return
@@ -152,7 +153,16 @@ class Supervisor:
 
     def _crash(self, session_id: str, reason: str) -> None:
         log.error("session_crashed", reason=reason)
-        self.store.set_session_status(session_id, "crashed", last_error=reason)
+        self._set_status(session_id, "crashed", last_error=reason)
+
+    def _set_status(self, session_id: str, status: str, last_error: str | None = None) -> store_mod.Session:
+        """A session status write, retried once: a session must not stay `starting`, or
+        `ready` without being live, because of one failed write."""
+        try:
+            return self.store.set_session_status(session_id, status, last_error=last_error)
+        except store_mod.StoreWriteError as exc:
+            log.error("session_status_write_failed", status=status, error=str(exc), retry=True)
+            return self.store.set_session_status(session_id, status, last_error=last_error)
 
     # ----- sessions ---------------------------------------------------------------------------
 
@@ -201,7 +211,7 @@ class Supervisor:
                 self._run_startup(live, startup.path)
             self._add_live(live)
             self._images.persist(live, wait=True)
-            ready = self.store.set_session_status(session.id, "ready")
+            ready = self._set_status(session.id, "ready")
             log.info("session_ready", template_id=template_id)
             return ready
         except Exception as exc:
@@ -245,7 +255,7 @@ class Supervisor:
             live = self._live.get(session_id)
         if live is None:
             self.store.get_session(session_id)  # SESSION_NOT_FOUND
-            return self.store.set_session_status(session_id, "closed")
+            return self._set_status(session_id, "closed")
         live.closing = True
         live.host.cancel()
         acquired = live.lock.acquire(timeout=CLOSE_WAIT_S)
@@ -257,7 +267,7 @@ class Supervisor:
         with self._live_lock:
             self._live.pop(session_id, None)
         log.info("session_closed", session_id=session_id)
-        return self.store.set_session_status(session_id, "closed")
+        return self._set_status(session_id, "closed")
 
     # ----- executions -------------------------------------------------------------------------
 
@@ -267,7 +277,7 @@ class Supervisor:
         return _request(live.runtime, live.limits, code, filename, globals_)
 
     def _execute_in(self, live: LiveSession, spec: ExecSpec, request: ExecRequest) -> store_mod.Execution:
-        if not live.lock.acquire(blocking=False):
+        if not acquire_for_execution(live):
             raise SessionBusy(f"session {live.id} is running another execution", session_id=live.id)
         structlog.contextvars.bind_contextvars(session_id=live.id)
         try:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import structlog
 
 from sandbox.engine import guest_engine
-from sandbox.image import FORMAT_VERSION
+from sandbox.image import FORMAT_VERSION, encode_image
 from store import Store, StoreError
 from supervisor.live import LiveSession
 
@@ -39,18 +39,25 @@ class ImageWriter:
         self._thread.start()
 
     def persist(self, live: LiveSession, *, wait: bool) -> bool:
-        """Store the session's current state; False if it was busy (and `wait` is False)."""
-        if not live.lock.acquire(blocking=wait):
-            return False
+        """Store the session's current state; False if it was busy (and `wait` is False).
+
+        The session is held only for the memory copy; encoding and writing happen after."""
+        live.imaging = True
         try:
-            if live.closing:
-                return True
-            live.dirty = False
-            data = live.host.image(self._key, live.id)
-            memory = live.host.memory_size()
-            execution_id = live.last_execution_id
+            if not live.lock.acquire(blocking=wait):
+                return False
+            try:
+                if live.closing:
+                    return True
+                live.dirty = False
+                snapshot = live.host.snapshot()
+                execution_id = live.last_execution_id
+            finally:
+                live.lock.release()
         finally:
-            live.lock.release()
+            live.imaging = False
+        data = encode_image(snapshot, guest_engine().guest_sha256, self._key, live.id)
+        memory = snapshot.size
         try:
             self._store.save_image(live.id, data, format_version=FORMAT_VERSION,
                                    guest_sha256=guest_engine().guest_sha256, memory_size=memory,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from sandbox import Event, Limits, Outcome, Sandbox
+from sandbox.instance import MemoryImage
 
 EventSink = Callable[[Event], None]
 
@@ -35,7 +36,7 @@ class SessionHost(Protocol):
 
     def cancel(self) -> None: ...
 
-    def image(self, key: bytes, context: str) -> bytes: ...
+    def snapshot(self) -> MemoryImage: ...
 
     def memory_size(self) -> int: ...
 
@@ -62,8 +63,8 @@ class InThreadHost:
     def cancel(self) -> None:
         self._sandbox.cancel()
 
-    def image(self, key: bytes, context: str) -> bytes:
-        return self._sandbox.image(key=key, context=context)
+    def snapshot(self) -> MemoryImage:
+        return self._sandbox.snapshot()
 
     def memory_size(self) -> int:
         return self._sandbox.memory_size()

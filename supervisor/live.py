@@ -23,4 +23,18 @@ class LiveSession:
     closing: bool = False
     # The state changed since the last persisted image (see durability.ImageWriter).
     dirty: bool = False
+    # Set while the image writer wants or holds `lock` (for a fraction of a millisecond): an
+    # execution arriving then waits for it instead of answering SESSION_BUSY.
+    imaging: bool = False
     last_execution_id: str | None = None
+
+
+# How long an execution waits for the image writer's snapshot before giving up.
+IMAGING_WAIT_S = 0.25
+
+
+def acquire_for_execution(live: LiveSession) -> bool:
+    """Take the session for an execution: at once, or after the image writer's short hold."""
+    if live.lock.acquire(blocking=False):
+        return True
+    return live.imaging and live.lock.acquire(timeout=IMAGING_WAIT_S)

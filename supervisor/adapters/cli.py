@@ -7,7 +7,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from supervisor.adapters import daemon, exit_codes, run_command
+from supervisor.adapters import (
+    daemon, exec_commands, exit_codes, ops_commands, run_command, session_commands,
+    template_commands,
+)
+from supervisor.adapters.client import ClientError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,19 +30,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     run_command.add_parser(sub)
     daemon.add_parser(sub)
+    # The daemon's client side: each group talks to `vm-system serve` over the REST API.
+    template_commands.add_parser(sub)
+    session_commands.add_parser(sub)
+    exec_commands.add_parser(sub)
+    ops_commands.add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Imported after parsing: `--help` and argument errors never pay for structlog.
     from supervisor.logs import configure_logging
 
-    args = build_parser().parse_args(argv)
     configure_logging(level="warning")  # commands that log more (serve) reconfigure
     try:
         return int(args.handler(args))
     except (run_command.UsageError, daemon.ServeError) as exc:
         sys.stderr.write(f"vm-system: error: {exc}\n")
         return exit_codes.USAGE
+    except ClientError as exc:
+        # An API error envelope, or no daemon at the address: one line, no traceback.
+        sys.stderr.write(exc.one_line() + "\n")
+        return exit_codes.SCRIPT_ERROR
     except BrokenPipeError:
         # The reader went away (`| head`): not our error.
         sys.stderr.close()
