@@ -53,6 +53,9 @@ def _bind(listen: str) -> socket.socket:
     family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this (Linux): a response written as headers then body must
+    # not wait for the client's delayed ACK (40 ms per keep-alive request otherwise).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host.strip("[]"), int(port)))
     except OSError as exc:
