@@ -8,7 +8,6 @@ session's state, exit 0.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import socket
 import sys
@@ -88,6 +87,8 @@ def serve(args: argparse.Namespace) -> int:
         sup = Supervisor.open(db, library_dir=library_dir)
     except Exception as exc:
         raise ServeError(f"cannot open the database {db}: {exc}") from exc
+
+    import asyncio
 
     async def close_supervisor() -> None:
         await asyncio.to_thread(sup.close, args.shutdown_grace)

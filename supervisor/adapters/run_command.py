@@ -42,6 +42,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true",
                    help="print the whole outcome (events, value or error, metrics) as JSON")
     p.add_argument("--metrics", action="store_true", help="print the metrics line to stderr")
+    p.add_argument("--server-url", metavar="URL",
+                   help="run it on a daemon instead of embedded (POST /api/v1/run); scripts only")
+    p.add_argument("--token", default=None,
+                   help="bearer token for --server-url (default: $VM_SYSTEM_TOKEN)")
+    p.add_argument("--timeout", type=float, default=None, help=argparse.SUPPRESS)
     p.set_defaults(handler=run)
 
 
@@ -98,9 +103,27 @@ def _print_error(error: Any, err: TextIO) -> None:
         err.write(f"error: {error.kind}: {error.message}\n")
 
 
+def _run_remote(args: argparse.Namespace, code: str, is_module: bool) -> int:
+    """The same job on a daemon: the code is sent, the outcome printed the same way."""
+    from supervisor.adapters.cli_common import Output, make_client
+    from supervisor.adapters.exec_commands import print_outcome
+
+    if is_module:
+        raise UsageError("ES modules run embedded only; drop --server-url or --module")
+    given = {dest: getattr(args, dest) for _, dest, _ in LIMIT_FLAGS if getattr(args, dest) is not None}
+    api = make_client(args)
+    try:
+        execution = api.run(code=code, limits=given or None)
+        return print_outcome(api, Output(as_json=args.json), execution, metrics=args.metrics)
+    finally:
+        api.close()
+
+
 def run(args: argparse.Namespace) -> int:
     code, filename, is_module = _read_source(args)
     limits = _limits(args)
+    if args.server_url:
+        return _run_remote(args, code, is_module)
 
     from sandbox import Sandbox
 

@@ -583,3 +583,17 @@ def test_a_daemon_with_a_token(tmp_path: Path) -> None:
         assert vm("template", "list", url=secured.url, env={"VM_SYSTEM_TOKEN": "s3cret"}).returncode == 0
     finally:
         secured.stop()
+
+
+def test_run_with_server_url_runs_on_the_daemon(daemon: Daemon) -> None:
+    out = vm("run", "examples/hello.js", "--server-url", daemon.url)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == "hello, vm-system"
+    assert out.stdout.splitlines()[-1] == "6765"
+    limited = vm("run", "examples/runaway.js", "--wall-ms", "200", "--server-url", daemon.url)
+    assert limited.returncode == 3
+    assert "wall-clock limit of 200 ms exceeded" in limited.stderr
+    as_json = ok_json(vm("run", "-e", "6 * 7", "--json", "--server-url", daemon.url))
+    assert (as_json["kind"], as_json["session_id"], as_json["result"]["json"]) == ("run", None, 42)
+    module = vm("run", "examples/async.mjs", "--server-url", daemon.url)
+    assert module.returncode == 2 and "embedded only" in one_line(module)
