@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import dataclasses
-import hashlib
 import io
 import json
 import pstats
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from benchmarks.timing import (
+    BenchReport,
     CheckFailed,
     SampleError,
     Sampler,
@@ -40,6 +40,7 @@ from benchmarks.timing import (
     format_seconds,
     interleave,
     machine_info,
+    code_identity,
     package_versions,
     render_table,
 )
@@ -201,34 +202,6 @@ class ScenarioResult:
             "warmup": self.warmup,
             "references": {k: v.to_dict() for k, v in self.references.items()},
             "details_s": self.details,
-        }
-
-
-@dataclass
-class BenchReport:
-    mode: Literal["quick", "full"]
-    started_at: str
-    duration_s: float
-    machine: dict[str, Any]
-    versions: dict[str, str | None]
-    code: dict[str, Any]
-    results: list[ScenarioResult]
-
-    @property
-    def ok(self) -> bool:
-        return all(r.ok for r in self.results)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "benchmark": "sandbox",
-            "mode": self.mode,
-            "started_at": self.started_at,
-            "duration_s": self.duration_s,
-            "machine": self.machine,
-            "versions": self.versions,
-            "code": self.code,
-            "limits": dataclasses.asdict(LIMITS),
-            "results": [r.to_dict() for r in self.results],
         }
 
 
@@ -567,28 +540,6 @@ def run_scenario(scenario: Scenario, *, quick: bool) -> ScenarioResult:
                           met, runs, warmup, references, details)
 
 
-def code_identity() -> dict[str, Any]:
-    """Which engine code was measured: the sandbox/ sources may change between runs."""
-    digest = hashlib.sha256()
-    for path in sorted((REPO_ROOT / "sandbox").glob("*")):
-        if path.suffix in {".py", ".js"}:
-            digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    identity: dict[str, Any] = {"sandbox_sha256": digest.hexdigest()[:16]}
-    try:
-        head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10, check=False)
-        # --no-optional-locks: a status must not write the index (the lead may be committing).
-        dirty = subprocess.run(["git", "--no-optional-locks", "-C", str(REPO_ROOT), "status",
-                                "--porcelain", "--", "sandbox"],
-                               capture_output=True, text=True, timeout=10, check=False)
-        if head.returncode == 0:
-            identity["git_commit"] = head.stdout.strip()
-            identity["sandbox_modified"] = bool(dirty.stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return identity
-
-
 def run_benchmark(*, quick: bool, only: Sequence[str] | None = None,
                   suite: Sequence[Scenario] | None = None,
                   progress: Callable[[str], None] | None = None) -> BenchReport:
@@ -609,9 +560,10 @@ def run_benchmark(*, quick: bool, only: Sequence[str] | None = None,
             progress(f"{scenario.name}: {result.status}"
                      + (f" median {format_seconds(result.vm.median)}" if result.vm else ""))
         results.append(result)
-    return BenchReport("quick" if quick else "full", started.isoformat(timespec="seconds"),
+    return BenchReport("sandbox", "quick" if quick else "full", started.isoformat(timespec="seconds"),
                        round(time.perf_counter() - t0, 3), machine_info(),
-                       package_versions(VERSIONED), code_identity(), results)
+                       package_versions(VERSIONED), code_identity(("sandbox",)), results,
+                       extra={"limits": dataclasses.asdict(LIMITS)})
 
 
 # ----- profile ----------------------------------------------------------------------------------

@@ -14,15 +14,18 @@ an engine that computed the wrong thing.
 from __future__ import annotations
 
 import gc
+import hashlib
 import importlib.metadata
 import math
 import os
 import platform
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Generic, TypeVar
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 S = TypeVar("S")
 
@@ -235,3 +238,69 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
     sep = "| " + " | ".join("-" * w for w in widths) + " |"
     return "\n".join([line(headers), sep, *(line(r) for r in rows)])
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def code_identity(packages: Sequence[str]) -> dict[str, Any]:
+    """Which code was measured: a hash of the packages' sources, the commit, and whether the
+    sources differ from it (figures move with the code they measure)."""
+    digest = hashlib.sha256()
+    for package in packages:
+        for path in sorted((REPO_ROOT / package).rglob("*")):
+            if path.suffix in {".py", ".js"}:
+                digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0" + path.read_bytes())
+    identity: dict[str, Any] = {"sources_sha256": digest.hexdigest()[:16], "packages": list(packages)}
+    try:
+        head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10, check=False)
+        # --no-optional-locks: a status must not write the index (someone may be committing).
+        dirty = subprocess.run(["git", "--no-optional-locks", "-C", str(REPO_ROOT), "status",
+                                "--porcelain", "--", *packages],
+                               capture_output=True, text=True, timeout=10, check=False)
+        if head.returncode == 0:
+            identity["git_commit"] = head.stdout.strip()
+            identity["sources_modified"] = bool(dirty.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return identity
+
+
+class _Result(Protocol):
+    @property
+    def ok(self) -> bool: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class BenchReport:
+    """One benchmark run: what was measured, where, on which code, and the results."""
+
+    benchmark: str
+    mode: Literal["quick", "full"]
+    started_at: str
+    duration_s: float
+    machine: dict[str, Any]
+    versions: dict[str, str | None]
+    code: dict[str, Any]
+    results: list[Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "benchmark": self.benchmark,
+            "mode": self.mode,
+            "started_at": self.started_at,
+            "duration_s": self.duration_s,
+            "machine": self.machine,
+            "versions": self.versions,
+            "code": self.code,
+            **self.extra,
+            "results": [r.to_dict() for r in self.results],
+        }

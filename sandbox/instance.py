@@ -12,7 +12,6 @@ the instance itself holds no policy.
 from __future__ import annotations
 
 import ctypes
-import json
 import struct
 from dataclasses import dataclass
 from functools import cache

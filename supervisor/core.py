@@ -35,7 +35,7 @@ from supervisor.host import ExecRequest, InThreadHost
 from supervisor.ids import check_uuid
 from supervisor.live import LiveSession, acquire_for_execution
 from supervisor.pipeline import ExecSpec, Pipeline
-from supervisor.settings import Ceilings, LimitsPatch, effective_limits, validate_patch
+from supervisor.settings import Ceilings, effective_limits, validate_patch
 from supervisor.templates import Templates
 from supervisor.worktree import check_worktree, read_worktree_file
 
@@ -149,7 +149,7 @@ class Supervisor:
 
     @property
     def _images_key(self) -> bytes:
-        return self._images._key
+        return self._images.key
 
     def _crash(self, session_id: str, reason: str) -> None:
         log.error("session_crashed", reason=reason)
@@ -209,9 +209,13 @@ class Supervisor:
                                settings["runtime"])
             for startup in detail.startup_files:
                 self._run_startup(live, startup.path)
+            # The first image is written by the background writer, woken now: spawning stays
+            # a memory copy. A daemon killed in the next few milliseconds brings this session
+            # back `crashed` (no image), never wrong.
+            live.dirty, live.dirty_since = True, time.monotonic()
             self._add_live(live)
-            self._images.persist(live, wait=True)
             ready = self._set_status(session.id, "ready")
+            self._images.wake()
             log.info("session_ready", template_id=template_id)
             return ready
         except Exception as exc:
@@ -284,8 +288,7 @@ class Supervisor:
             if live.closing:
                 raise SessionNotReady(f"session {live.id} is closing", session_id=live.id)
             execution = self._pipeline.execute(spec, live.host, request, closed=lambda: live.closing)
-            live.last_execution_id = execution.id
-            live.dirty = True
+            self._images.note_execution(live, execution.id)
             return execution
         finally:
             structlog.contextvars.unbind_contextvars("session_id")

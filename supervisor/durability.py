@@ -1,22 +1,31 @@
 """Sessions survive a restart: their state is persisted as signed images.
 
-A session's image is written synchronously when it becomes ready (so every ready session has
-one), then in the background after executions change its state: the writer wakes every
-`interval` seconds, takes each dirty session's lock without waiting (a busy session is
-retried on the next round), captures an image and stores it, keeping the newest few. A
-graceful close of the supervisor flushes every dirty session. So state is durable within
-about `interval` of an execution, and exactly at a clean shutdown.
+Who copies the memory, and when:
+* after an execution, the session is marked dirty (`note_execution`, called with the
+  session's lock held). If it has stayed dirty for `max_delay` seconds (a session busy with
+  back-to-back executions never lets the writer in), the copy is taken right there, while
+  the lock is held anyway;
+* otherwise the background writer, woken every `interval` seconds (at once after a spawn),
+  takes each dirty session's lock *without waiting*, copies its memory (a fraction of a
+  millisecond, with `imaging` set so an execution arriving meanwhile waits for it instead of
+  answering SESSION_BUSY) and lets it go;
+* compressing, signing and storing always happen on the writer thread, outside the lock;
+  the newest few images of each session are kept.
+A clean close flushes every dirty session. So state is durable within about `interval`
+(at most `max_delay` under load) of an execution, and exactly at a clean shutdown.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import structlog
 
 from sandbox.engine import guest_engine
 from sandbox.image import FORMAT_VERSION, encode_image
+from sandbox.instance import MemoryImage
 from store import Store, StoreError
 from supervisor.live import LiveSession
 
@@ -27,68 +36,100 @@ KEEP_IMAGES = 2
 
 class ImageWriter:
     def __init__(self, store: Store, key: bytes, sessions: Callable[[], list[LiveSession]],
-                 interval: float = 0.2) -> None:
+                 interval: float = 0.2, max_delay: float = 1.0) -> None:
         self._store = store
-        self._key = key
+        self.key = key
         self._sessions = sessions
         self._interval = interval
+        self._max_delay = max_delay
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="vm-system-images", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def persist(self, live: LiveSession, *, wait: bool) -> bool:
-        """Store the session's current state; False if it was busy (and `wait` is False).
+    def wake(self) -> None:
+        """Run a round now (a new session wants its first image)."""
+        self._wake.set()
 
-        The session is held only for the memory copy; encoding and writing happen after."""
+    def note_execution(self, live: LiveSession, execution_id: str) -> None:
+        """Called after each execution, with the session's lock held."""
+        now = time.monotonic()
+        live.last_execution_id = execution_id
+        if not live.dirty:
+            live.dirty = True
+            live.dirty_since = now
+        elif now - live.dirty_since >= self._max_delay:
+            live.pending = (live.host.snapshot(), execution_id)
+            live.dirty_since = now
+
+    def _copy(self, live: LiveSession, wait: bool) -> tuple[MemoryImage, str | None] | None:
+        """The session's memory, copied under its lock; None if busy (and not `wait`)."""
         live.imaging = True
         try:
             if not live.lock.acquire(blocking=wait):
-                return False
+                return None
             try:
                 if live.closing:
-                    return True
+                    return None
                 live.dirty = False
-                snapshot = live.host.snapshot()
-                execution_id = live.last_execution_id
+                live.pending = None
+                return live.host.snapshot(), live.last_execution_id
             finally:
                 live.lock.release()
         finally:
             live.imaging = False
-        data = encode_image(snapshot, guest_engine().guest_sha256, self._key, live.id)
-        memory = snapshot.size
+
+    def _store_image(self, live: LiveSession, snapshot: MemoryImage, execution_id: str | None) -> None:
+        data = encode_image(snapshot, guest_engine().guest_sha256, self.key, live.id)
         try:
             self._store.save_image(live.id, data, format_version=FORMAT_VERSION,
-                                   guest_sha256=guest_engine().guest_sha256, memory_size=memory,
-                                   execution_id=execution_id, keep_latest=KEEP_IMAGES)
+                                   guest_sha256=guest_engine().guest_sha256,
+                                   memory_size=snapshot.size, execution_id=execution_id,
+                                   keep_latest=KEEP_IMAGES)
         except StoreError as exc:
             live.dirty = True
             log.error("image_persist_failed", session_id=live.id, error=str(exc))
             raise
+
+    def persist(self, live: LiveSession, *, wait: bool) -> bool:
+        """Store the session's current state now; False if it was busy (and not `wait`)."""
+        copied = self._copy(live, wait)
+        if copied is None:
+            return False
+        self._store_image(live, *copied)
         return True
+
+    def _round(self, wait: bool) -> None:
+        for live in self._sessions():
+            if live.closing:
+                continue
+            try:
+                pending = live.pending
+                if pending is not None:
+                    live.pending = None
+                    self._store_image(live, *pending)
+                if live.dirty:
+                    self.persist(live, wait=wait)
+            except StoreError:
+                pass  # logged; the session stays dirty and is retried next round
+            except Exception as exc:  # noqa: BLE001 - the writer must outlive one bad session
+                log.error("image_capture_failed", session_id=live.id, error=repr(exc))
 
     def flush(self) -> None:
         """Persist every dirty session now, waiting for running executions."""
-        for live in self._sessions():
-            if live.dirty and not live.closing:
-                try:
-                    self.persist(live, wait=True)
-                except StoreError:
-                    pass  # logged; the session stays dirty
+        self._round(wait=True)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            for live in self._sessions():
-                if live.dirty and not live.closing:
-                    try:
-                        self.persist(live, wait=False)
-                    except StoreError:
-                        pass  # logged; retried next round
-                    except Exception as exc:  # noqa: BLE001 - the writer must outlive one bad session
-                        log.error("image_capture_failed", session_id=live.id, error=repr(exc))
+        while not self._stop.is_set():
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            if not self._stop.is_set():
+                self._round(wait=False)
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)

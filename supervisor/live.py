@@ -21,8 +21,11 @@ class LiveSession:
     # One execution at a time: acquired without waiting (busy → SESSION_BUSY, no queue).
     lock: threading.Lock = field(default_factory=threading.Lock)
     closing: bool = False
-    # The state changed since the last persisted image (see durability.ImageWriter).
+    # The state changed since the last persisted image (see durability.ImageWriter), since
+    # `dirty_since` (monotonic); `pending` is a copy taken after an execution, to be stored.
     dirty: bool = False
+    dirty_since: float = 0.0
+    pending: tuple[Any, str | None] | None = None
     # Set while the image writer wants or holds `lock` (for a fraction of a millisecond): an
     # execution arriving then waits for it instead of answering SESSION_BUSY.
     imaging: bool = False
