@@ -67,6 +67,9 @@ class LimitWatch:
         # A plain flag: assignment is atomic, and the interrupt handler reads it on every
         # check (an Event's lock would cost more than the rest of the check).
         self._cancelled = False
+        # A sticky cancel also stops every later evaluation: for a sandbox about to be closed,
+        # whose next evaluation may be starting right now.
+        self._sticky = False
         self.limits = Limits()
         self._wall_deadline = 0.0
         self._cpu_deadline = 0.0
@@ -81,7 +84,7 @@ class LimitWatch:
     def begin(self, limits: Limits) -> None:
         self.limits = limits
         self.stop = None
-        self._cancelled = False
+        self._cancelled = self._sticky
         self.output_bytes = 0
         self.console_events = 0
         self._wall_start = time.monotonic()
@@ -99,7 +102,9 @@ class LimitWatch:
     def cpu_ms(self) -> float:
         return (time.thread_time() - self._cpu_start) * 1000
 
-    def cancel(self) -> None:
+    def cancel(self, sticky: bool = False) -> None:
+        if sticky:
+            self._sticky = True
         self._cancelled = True
 
     def interrupt(self, stack_pointer: int) -> bool:

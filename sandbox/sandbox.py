@@ -139,7 +139,7 @@ class Sandbox:
         """Release the instance. A running evaluation is cancelled first."""
         if self._closed:
             return
-        self._watch.cancel()
+        self._watch.cancel(sticky=True)
         with self._lock:
             self._closed = True
             self._instance.close()
@@ -148,9 +148,12 @@ class Sandbox:
     def closed(self) -> bool:
         return self._closed
 
-    def cancel(self) -> None:
-        """Stop the running evaluation (from any thread); it ends `cancelled`, state kept."""
-        self._watch.cancel()
+    def cancel(self, *, also_later: bool = False) -> None:
+        """Stop the running evaluation (from any thread); it ends `cancelled`, state kept.
+
+        With `also_later`, every later evaluation is cancelled as soon as it starts too: for a
+        sandbox about to be closed, where another thread's evaluation may be just starting."""
+        self._watch.cancel(sticky=also_later)
 
     # ----- evaluations ----------------------------------------------------------------------
 

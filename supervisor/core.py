@@ -29,7 +29,7 @@ from store import Store
 from supervisor.base_images import BaseImages
 from supervisor.durability import ImageWriter
 from supervisor.errors import (
-    SessionBusy, SessionNotReady, SupervisorError, ValidationError,
+    SessionBusy, SessionNotReady, SessionStartFailed, SupervisorError, ValidationError,
 )
 from supervisor.host import ExecRequest, InThreadHost
 from supervisor.ids import check_uuid
@@ -49,7 +49,10 @@ CLOSE_WAIT_S = 10.0
 class RuntimeSummary:
     active_sessions: int
     active_session_ids: list[str]
-    memory_bytes: int
+    memory_bytes: int  # the live sessions' guest memory
+    rss_bytes: int | None  # the whole process (Linux)
+    worker_threads: int  # the process's Python threads (request workers, writer, ticker)
+    executions_running: int
 
 
 def _check_json_object(value: Any, name: str) -> dict[str, Any]:
@@ -223,7 +226,8 @@ class Supervisor:
                 self._live.pop(session.id, None)
             if live is not None:
                 live.host.close()
-            reason = exc.message if isinstance(exc, SupervisorError) else f"{type(exc).__name__}: {exc}"
+            reason = (getattr(exc, "reason", None) or exc.message if isinstance(exc, SupervisorError)
+                      else f"{type(exc).__name__}: {exc}")
             self._crash(session.id, reason)
             if isinstance(exc, SupervisorError):
                 exc.details.setdefault("session_id", session.id)
@@ -240,8 +244,8 @@ class Supervisor:
             live.last_execution_id = execution.id
         if execution.status != "ok":
             message = (execution.error or {}).get("message", execution.status)
-            raise SupervisorError(f"startup file {relative} failed ({execution.status}): {message}",
-                                  execution_id=execution.id)
+            raise SessionStartFailed(f"startup file {relative} failed ({execution.status}): {message}",
+                                     execution_id=execution.id)
 
     def get_session(self, session_id: str) -> store_mod.Session:
         return self.store.get_session(check_uuid(session_id, "session_id"))
@@ -264,14 +268,21 @@ class Supervisor:
         live.host.cancel()
         acquired = live.lock.acquire(timeout=CLOSE_WAIT_S)
         try:
+            # The store first: if it cannot record the close, the session stays live and
+            # ready (consistent), and the caller gets the error to retry.
+            try:
+                closed = self._set_status(session_id, "closed")
+            except store_mod.StoreError:
+                live.closing = False
+                raise
             live.host.close()
+            with self._live_lock:
+                self._live.pop(session_id, None)
         finally:
             if acquired:
                 live.lock.release()
-        with self._live_lock:
-            self._live.pop(session_id, None)
         log.info("session_closed", session_id=session_id)
-        return self._set_status(session_id, "closed")
+        return closed
 
     # ----- executions -------------------------------------------------------------------------
 
@@ -368,7 +379,8 @@ class Supervisor:
     def runtime_summary(self) -> RuntimeSummary:
         live = self._live_sessions()
         return RuntimeSummary(len(live), sorted(s.id for s in live),
-                              sum(s.host.memory_size() for s in live))
+                              sum(s.host.memory_size() for s in live), _rss_bytes(),
+                              threading.active_count(), sum(1 for s in live if s.lock.locked()))
 
     def flush_images(self) -> None:
         """Persist the state of every session that changed since its last image."""
@@ -408,6 +420,14 @@ class Supervisor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _rss_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def default_db_path() -> Path:

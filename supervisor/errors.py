@@ -8,6 +8,9 @@ from typing import Any
 
 class SupervisorError(Exception):
     code = "INTERNAL"
+    # A 500 normally hides its message and details (they may hold internals); a public one
+    # is written for the client.
+    public = False
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -17,6 +20,25 @@ class SupervisorError(Exception):
 
 class ValidationError(SupervisorError):
     code = "VALIDATION_ERROR"
+
+
+class InvalidRequest(SupervisorError):
+    """Unknown keys or wrong types in a request's structure (API.md: INVALID_REQUEST)."""
+
+    code = "INVALID_REQUEST"
+
+
+class SessionStartFailed(SupervisorError):
+    """A startup file failed. The client gets a plain message and the ids to look at (the
+    session, crashed, with the reason in `last_error`; the failed startup execution)."""
+
+    code = "INTERNAL"
+    public = True
+
+    def __init__(self, reason: str, **details: Any) -> None:
+        super().__init__("the session failed to start: a startup file failed "
+                         "(see the session's last_error and the execution)", **details)
+        self.reason = reason
 
 
 class InvalidPath(SupervisorError):

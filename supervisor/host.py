@@ -61,7 +61,8 @@ class InThreadHost:
                        checkpoint_label=request.checkpoint_label)
 
     def cancel(self) -> None:
-        self._sandbox.cancel()
+        # Only used on the way to closing: an execution starting right now is stopped too.
+        self._sandbox.cancel(also_later=True)
 
     def snapshot(self) -> MemoryImage:
         return self._sandbox.snapshot()

@@ -13,7 +13,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
 from sandbox import Limits
-from supervisor.errors import ValidationError
+from supervisor.errors import InvalidRequest, ValidationError
 
 LIMIT_NAMES = ("cpu_ms", "wall_ms", "mem_mb", "max_events", "max_output_kb")
 
@@ -69,7 +69,9 @@ def validate_patch(patch: Any, ceilings: Ceilings) -> dict[str, dict[str, Any]]:
     try:
         model = SettingsPatch.model_validate(patch)
     except pydantic.ValidationError as exc:
-        raise ValidationError("invalid settings", errors=_details(exc)) from None
+        # Unknown keys and wrong types are a malformed request; bad values are checked below.
+        raise InvalidRequest("invalid settings: " + "; ".join(
+            f"{d['field']}: {d['problem']}" for d in _details(exc)), errors=_details(exc)) from None
     out: dict[str, dict[str, Any]] = {}
     for section in ("limits", "runtime", "resolver"):
         value = getattr(model, section)

@@ -34,12 +34,12 @@ def check_relative(path: str) -> str:
 
 
 def check_worktree(worktree: str) -> Path:
-    """The worktree must be an existing absolute directory."""
-    if not isinstance(worktree, str) or not os.path.isabs(worktree):
-        raise ValidationError("worktree_path must be an absolute path", worktree_path=worktree)
+    """The worktree must be an existing absolute directory (API.md: 422 otherwise)."""
+    if not isinstance(worktree, str) or not os.path.isabs(worktree) or "\0" in worktree:
+        raise InvalidPath("worktree_path must be an absolute path", worktree_path=str(worktree))
     root = Path(worktree)
     if not root.is_dir():
-        raise ValidationError("worktree_path must be an existing directory", worktree_path=worktree)
+        raise InvalidPath("worktree_path must be an existing directory", worktree_path=worktree)
     return root
 
 

@@ -65,6 +65,20 @@ def _bind(listen: str) -> socket.socket:
     return sock
 
 
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn re-raises the signal that stopped it, so the process dies of SIGTERM
+        (exit 143). A graceful shutdown is a success: the daemon exits 0."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            self._captured_signals.clear()
+
+    return Server
+
+
 def serve(args: argparse.Namespace) -> int:
     from supervisor.logs import configure_logging
 
@@ -73,6 +87,8 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from supervisor.adapters.http_app import create_app
+
+    _Server = _server_class()
     from supervisor.core import Supervisor, default_db_path
 
     log = structlog.get_logger("supervisor.daemon")
@@ -97,7 +113,7 @@ def serve(args: argparse.Namespace) -> int:
                      close_supervisor=close_supervisor)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
                             timeout_graceful_shutdown=max(1, int(args.shutdown_grace) + 1))
-    server = uvicorn.Server(config)
+    server = _Server(config)
     host, port = sock.getsockname()[:2]
     url = f"http://{host}:{port}"
     # The one line on stdout: scripts and tests read the address from it.

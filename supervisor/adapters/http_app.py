@@ -159,6 +159,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Any:
+        if isinstance(exc.__cause__, _TooLarge):  # a chunked body crossed the limit mid-read
+            return envelope("PAYLOAD_TOO_LARGE", "the request body is larger than the limit")
         if exc.status_code == 404:
             return envelope("NOT_FOUND", f"no route {request.method} {request.url.path}")
         if exc.status_code == 405:
@@ -167,7 +169,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     async def typed(request: Request, exc: Exception) -> Any:
         code = getattr(exc, "code", "INTERNAL")
-        if status_of(code) >= 500:
+        if status_of(code) >= 500 and not getattr(exc, "public", False):
             log.error("request_failed", code=code, error=repr(exc))
             return envelope("INTERNAL", "internal error")
         details = dict(getattr(exc, "details", {}) or {})
@@ -211,10 +213,7 @@ def _routes(app: FastAPI, sup: Supervisor) -> None:  # noqa: C901 - one flat lis
 
     @app.get(f"{PREFIX}/runtime/summary", response_model=m.SummaryOut, tags=["ops"])
     def runtime_summary() -> Any:
-        summary = sup.runtime_summary()
-        return out.JSONBody({"active_sessions": summary.active_sessions,
-                             "active_session_ids": summary.active_session_ids,
-                             "memory_bytes": summary.memory_bytes})
+        return out.JSONBody(out.record(sup.runtime_summary()))
 
     # ----- templates ------------------------------------------------------------------------
     @app.post(f"{PREFIX}/templates", status_code=201, response_model=m.TemplateOut, responses=ERRORS,

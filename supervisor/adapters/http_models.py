@@ -183,3 +183,6 @@ class SummaryOut(Out):
     active_sessions: int
     active_session_ids: list[str]
     memory_bytes: int
+    rss_bytes: int | None
+    worker_threads: int
+    executions_running: int

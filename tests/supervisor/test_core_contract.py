@@ -10,7 +10,7 @@ import pytest
 from store import SessionNotFound, TemplateExists, TemplateNotFound
 from supervisor import Supervisor
 from supervisor.errors import (
-    EngineUnsupported, InvalidPath, LibraryNotFound, ModuleNotAllowed, SessionBusy, SessionNotReady,
+    EngineUnsupported, InvalidPath, InvalidRequest, LibraryNotFound, ModuleNotAllowed, SessionBusy, SessionNotReady,
     StartupModeUnsupported, SupervisorError, ValidationError, WorktreeFileNotFound,
 )
 
@@ -238,6 +238,8 @@ def test_one_shot_run(sup: Supervisor, tmp_path: Path) -> None:
         sup.run(code="1", path="script.js")
     with pytest.raises(ValidationError):
         sup.run(code="1", limits={"wall_ms": -5})
+    with pytest.raises(InvalidRequest):
+        sup.run(code="1", limits={"wall": 5})
     with pytest.raises(InvalidPath):
         sup.run(path="../../etc/passwd")
 
@@ -274,7 +276,11 @@ def test_template_validation(sup: Supervisor, worktree: Path) -> None:
     with pytest.raises(LibraryNotFound):
         sup.templates.add_library(template.id, "absent@1.0.0")
     for bad in ({"limits": {"cpu_ms": True}}, {"limits": {"cpu_ms": "5"}}, {"limits": {"nope": 1}},
-                {"other": {}}, {"limits": {"mem_mb": 10**6}}, {"runtime": {"strict": 1}}, "not a dict"):
+                {"other": {}}, {"runtime": {"strict": 1}}, "not a dict"):
+        with pytest.raises(InvalidRequest):
+            sup.templates.patch_settings(template.id, bad)
+    for bad in ({"limits": {"mem_mb": 10**6}}, {"limits": {"wall_ms": -1}}, {"limits": {"mem_mb": 2}},
+                {"resolver": {"roots": ["/abs"]}}, {"resolver": {"extensions": ["js"]}}):
         with pytest.raises(ValidationError):
             sup.templates.patch_settings(template.id, bad)
     patched = sup.templates.patch_settings(template.id, {"limits": {"cpu_ms": 0}, "runtime": {"strict": False}})
@@ -295,7 +301,7 @@ def test_ids_are_checked_before_any_lookup(sup: Supervisor) -> None:
 def test_worktree_must_be_an_existing_absolute_directory(sup: Supervisor, worktree: Path) -> None:
     template = sup.templates.create("wt")
     for bad in ("relative/path", str(worktree / "main.js"), str(worktree / "missing")):
-        with pytest.raises(ValidationError):
+        with pytest.raises(InvalidPath):
             sup.create_session(template.id, "ws", "abc", bad)
 
 

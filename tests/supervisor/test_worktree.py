@@ -48,9 +48,9 @@ def test_missing_or_not_regular_files(tree: Path, path: str) -> None:
 
 
 def test_bad_worktree_and_content(tree: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(InvalidPath):
         read_worktree_file("relative/dir", "main.js")
-    with pytest.raises(ValidationError):
+    with pytest.raises(InvalidPath):
         read_worktree_file(str(tmp_path / "no-such-dir"), "main.js")
     (tree / "latin1.js").write_bytes(b"caf\xe9")
     with pytest.raises(ValidationError, match="UTF-8"):

@@ -1,0 +1,40 @@
+"""Fixtures of the daemon's tests: REAL `vm-system serve` processes, spoken to over loopback.
+
+`daemon` is one daemon for the whole session (stopped with SIGTERM at the end, and it must exit
+0); tests that need their own process (a token, a tiny body limit, a shutdown, a load run) start
+one with `start_daemon`. The shared helpers live in `http_daemon.py` (a unique module name: test
+folders here are not packages).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from http_daemon import Daemon, checked_client, make_worktree, start_daemon
+
+
+@pytest.fixture(scope="session")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    proc = start_daemon(tmp_path_factory.mktemp("daemon"))
+    yield proc
+    rc = proc.stop()
+    assert rc == 0, (f"the shared daemon (session fixture `daemon`) exited {rc} after SIGTERM; "
+                     f"stderr tail:\n{proc.stderr_tail(3)}")
+    assert proc.stdout_lines() == [f"vm-system listening on {proc.url}"], \
+        "the daemon must print exactly one stdout line"
+
+
+@pytest.fixture(scope="session")
+def api(daemon: Daemon) -> Iterator[httpx.Client]:
+    """A client of the shared daemon that checks the cross-cutting rules on every response."""
+    with checked_client(daemon.api) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def worktree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_worktree(tmp_path_factory.mktemp("worktree"))

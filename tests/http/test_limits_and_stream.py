@@ -1,0 +1,129 @@
+"""Limits seen from a client, and the event stream (server-sent events) of a running execution."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from http_daemon import (
+    TERMINAL_TYPES, Background, error_of, events_of, new_session, new_template, repl, sse_events,
+    wait_for_running,
+)
+
+WALL_MS = 300
+# The bound of the brief: the limit itself plus 100 ms for the HTTP round trip, the row's
+# finishing transaction and scheduling. Measured by the client, with a warm connection.
+SLACK_MS = 100
+
+TICKS = 10
+TICK_MS = 100
+# ~1 s of work that logs a line every 100 ms, then a value: 1 + TICKS + 1 events.
+CHATTY = ("(function(){ for (let i = 0; i < %d; i++) { const t0 = Date.now(); "
+          "while (Date.now() - t0 < %d) {} console.log('tick ' + i); } })(); 'done'" % (TICKS, TICK_MS))
+N_EVENTS = TICKS + 2
+
+
+def test_wall_limit_answers_within_the_limit(api: httpx.Client, worktree: Path) -> None:
+    template = new_template(api, limits={"wall_ms": WALL_MS, "cpu_ms": 1000})
+    session = new_session(api, template["id"], worktree)
+    assert repl(api, session["id"], "globalThis.k = 7")["status"] == "ok"  # warm: connection, session
+    for attempt in range(3):
+        started = time.perf_counter()
+        r = api.post("/executions/repl", json={"session_id": session["id"], "input": "while (true) {}"})
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        assert r.status_code == 201, r.text
+        execution = r.json()
+        assert execution["status"] == "timeout", execution
+        assert execution["error"]["kind"] == "timeout"
+        assert execution["error"]["limit"]["name"] == "wall_ms"
+        assert execution["error"]["limit"]["value"] == WALL_MS
+        assert execution["error"]["limit"]["used"] >= WALL_MS
+        assert elapsed_ms <= WALL_MS + SLACK_MS, f"attempt {attempt}: answered after {elapsed_ms:.1f} ms"
+        events = events_of(api, execution["id"])
+        assert [e["type"] for e in events] == ["input_echo", "limit"]
+        assert events[-1]["payload"]["kind"] == "timeout"
+        # the session answers the next REPL correctly, with its state
+        after = repl(api, session["id"], "k + 1")
+        assert after["status"] == "ok" and after["result"]["json"] == 8
+
+
+def _read_all(client: httpx.Client, execution_id: str, last_event_id: str | None = None,
+              stop_after: int | None = None) -> list[dict[str, Any]]:
+    headers = {"Last-Event-ID": last_event_id} if last_event_id is not None else {}
+    with client.stream("GET", f"/executions/{execution_id}/events/stream", headers=headers) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        return list(sse_events(r, stop_after=stop_after))
+
+
+def _check_stream(got: list[dict[str, Any]], first_seq: int = 1) -> None:
+    seqs = [e["data"]["seq"] for e in got]
+    assert seqs == list(range(first_seq, first_seq + len(got))), seqs
+    for event in got:
+        assert int(event["id"]) == event["data"]["seq"]
+        assert event["event"] == event["data"]["type"]
+
+
+@pytest.fixture
+def running(api: httpx.Client, worktree: Path) -> Any:
+    """A chatty execution (~1 s) running in a background thread: (its row, the thread)."""
+    template = new_template(api, limits={"cpu_ms": 20000, "wall_ms": 20000})
+    session = new_session(api, template["id"], worktree)
+    call = Background(lambda: api.post("/executions/repl", json={"session_id": session["id"], "input": CHATTY}))
+    execution = wait_for_running(api, session["id"])
+    yield execution, call
+    call.result()
+
+
+def test_stream_delivers_each_event_once_in_order(api: httpx.Client, running: Any) -> None:
+    execution, call = running
+    # A second reader, at the same time: reads 3 events, hangs up, resumes from Last-Event-ID.
+    def resume() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        head = _read_all(api, execution["id"], stop_after=3)
+        tail = _read_all(api, execution["id"], last_event_id=head[-1]["id"])
+        return head, tail
+
+    resumer = Background(resume)
+    got = _read_all(api, execution["id"])
+    stream_ended = time.monotonic()
+    response = call.result()
+    assert response.status_code == 201 and response.json()["status"] == "ok"
+
+    _check_stream(got)
+    assert len(got) == N_EVENTS
+    assert got[0]["event"] == "input_echo"
+    assert [e["data"]["payload"]["text"] for e in got[1:-1]] == [f"tick {i}" for i in range(TICKS)]
+    assert got[-1]["event"] in TERMINAL_TYPES and got[-1]["data"]["payload"]["json"] == "done"
+    # exactly what the store holds
+    assert [e["data"] for e in got] == events_of(api, execution["id"])
+    # live, not replayed at the end: the first ticks arrived well before the script finished
+    assert call.finished_at is not None
+    assert got[1]["arrived"] < call.finished_at - 0.5, "the stream did not deliver events while running"
+    # and it ended once the terminal event was out (not at some timeout)
+    assert stream_ended - call.finished_at < 1.0
+
+    head, tail = resumer.result()
+    _check_stream(head)
+    _check_stream(tail, first_seq=4)
+    assert [e["data"] for e in head + tail] == [e["data"] for e in got]
+
+
+def test_stream_resumes_from_last_event_id_while_running(api: httpx.Client, running: Any) -> None:
+    execution, call = running
+    tail = _read_all(api, execution["id"], last_event_id="5")
+    _check_stream(tail, first_seq=6)
+    assert tail[-1]["event"] == "value" and len(tail) == N_EVENTS - 5
+    call.result()
+    # after the end: a resumed stream has just the rest, and one past the end has nothing
+    assert [int(e["id"]) for e in _read_all(api, execution["id"], last_event_id=str(N_EVENTS - 1))] == [N_EVENTS]
+    assert _read_all(api, execution["id"], last_event_id=str(N_EVENTS)) == []
+
+
+def test_stream_of_unknown_or_malformed_execution(api: httpx.Client) -> None:
+    error_of(api.get("/executions/00000000-0000-0000-0000-000000000000/events/stream"), 404,
+             "EXECUTION_NOT_FOUND")
+    error_of(api.get("/executions/nope/events/stream"), 400, "VALIDATION_ERROR")

@@ -1,0 +1,81 @@
+"""Graceful shutdown: SIGTERM with a script still running, then a restart on the same database."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from http_daemon import (
+    Background, checked_client, make_worktree, new_session, new_template, repl, start_daemon,
+    wait_for_running,
+)
+from store import Store
+
+GRACE_S = 1.0
+SCRIPT_S = 5.0
+LONG = ("(function(){ const t0 = Date.now(); while (Date.now() - t0 < %d) {} })(); "
+        "globalThis.after_long = true; 'finished'" % int(SCRIPT_S * 1000))
+
+
+def _post_quietly(url: str, body: dict) -> httpx.Response | Exception:
+    """The long REPL's own request: the daemon may answer it (cancelled) or drop it."""
+    try:
+        with httpx.Client(timeout=30) as client:
+            return client.post(url, json=body)
+    except httpx.HTTPError as exc:
+        return exc
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_cancels_running_work_and_a_restart_restores_the_session(tmp_path: Path) -> None:
+    worktree = make_worktree(tmp_path)
+    first = start_daemon(tmp_path / "first", "--shutdown-grace", str(GRACE_S))
+    try:
+        with checked_client(first.api) as api:
+            template = new_template(api, limits={"cpu_ms": 30000, "wall_ms": 30000})
+            session = new_session(api, template["id"], worktree)
+            assert repl(api, session["id"], "globalThis.saved = 'yes'; globalThis.n = 41")["status"] == "ok"
+            call = Background(lambda: _post_quietly(f"{first.api}/executions/repl",
+                                                    {"session_id": session["id"], "input": LONG}))
+            running = wait_for_running(api, session["id"])
+    except BaseException:
+        first.stop()
+        raise
+    signalled = time.monotonic()
+    first.signal()
+    rc = first.wait()
+    took = time.monotonic() - signalled
+    call.result()
+    # it did not wait for the 5 s script: the grace period (1 s) plus the HTTP server's own
+    # drain (uvicorn: grace + 1 s) bound it well under the script's length
+    assert took < SCRIPT_S - 0.5, f"shutdown took {took:.2f}s"
+
+    with Store.open(first.db) as store:
+        execution = store.get_execution(running["id"])
+        assert execution.status == "cancelled", execution
+        assert execution.error is not None and execution.error["kind"] == "cancelled"
+        assert execution.ended_at is not None
+        events = store.list_events(running["id"])
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        assert events[0].type == "input_echo" and events[-1].type == "limit"
+        assert store.get_session(session["id"]).status == "ready", "a live session survives a restart"
+
+    second = start_daemon(tmp_path / "second", db=first.db)
+    try:
+        with checked_client(second.api) as api:
+            restored = api.get(f"/sessions/{session['id']}").json()
+            assert restored["status"] == "ready"
+            assert session["id"] in api.get("/runtime/summary").json()["active_session_ids"]
+            execution = repl(api, session["id"], "[saved, n + 1, typeof after_long]")
+            assert execution["status"] == "ok"
+            assert execution["result"]["json"] == ["yes", 42, "undefined"]
+            listed = api.get("/executions", params={"session_id": session["id"]}).json()
+            assert running["id"] in [e["id"] for e in listed]
+            assert api.get(f"/executions/{running['id']}").json()["status"] == "cancelled"
+    finally:
+        rc2 = second.stop()
+    # last, so that a wrong exit code does not hide the checks above
+    assert (rc, rc2) == (0, 0), f"the daemons exited {rc} and {rc2} after SIGTERM (expected 0)"
