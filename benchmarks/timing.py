@@ -143,6 +143,38 @@ class Sampler(Generic[S]):
         return elapsed / 1e9 / (inner * self.units)
 
 
+@dataclass
+class CountedSampler(Sampler[S]):
+    """A Sampler whose number of units is known only afterwards: `fn(state)` works for as long
+    as it decides (a fixed-duration window, say) and `count(result)` says how many units it
+    completed. A sample is the elapsed time divided by that count (throughput = 1 / sample).
+
+    `before`, `after` and `check` are as for Sampler, outside the timed stretch; `count` runs
+    after `check`, so it may rely on a verified result. `inner` and `units` must stay 1.
+    """
+
+    count: Callable[[Any], int] = int
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.inner != 1 or self.units != 1:
+            raise ValueError("a CountedSampler counts its units from the result")
+
+    def sample(self) -> float:
+        state = self.before()
+        try:
+            start = time.perf_counter_ns()
+            result = self.fn(state)
+            elapsed = time.perf_counter_ns() - start
+            self.check(result)
+            completed = self.count(result)
+        finally:
+            self.after(state)
+        if completed < 1:
+            raise CheckFailed("the sample completed no unit")
+        return elapsed / 1e9 / completed
+
+
 def measure(sampler: Sampler[Any], *, runs: int, warmup: int = 1) -> Stats:
     """Warm up, then take `runs` samples (failures arrive as SampleError)."""
     return interleave([sampler], runs=runs, warmup=warmup)[0]

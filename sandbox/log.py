@@ -6,7 +6,16 @@ should not pay that unless something is actually logged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+_before_first_use: list[Callable[[], None]] = []
+
+
+def before_first_log(hook: Callable[[], None]) -> None:
+    """Run `hook` (say, configure structlog) just before the engine first logs, if it ever
+    does: an application can route the engine's logs without paying for it up front."""
+    _before_first_use.append(hook)
 
 
 class _LazyLogger:
@@ -18,6 +27,8 @@ class _LazyLogger:
 
     def __getattr__(self, attr: str) -> Any:
         if self._logger is None:
+            while _before_first_use:
+                _before_first_use.pop(0)()
             import structlog
 
             self._logger = structlog.get_logger(self._name)

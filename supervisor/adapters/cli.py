@@ -38,12 +38,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    # Imported after parsing: `--help` and argument errors never pay for structlog.
+def _quiet_logging() -> None:
     from supervisor.logs import configure_logging
 
     configure_logging(level="warning")  # commands that log more (serve) reconfigure
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # structlog costs ~90 ms to import: `--help`, argument errors and a one-shot `run` (whose
+    # engine logs only when something goes wrong) configure it only if a log line is due.
+    if args.command == "run":
+        from sandbox.log import before_first_log
+
+        before_first_log(_quiet_logging)
+    else:
+        _quiet_logging()
     try:
         return int(args.handler(args))
     except (run_command.UsageError, daemon.ServeError) as exc:
