@@ -44,6 +44,9 @@ class ImageWriter:
         self._max_delay = max_delay
         self._stop = threading.Event()
         self._wake = threading.Event()
+        # One round at a time: a flush must not return while the background round it raced
+        # with is still storing a copy it took (the flush would see the session clean).
+        self._round_lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="vm-system-images", daemon=True)
 
     def start(self) -> None:
@@ -102,6 +105,10 @@ class ImageWriter:
         return True
 
     def _round(self, wait: bool) -> None:
+        with self._round_lock:
+            self._round_locked(wait)
+
+    def _round_locked(self, wait: bool) -> None:
         for live in self._sessions():
             if live.closing:
                 continue
