@@ -102,6 +102,9 @@ class LimitWatch:
     def cpu_ms(self) -> float:
         return (time.thread_time() - self._cpu_start) * 1000
 
+    def resume(self) -> None:
+        self._sticky = False
+
     def cancel(self, sticky: bool = False) -> None:
         if sticky:
             self._sticky = True

@@ -155,6 +155,10 @@ class Sandbox:
         sandbox about to be closed, where another thread's evaluation may be just starting."""
         self._watch.cancel(sticky=also_later)
 
+    def resume(self) -> None:
+        """Forget a cancel made `also_later`: later evaluations run again."""
+        self._watch.resume()
+
     # ----- evaluations ----------------------------------------------------------------------
 
     def eval(self, code: str, *, filename: str = "<input>", strict: bool = False,

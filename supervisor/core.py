@@ -32,7 +32,7 @@ from supervisor.errors import (
     SessionBusy, SessionNotReady, SessionStartFailed, SupervisorError, ValidationError,
 )
 from supervisor.host import ExecRequest, InThreadHost
-from supervisor.ids import check_uuid
+from supervisor.ids import check_uuid, execution_label
 from supervisor.live import LiveSession, acquire_for_execution
 from supervisor.pipeline import ExecSpec, Pipeline
 from supervisor.settings import Ceilings, effective_limits, validate_patch
@@ -141,7 +141,7 @@ class Supervisor:
         try:
             sandbox = Sandbox.from_image(image.data, key=self._images_key, context=session.id,
                                          limits=limits,
-                                         checkpoint_label=image.execution_id or "restored")
+                                         checkpoint_label=image.execution_id or "spawn")
         except ImageError as exc:
             self._crash(session.id, f"the session's image failed its integrity check: {exc}")
             return
@@ -241,7 +241,7 @@ class Supervisor:
         spec = ExecSpec("startup", live.id, None, relative, {}, {}, relative)
         with live.lock:
             execution = self._pipeline.execute(spec, live.host, self._request(live, code, relative))
-            live.last_execution_id = execution.id
+            live.last_execution_id = execution_label(live.host.checkpoint_label())
         if execution.status != "ok":
             message = (execution.error or {}).get("message", execution.status)
             raise SessionStartFailed(f"startup file {relative} failed ({execution.status}): {message}",
@@ -274,6 +274,7 @@ class Supervisor:
                 closed = self._set_status(session_id, "closed")
             except store_mod.StoreError:
                 live.closing = False
+                live.host.resume()
                 raise
             live.host.close()
             with self._live_lock:
@@ -299,7 +300,7 @@ class Supervisor:
             if live.closing:
                 raise SessionNotReady(f"session {live.id} is closing", session_id=live.id)
             execution = self._pipeline.execute(spec, live.host, request, closed=lambda: live.closing)
-            self._images.note_execution(live, execution.id)
+            self._images.note_execution(live)
             return execution
         finally:
             structlog.contextvars.unbind_contextvars("session_id")

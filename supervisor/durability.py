@@ -27,6 +27,7 @@ from sandbox.engine import guest_engine
 from sandbox.image import FORMAT_VERSION, encode_image
 from sandbox.instance import MemoryImage
 from store import Store, StoreError
+from supervisor.ids import execution_label
 from supervisor.live import LiveSession
 
 log = structlog.get_logger("supervisor.durability")
@@ -56,10 +57,13 @@ class ImageWriter:
         """Run a round now (a new session wants its first image)."""
         self._wake.set()
 
-    def note_execution(self, live: LiveSession, execution_id: str) -> None:
+    def note_execution(self, live: LiveSession) -> None:
         """Called after each execution, with the session's lock held."""
         now = time.monotonic()
-        live.last_execution_id = execution_id
+        # The image records the state it holds: after a rolled-back execution, that of the
+        # last execution that kept its state, not of the one that just ran.
+        live.last_execution_id = execution_label(live.host.checkpoint_label())
+        execution_id = live.last_execution_id
         if not live.dirty:
             live.dirty = True
             live.dirty_since = now

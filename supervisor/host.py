@@ -38,6 +38,10 @@ class SessionHost(Protocol):
 
     def snapshot(self) -> MemoryImage: ...
 
+    def checkpoint_label(self) -> str: ...
+
+    def resume(self) -> None: ...
+
     def memory_size(self) -> int: ...
 
     def close(self) -> None: ...
@@ -66,6 +70,14 @@ class InThreadHost:
 
     def snapshot(self) -> MemoryImage:
         return self._sandbox.snapshot()
+
+    def checkpoint_label(self) -> str:
+        """The label of the state a trap would roll back to (the last kept execution's id)."""
+        return self._sandbox.checkpoint_label
+
+    def resume(self) -> None:
+        """Undo `cancel`: the close it prepared did not happen."""
+        self._sandbox.resume()
 
     def memory_size(self) -> int:
         return self._sandbox.memory_size()

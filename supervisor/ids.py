@@ -15,3 +15,14 @@ def check_uuid(value: object, name: str) -> str:
         except ValueError:
             pass
     raise ValidationError(f"{name} must be a valid UUID", field=name)
+
+
+def execution_label(label: str | None) -> str | None:
+    """A sandbox checkpoint label as an execution id: the supervisor labels checkpoints with
+    the execution after which they were taken; any other label (the spawn state) is None."""
+    if not label:
+        return None
+    try:
+        return str(uuid.UUID(label))
+    except ValueError:
+        return None

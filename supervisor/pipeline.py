@@ -7,11 +7,14 @@ holds the invariants of DESIGN.md:
   too does the caller get PersistenceFailed (the next start-up's reconcile then closes it);
 * events are numbered 1..n in the order they happen, `input_echo` first and exactly one
   terminal event last, and they are streamed to the store as they happen (in small batches);
-* an event the store refused is not lost: it goes out again with the finishing transaction.
+* an event the store refused is not lost: it goes out again with the finishing transaction;
+* an execution whose end could not be recorded even as `crashed` is recorded as such before
+  the next execution of its session starts (the store allows one running row per session).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -25,6 +28,7 @@ import store as store_mod
 from sandbox import ErrorInfo, Event, Outcome, SessionState
 from store import NewEvent, Store
 from supervisor.errors import SupervisorError
+from supervisor.ids import execution_label
 from supervisor.host import ExecRequest, SessionHost
 
 log = structlog.get_logger("supervisor.pipeline")
@@ -89,7 +93,7 @@ def _session_state(state: SessionState, closed: bool) -> dict[str, Any]:
     if closed:
         return {"state": "closed"}
     if state.state == "rolled_back":
-        return {"state": "rolled_back", "checkpoint_execution_id": state.checkpoint}
+        return {"state": "rolled_back", "checkpoint_execution_id": execution_label(state.checkpoint)}
     return {"state": "kept"}
 
 
@@ -99,9 +103,35 @@ def _crash_outcome(message: str) -> Outcome:
     return Outcome("crashed", None, error, [terminal], None, SessionState("kept"))
 
 
+@dataclass
+class _Unfinished:
+    """An execution whose end the store refused twice: finished at the next chance."""
+
+    execution_id: str
+    recorder: _Recorder
+    metrics: dict[str, Any]
+    state: dict[str, Any]
+
+
 class Pipeline:
     def __init__(self, store: Store) -> None:
         self._store = store
+        # By session id (None for one-shot runs): the store allows one running row per
+        # session, so a leftover must be finished before that session can run again.
+        self._unfinished: dict[str | None, list[_Unfinished]] = {}
+        self._unfinished_lock = threading.Lock()
+
+    def _finish_leftovers(self, session_id: str | None) -> None:
+        with self._unfinished_lock:
+            leftovers = self._unfinished.pop(session_id, [])
+        for i, left in enumerate(leftovers):
+            try:
+                self._finish_crashed(left.execution_id, left.recorder, left.metrics, left.state, None)
+                log.info("unfinished_execution_recorded", leftover=left.execution_id)
+            except PersistenceFailed:
+                with self._unfinished_lock:
+                    self._unfinished.setdefault(session_id, []).extend(leftovers[i:])
+                raise
 
     def execute(self, spec: ExecSpec, host: SessionHost, request: ExecRequest,
                 closed: Callable[[], bool] = lambda: False) -> store_mod.Execution:
@@ -114,6 +144,7 @@ class Pipeline:
 
     def _execute(self, execution_id: str, spec: ExecSpec, host: SessionHost, request: ExecRequest,
                  closed: Callable[[], bool]) -> store_mod.Execution:
+        self._finish_leftovers(spec.session_id)
         self._store.create_execution(spec.kind, session_id=spec.session_id, input=spec.input,
                                      path=spec.path, args=spec.args, env=spec.env, id=execution_id)
         recorder = _Recorder(self._store, execution_id)
@@ -144,10 +175,16 @@ class Pipeline:
                 session_state=state, remaining_events=recorder.pending)
         except store_mod.StoreError as exc:
             log.error("persist_failed", error=str(exc), retry="as crashed")
-            return self._finish_crashed(execution_id, recorder, metrics, state, exc)
+            try:
+                return self._finish_crashed(execution_id, recorder, metrics, state, exc)
+            except PersistenceFailed:
+                with self._unfinished_lock:
+                    self._unfinished.setdefault(spec.session_id, []).append(
+                        _Unfinished(execution_id, recorder, metrics, state))
+                raise
 
     def _finish_crashed(self, execution_id: str, recorder: _Recorder, metrics: dict[str, Any],
-                        state: dict[str, Any], cause: Exception) -> store_mod.Execution:
+                        state: dict[str, Any], cause: Exception | None) -> store_mod.Execution:
         message = "the execution's outcome could not be persisted"
         events = [e for e in recorder.pending if e.type not in store_mod.TERMINAL_EVENT_TYPES]
         seq = events[-1].seq + 1 if events else _next_seq(self._store, execution_id)
