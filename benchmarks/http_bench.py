@@ -52,6 +52,9 @@ from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
 from benchmarks.timing import (
+    progress,
+    publish,
+    write,
     REPO_ROOT,
     BenchReport,
     CheckFailed,
@@ -1156,14 +1159,6 @@ def render_report(report: BenchReport) -> str:
     return "\n".join(lines)
 
 
-def _write(text: str) -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-
-
-def _progress(text: str) -> None:
-    sys.stderr.write(f"  {text}\n")
-    sys.stderr.flush()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1184,23 +1179,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.list:
         for s in scenarios():
-            _write(f"{s.name:16} {s.description}")
+            write(f"{s.name:16} {s.description}")
         return 0
     if args.profile:
-        _write(profile_daemon(directory=args.dir))
+        write(profile_daemon(directory=args.dir))
         return 0
     try:
         report = run_benchmark(quick=args.quick, only=args.only, directory=args.dir,
-                               progress=None if args.quiet else _progress)
+                               progress=None if args.quiet else progress)
     except ValueError as exc:
         parser.error(str(exc))
-    _write(render_report(report))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n",
-                             encoding="utf-8")
-    # Missed targets are figures, not failures; a wrong answer or a bad shutdown is a failure.
-    return 0 if report.ok else 1
+    return publish(report, render_report(report), args.json)
 
 
 if __name__ == "__main__":

@@ -23,11 +23,9 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import json
 import pstats
 import random
 import sqlite3
-import sys
 import tempfile
 import threading
 import time
@@ -39,6 +37,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from benchmarks.timing import (
+    progress,
+    publish,
+    write,
     BenchReport,
     CheckFailed,
     SampleError,
@@ -1009,14 +1010,6 @@ def render_report(report: BenchReport) -> str:
     return "\n".join(lines)
 
 
-def _write(text: str) -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-
-
-def _progress(text: str) -> None:
-    sys.stderr.write(f"  {text}\n")
-    sys.stderr.flush()
 
 
 def _quiet_logs() -> None:
@@ -1043,24 +1036,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.list:
         for s in scenarios():
-            _write(f"{s.name:14} {s.description}")
+            write(f"{s.name:14} {s.description}")
         return 0
     _quiet_logs()
     if args.profile:
-        _write(profile_repl(directory=args.dir))
+        write(profile_repl(directory=args.dir))
         return 0
     try:
         report = run_benchmark(quick=args.quick, only=args.only, directory=args.dir,
-                               progress=None if args.quiet else _progress)
+                               progress=None if args.quiet else progress)
     except ValueError as exc:
         parser.error(str(exc))
-    _write(render_report(report))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n",
-                             encoding="utf-8")
-    # Missed targets are figures, not failures; a scenario that computed wrongly is a failure.
-    return 0 if report.ok else 1
+    return publish(report, render_report(report), args.json)
 
 
 if __name__ == "__main__":

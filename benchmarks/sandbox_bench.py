@@ -32,6 +32,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from benchmarks.timing import (
+    progress,
+    publish,
+    write,
     BenchReport,
     CheckFailed,
     SampleError,
@@ -644,14 +647,6 @@ def render_report(report: BenchReport) -> str:
     return "\n".join(lines)
 
 
-def _write(text: str) -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-
-
-def _progress(text: str) -> None:
-    sys.stderr.write(f"  {text}\n")
-    sys.stderr.flush()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -671,23 +666,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.list:
         for s in scenarios():
-            _write(f"{s.name:22} {s.description}")
+            write(f"{s.name:22} {s.description}")
         return 0
     if args.profile:
-        _write(profile_trivial_eval(auto_checkpoint=not args.no_checkpoint))
+        write(profile_trivial_eval(auto_checkpoint=not args.no_checkpoint))
         return 0
     try:
         report = run_benchmark(quick=args.quick, only=args.only,
-                               progress=None if args.quiet else _progress)
+                               progress=None if args.quiet else progress)
     except ValueError as exc:
         parser.error(str(exc))
-    _write(render_report(report))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n",
-                             encoding="utf-8")
-    # Missed targets are figures, not failures; a scenario that computed wrongly is a failure.
-    return 0 if report.ok else 1
+    return publish(report, render_report(report), args.json)
 
 
 if __name__ == "__main__":

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import json
 import importlib.metadata
 import math
 import os
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -336,3 +338,27 @@ class BenchReport:
             **self.extra,
             "results": [r.to_dict() for r in self.results],
         }
+
+
+def write(text: str) -> None:
+    """A benchmark's report line, on stdout."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def progress(text: str) -> None:
+    """A progress line, on stderr (the report stays clean when piped)."""
+    sys.stderr.write(f"  {text}\n")
+    sys.stderr.flush()
+
+
+def publish(report: BenchReport, rendered: str, json_path: Path | None) -> int:
+    """Print the report, write its JSON if asked; the exit code of the run.
+
+    Missed targets are figures, not failures; a scenario that computed wrongly is a failure."""
+    write(rendered)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n",
+                             encoding="utf-8")
+    return 0 if report.ok else 1
