@@ -269,8 +269,10 @@ class Supervisor:
         acquired = live.lock.acquire(timeout=CLOSE_WAIT_S)
         try:
             # The store first: if it cannot record the close, the session stays live and
-            # ready (consistent), and the caller gets the error to retry.
+            # ready (consistent), and the caller gets the error to retry. A pending
+            # execution end is recorded before: a closed session never runs again.
             try:
+                self._pipeline.finish_all_leftovers()
                 closed = self._set_status(session_id, "closed")
             except store_mod.StoreError:
                 live.closing = False
@@ -403,6 +405,7 @@ class Supervisor:
                 session.lock.release()
         for session in live:
             session.host.cancel()
+        self._pipeline.finish_all_leftovers()
         self._images.stop()
         self._images.flush()
         for session in live:

@@ -121,6 +121,16 @@ class Pipeline:
         self._unfinished: dict[str | None, list[_Unfinished]] = {}
         self._unfinished_lock = threading.Lock()
 
+    def finish_all_leftovers(self) -> None:
+        """Record every execution whose end is still pending (at shutdown); best effort."""
+        with self._unfinished_lock:
+            sessions = list(self._unfinished)
+        for session_id in sessions:
+            try:
+                self._finish_leftovers(session_id)
+            except PersistenceFailed:
+                log.error("unfinished_execution_left", session_id=session_id)
+
     def _finish_leftovers(self, session_id: str | None) -> None:
         with self._unfinished_lock:
             leftovers = self._unfinished.pop(session_id, [])
