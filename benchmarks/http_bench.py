@@ -52,6 +52,8 @@ from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
 from benchmarks.timing import (
+    Plan,
+    choose,
     progress,
     publish,
     write,
@@ -425,22 +427,6 @@ def start_daemon(stack: ExitStack, directory: Path) -> Daemon:
 
 
 # ----- scenario description ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Plan:
-    """How many samples a scenario takes; warm-up calls are untimed but checked."""
-
-    quick_runs: int
-    full_runs: int
-    quick_warmup: int = 1
-    full_warmup: int = 3
-
-    def runs(self, quick: bool) -> int:
-        return self.quick_runs if quick else self.full_runs
-
-    def warmup(self, quick: bool) -> int:
-        return self.quick_warmup if quick else self.full_warmup
 
 
 @dataclass
@@ -931,12 +917,7 @@ def run_benchmark(*, quick: bool, only: Sequence[str] | None = None,
                   suite: Sequence[Scenario] | None = None, directory: Path | None = None,
                   progress: Callable[[str], None] | None = None) -> BenchReport:
     """Run the scenarios, each in its own temporary directory (inside `directory` when given)."""
-    chosen = list(suite if suite is not None else scenarios())
-    if only:
-        unknown = set(only) - {s.name for s in chosen}
-        if unknown:
-            raise ValueError(f"unknown scenarios: {', '.join(sorted(unknown))}")
-        chosen = [s for s in chosen if s.name in only]
+    chosen = choose(suite if suite is not None else scenarios(), only)
     started = datetime.now(timezone.utc)
     machine = machine_info()  # before the run: its load average is the machine's, not ours
     t0 = time.perf_counter()

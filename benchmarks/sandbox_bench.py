@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from benchmarks.timing import (
+    Plan,
+    choose,
     progress,
     publish,
     write,
@@ -117,22 +119,6 @@ class Target:
         """None when the figure the target is about could not be measured."""
         figure = median if self.kind == "seconds" else ratio
         return None if figure is None else figure <= self.value
-
-
-@dataclass(frozen=True)
-class Plan:
-    """How many samples a scenario takes; warm-up calls are untimed but checked."""
-
-    quick_runs: int
-    full_runs: int
-    quick_warmup: int = 1
-    full_warmup: int = 3
-
-    def runs(self, quick: bool) -> int:
-        return self.quick_runs if quick else self.full_runs
-
-    def warmup(self, quick: bool) -> int:
-        return self.quick_warmup if quick else self.full_warmup
 
 
 # Builds one engine's sampler; resources it opens are released through the ExitStack.
@@ -546,12 +532,7 @@ def run_scenario(scenario: Scenario, *, quick: bool) -> ScenarioResult:
 def run_benchmark(*, quick: bool, only: Sequence[str] | None = None,
                   suite: Sequence[Scenario] | None = None,
                   progress: Callable[[str], None] | None = None) -> BenchReport:
-    chosen = list(suite if suite is not None else scenarios())
-    if only:
-        unknown = set(only) - {s.name for s in chosen}
-        if unknown:
-            raise ValueError(f"unknown scenarios: {', '.join(sorted(unknown))}")
-        chosen = [s for s in chosen if s.name in only]
+    chosen = choose(suite if suite is not None else scenarios(), only)
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     results = []

@@ -362,3 +362,38 @@ def publish(report: BenchReport, rendered: str, json_path: Path | None) -> int:
         json_path.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n",
                              encoding="utf-8")
     return 0 if report.ok else 1
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How many samples a scenario takes; warm-up calls are untimed but checked."""
+
+    quick_runs: int
+    full_runs: int
+    quick_warmup: int = 1
+    full_warmup: int = 3
+
+    def runs(self, quick: bool) -> int:
+        return self.quick_runs if quick else self.full_runs
+
+    def warmup(self, quick: bool) -> int:
+        return self.quick_warmup if quick else self.full_warmup
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+N = TypeVar("N", bound=_Named)
+
+
+def choose(suite: Sequence[N], only: Sequence[str] | None) -> list[N]:
+    """The scenarios of `suite` named in `only` (all when empty); ValueError for unknown names."""
+    chosen = list(suite)
+    if only:
+        unknown = set(only) - {s.name for s in chosen}
+        if unknown:
+            raise ValueError(f"unknown scenarios: {', '.join(sorted(unknown))}")
+        chosen = [s for s in chosen if s.name in only]
+    return chosen
