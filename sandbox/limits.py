@@ -7,6 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 
+# The hard backstop (the guest trapped, its instance discarded) fires this long after a limit
+# was passed or a stop requested, if the guest has not stopped gracefully by then: it never
+# reached an interrupt check (a long native call, a corrupted allocator spinning).
+BACKSTOP_MS = 25
+
+
 @dataclass(frozen=True)
 class Limits:
     """What one evaluation may use. Every field is a positive integer.
@@ -78,6 +84,8 @@ class LimitWatch:
         self.output_bytes = 0
         self.console_events = 0
         self.stack_check: Callable[[int], bool] | None = None
+        # When the backstop first saw a stop requested that the guest has not obeyed yet.
+        self._overdue_since: float | None = None
         # Set-up and restores run unarmed: only an evaluation can be interrupted.
         self.armed = False
 
@@ -85,6 +93,7 @@ class LimitWatch:
         self.limits = limits
         self.stop = None
         self._cancelled = self._sticky
+        self._overdue_since = None
         self.output_bytes = 0
         self.console_events = 0
         self._wall_start = time.monotonic()
@@ -130,6 +139,31 @@ class LimitWatch:
                              "Maximum call stack size exceeded")
             return True
         return False
+
+    def backstop_due(self) -> bool:
+        """Checked once per epoch tick while the guest runs: True means trap it now.
+
+        Time limits are judged on their own clocks (BACKSTOP_MS past the deadline); any other
+        stop (a cancel, a console cap) once it has been pending for BACKSTOP_MS. The stop the
+        guest failed to obey becomes the evaluation's stop.
+        """
+        if not self.armed:
+            return False
+        now = time.monotonic()
+        backstop = BACKSTOP_MS / 1000
+        if self.stop is None:
+            if now >= self._wall_deadline + backstop:
+                self.stop = self.wall_stop()
+                return True
+            if time.thread_time() >= self._cpu_deadline + backstop:
+                self.stop = self.cpu_stop()
+                return True
+            if not self._cancelled:
+                return False
+            self.stop = Stop("cancelled", "cancelled", 0, 0, "the evaluation was cancelled")
+        if self._overdue_since is None:
+            self._overdue_since = now
+        return now - self._overdue_since >= backstop
 
     def wall_stop(self) -> Stop:
         used = round(self.wall_ms(), 3)

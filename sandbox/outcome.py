@@ -56,7 +56,9 @@ class ErrorInfo:
 class Metrics:
     wall_ms: float
     cpu_ms: float
-    fuel: int
+    # Always None: the engine runs without fuel metering (docs/engine.md, "Limits"). The key
+    # stays for clients of the API contract, which names it.
+    fuel: int | None
     peak_memory_bytes: int
     output_bytes: int
     events: int

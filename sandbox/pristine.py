@@ -33,6 +33,9 @@ class _SetupHooks:
     def interrupt(self, stack_pointer: int) -> bool:
         return False
 
+    def deadline(self) -> bool:
+        return False
+
     def console(self, level: int, text_bytes: int) -> bool:
         return False
 

@@ -2,8 +2,8 @@
 
 The evaluation protocol, for every kind of evaluation (script, module, call):
 
-1. arm the limits: the watch's deadlines (graceful layer), the store's fuel and epoch deadline
-   (hard backstops);
+1. arm the limits: the watch's deadlines (graceful layer) and the store's epoch deadline, one
+   tick ahead, at which the watch judges the hard backstops;
 2. run the guest: evaluate, drain pending jobs, settle a returned promise, describe the result
    inside the guest as one JSON string;
 3. judge the instance: a trap, or a dirty stack guard, means the instance is corrupt: it is
@@ -15,7 +15,6 @@ The evaluation protocol, for every kind of evaluation (script, module, call):
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from typing import Any
 
 import wasmtime
 
-from sandbox.engine import EPOCH_TICK_S, guest_engine, running_guest
+from sandbox.engine import guest_engine, guest_started, guest_stopped
 from sandbox.errors import GuestCorrupted, SandboxBusy, SandboxClosed
 from sandbox.image import decode_image, encode_image, installation_key
 from sandbox.instance import (
@@ -44,13 +43,6 @@ log = get_logger("sandbox")
 
 EventCallback = Callable[[Event], None]
 
-# Hard backstops sit this far behind the graceful limits: they fire only when the guest does
-# not reach an interrupt check (a corrupted allocator spinning, a long native call).
-BACKSTOP_MS = 25
-# Fuel per CPU millisecond, with headroom over the fastest burn measured: interpreted loops
-# burn ~10M/ms, memory fills ~90M/ms. The fuel backstop must never fire before the graceful
-# CPU limit on a healthy guest; it is there for a guest that stopped polling altogether.
-FUEL_PER_MS = 250_000_000
 
 
 @dataclass(frozen=True)
@@ -70,6 +62,9 @@ class _Hooks:
 
     def console(self, level: int, text_bytes: int) -> bool:
         return self._sb._watch.account_console(text_bytes)
+
+    def deadline(self) -> bool:
+        return self._sb._watch.backstop_due()
 
     def console_text(self, level: int, text: str) -> None:
         name = LEVELS[level] if 0 <= level < len(LEVELS) else "log"
@@ -252,12 +247,12 @@ class Sandbox:
     def _exclusive(self) -> _Exclusive:
         return _Exclusive(self)
 
-    def _capture_checkpoint(self) -> MemoryImage:
-        needed = self._instance.capture_size()
+    def _capture_checkpoint(self, size: int | None = None) -> MemoryImage:
+        needed = self._instance.capture_size(size)
         buffer = self._spare
         if len(buffer) < needed:
             buffer = bytearray(needed + needed // 4)  # room to grow without reallocating
-        image = self._instance.capture(into=buffer)
+        image = self._instance.capture(into=buffer, size=size)
         self._spare, self._current_buffer = self._current_buffer, buffer
         return image
 
@@ -292,28 +287,24 @@ class Sandbox:
         self._event_cb = on_event
         inst = self._instance
         watch = self._watch
-        store = inst.store
-        fuel_budget = (limits.cpu_ms + BACKSTOP_MS) * FUEL_PER_MS
-        store.set_fuel(fuel_budget)
-        store.set_epoch_deadline(math.ceil((limits.wall_ms + BACKSTOP_MS) / 1000 / EPOCH_TICK_S) + 1)
+        inst.store.set_epoch_deadline(1)
         wall0 = time.perf_counter()
         watch.begin(limits)
         trap: GuestTrap | None = None
         result: tuple[str, Any] = ("stopped", None)
+        counter = inst.counter_host_address()
+        guest_started(counter)
         try:
-            with running_guest(inst.counter_host_address()):
-                result = self._evaluate(inst, request)
+            result = self._evaluate(inst, request)
         except GuestTrap as exc:
             trap = exc
         except GuestCorrupted as exc:
             trap = GuestTrap(None, str(exc))
+        finally:
+            guest_stopped(counter)
         cpu_ms = watch.cpu_ms()
         wall_ms = (time.perf_counter() - wall0) * 1000
         watch.end()
-        try:
-            fuel_used = fuel_budget - store.get_fuel()
-        except wasmtime.WasmtimeError:
-            fuel_used = fuel_budget
         peak = inst.memory_size()
 
         stop = watch.stop
@@ -355,7 +346,7 @@ class Sandbox:
             state = SessionState("kept")
             if self.auto_checkpoint and request.checkpoint:
                 self._checkpoint = Checkpoint(label or f"eval-{self._evaluations}",
-                                              self._capture_checkpoint())
+                                              self._capture_checkpoint(peak))
 
         if error is None:
             self._emit(Event("value", payload, time.time()))
@@ -365,7 +356,7 @@ class Sandbox:
             self._emit(Event("limit", {"kind": error.kind, "message": error.message,
                                          "limit": error.limit}, time.time()))
         status = "ok" if error is None else STATUS_OF_KIND[error.kind]
-        metrics = Metrics(round(wall_ms, 3), round(cpu_ms, 3), fuel_used, peak,
+        metrics = Metrics(round(wall_ms, 3), round(cpu_ms, 3), None, peak,
                           watch.output_bytes, len(self._events))
         self._event_cb = None
         return Outcome(status, value, error, self._events, metrics, state)  # type: ignore[arg-type]
@@ -494,10 +485,6 @@ def _parse_payload(raw: bytes, required: tuple[str, ...]) -> dict[str, Any]:
 
 def _stop_for_trap(trap: GuestTrap, watch: LimitWatch, inst: GuestInstance) -> Stop:
     code = trap.code
-    if code == wasmtime.TrapCode.OUT_OF_FUEL:
-        return watch.cpu_stop()
-    if code == wasmtime.TrapCode.INTERRUPT:
-        return watch.wall_stop()
     # A shadow stack that ran out of its block shows as a wild memory access: the stack
     # pointer left below the block, or the guard regions overwritten, say which it was.
     if (code == wasmtime.TrapCode.STACK_OVERFLOW or inst.stack_pointer_escaped()
@@ -510,7 +497,10 @@ def _stop_for_trap(trap: GuestTrap, watch: LimitWatch, inst: GuestInstance) -> S
 def _trap_label(trap: GuestTrap) -> str:
     if trap.code is not None:
         return trap.code.name.lower().replace("_", " ")
-    lines = [line for line in trap.message.splitlines() if line.strip()]
+    # A host error reads "error while executing at wasm backtrace: ... Caused by: <cause>":
+    # the cause is what a reader needs.
+    _, _, cause = trap.message.rpartition("Caused by:")
+    lines = [line.strip() for line in cause.splitlines() if line.strip()]
     return lines[0] if lines else "unknown trap"
 
 

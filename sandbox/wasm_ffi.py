@@ -92,7 +92,7 @@ class RawFunc:
 HostCallback = Callable[[Any], None]
 """Receives the raw argument array; writes its result (if any) into slot 0."""
 
-_HOST_CALLBACKS: dict[int, HostCallback] = {}
+_HOST_CALLBACKS: dict[int, Callable[..., Any]] = {}
 _host_ids = itertools.count(1)  # next() is atomic under the GIL
 
 
@@ -122,6 +122,44 @@ def host_func(store: wasmtime.Store, ty: wasmtime.FuncType, callback: HostCallba
     out = ffi.wasmtime_func_t()
     _new_unchecked(store._context(), ty.ptr(), _dispatch, env, _finalize, _byref(out))
     return Func._from_raw(out)
+
+
+DeadlineCallback = Callable[[], bool]
+"""Called on the guest thread each time the store's epoch deadline is reached; True traps."""
+
+_UPDATE_CONTINUE = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
+
+
+@ctypes.CFUNCTYPE(ctypes.c_size_t, ctypes.POINTER(ffi.wasmtime_context_t), ctypes.c_void_p,
+                  ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_uint8))
+def _on_deadline(_ctx: Any, env: int, delta: Any, kind: Any) -> int:
+    try:
+        stop = _HOST_CALLBACKS[env or 0]()
+    except BaseException as exc:  # noqa: BLE001 - a host bug must trap the guest, not unwind C
+        stop = True
+        message = f"deadline check failed: {type(exc).__name__}: {exc}"
+    else:
+        message = DEADLINE_TRAP
+    if stop:
+        error = _bindings.wasmtime_error_new(message.encode())
+        return ctypes.cast(error, ctypes.c_void_p).value or 0
+    delta[0] = 1  # check again at the next tick
+    kind[0] = _UPDATE_CONTINUE
+    return 0
+
+
+DEADLINE_TRAP = "vm-system: hard deadline reached"
+
+
+def on_epoch_deadline(store: wasmtime.Store, callback: DeadlineCallback) -> None:
+    """Let `callback` decide, at each epoch deadline of the store, whether the guest traps.
+
+    Replaces wasmtime's default (trap at the deadline) with a check the host makes once per
+    tick: the hard backstop for every time limit, without fuel instrumentation.
+    """
+    env = next(_host_ids)
+    _HOST_CALLBACKS[env] = callback
+    _bindings.wasmtime_store_epoch_deadline_callback(store.ptr(), _on_deadline, env, _finalize)
 
 
 def new_args(size: int = 8) -> RawArgs:

@@ -10,7 +10,7 @@ from supervisor.adapters import exit_codes
 from supervisor.adapters.cli_common import (
     Output, command, exit_code_for, group, json_object, one_line, read_code, scalar, when,
 )
-from supervisor.adapters.run_command import UsageError
+from supervisor.adapters.run_command import UsageError, metrics_line
 
 OUTCOME_EPILOG = """\
 Prints the script's console output, then its value (stdout) or its error (stderr), the way
@@ -79,13 +79,6 @@ def print_error(out: Output, error: dict[str, Any]) -> None:
             out.raw(str(error["stack"]).rstrip("\n") + "\n", err=True)
     else:
         out.raw(f"error: {error.get('kind', 'error')}: {error.get('message', '')}\n", err=True)
-
-
-def metrics_line(metrics: dict[str, Any]) -> str:
-    m = metrics or {}
-    return (f"wall {m.get('wall_ms')} ms, cpu {m.get('cpu_ms')} ms, fuel {m.get('fuel')}, memory "
-            f"{m.get('peak_memory_bytes')} B, output {m.get('output_bytes')} B, events "
-            f"{m.get('events')}")
 
 
 def print_outcome(api: Any, out: Output, execution: dict[str, Any], *, show_value: bool = True,

@@ -147,6 +147,13 @@ def run(args: argparse.Namespace) -> int:
             _print_error(outcome.error, err)
     if args.metrics and outcome.metrics is not None:
         m = outcome.metrics
-        err.write(f"wall {m.wall_ms} ms, cpu {m.cpu_ms} ms, fuel {m.fuel}, memory "
-                  f"{m.peak_memory_bytes} B, output {m.output_bytes} B, events {m.events}\n")
+        err.write(metrics_line(m.to_dict()) + "\n")
     return exit_codes.BY_STATUS[outcome.status]
+
+
+def metrics_line(metrics: dict[str, Any]) -> str:
+    m = metrics or {}
+    # `fuel` is left out: the engine does not meter it (it is always null).
+    return (f"wall {m.get('wall_ms')} ms, cpu {m.get('cpu_ms')} ms, memory "
+            f"{m.get('peak_memory_bytes')} B, output {m.get('output_bytes')} B, events "
+            f"{m.get('events')}")
