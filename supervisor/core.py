@@ -82,8 +82,10 @@ def _request(runtime: dict[str, Any], limits: Limits, code: str, filename: str,
 
 class Supervisor:
     def __init__(self, store: Store, *, library_dir: Path | None, ceilings: Ceilings,
-                 image_key: bytes, run_root: Path, image_interval: float) -> None:
+                 image_key: bytes, run_root: Path, image_interval: float,
+                 shard: Shard | None = None) -> None:
         self.store = store
+        self.shard = shard
         self.ceilings = ceilings
         self.library_dir = library_dir
         self.run_root = run_root
@@ -98,18 +100,22 @@ class Supervisor:
     @classmethod
     def open(cls, db_path: str | Path, *, library_dir: str | Path | None = None,
              ceilings: Ceilings | None = None, image_key: bytes | None = None,
-             run_root: str | Path | None = None, image_interval: float = 0.2) -> Supervisor:
+             run_root: str | Path | None = None, image_interval: float = 0.2,
+             shard: Shard | None = None) -> Supervisor:
         """Open the database, reconcile what a previous process left, restore live sessions.
 
         `image_key` signs session images; by default it is kept in `<db>.key` beside the
-        database (created 0600), so the database and its key travel together.
+        database (created 0600), so the database and its key travel together. With `shard`,
+        this supervisor is one worker of a `ShardedSupervisor`: the router has reconciled
+        the database already, and only the shard's share of the sessions is restored here.
         """
         db_path = Path(db_path)
         store = Store.open(db_path)
         key = image_key if image_key is not None else installation_key(db_path.with_name(db_path.name + ".key"))
         sup = cls(store, library_dir=Path(library_dir) if library_dir else None,
                   ceilings=ceilings or Ceilings(), image_key=key,
-                  run_root=Path(run_root) if run_root else Path.cwd(), image_interval=image_interval)
+                  run_root=Path(run_root) if run_root else Path.cwd(), image_interval=image_interval,
+                  shard=shard)
         sup._recover()
         sup._images.start()
         return sup
@@ -117,11 +123,11 @@ class Supervisor:
     # ----- start-up ---------------------------------------------------------------------------
 
     def _recover(self) -> None:
-        report = self.store.reconcile()
-        if report.changed:
-            log.warning("reconciled", crashed_executions=len(report.crashed_executions),
-                        crashed_sessions=len(report.crashed_sessions))
+        if self.shard is None:
+            reconcile(self.store)
         for session in self.store.list_sessions("ready"):
+            if self.shard is not None and not self.shard.owns(session.id):
+                continue
             structlog.contextvars.bind_contextvars(session_id=session.id)
             try:
                 self._restore(session)
@@ -424,6 +430,25 @@ class Supervisor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Worker `index` of `count`: it restores the sessions whose id falls in its share."""
+
+    index: int
+    count: int
+
+    def owns(self, session_id: str) -> bool:
+        return int(session_id.replace("-", ""), 16) % self.count == self.index
+
+
+def reconcile(store: Store) -> None:
+    """Settle what a dead daemon left (no `running` row, no `starting` session)."""
+    report = store.reconcile()
+    if report.changed:
+        log.warning("reconciled", crashed_executions=len(report.crashed_executions),
+                    crashed_sessions=len(report.crashed_sessions))
 
 
 def _rss_bytes() -> int | None:

@@ -40,6 +40,10 @@ def add_parser(subparsers: Any) -> None:
                    help="largest request body accepted (default 1024 KiB)")
     p.add_argument("--shutdown-grace", type=float, default=10.0, metavar="S",
                    help="seconds running executions may take to finish at shutdown (default 10)")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="run sessions in N worker processes, each owning a share of them, so "
+                        "executions use more than one core; 0 (the default) runs them in the "
+                        "daemon's own process")
     p.add_argument("--log-format", choices=("json", "console"),
                    help="log lines as JSON or readable text (default: readable on a terminal)")
     p.set_defaults(handler=serve)
@@ -92,15 +96,25 @@ def serve(args: argparse.Namespace) -> int:
     from supervisor.core import Supervisor, default_db_path
 
     log = structlog.get_logger("supervisor.daemon")
-    if args.max_body_kb <= 0 or args.shutdown_grace < 0:
-        raise ServeError("--max-body-kb must be positive and --shutdown-grace not negative")
+    if args.max_body_kb <= 0:
+        raise ServeError(f"--max-body-kb must be positive, got {args.max_body_kb}")
+    if args.shutdown_grace < 0:
+        raise ServeError(f"--shutdown-grace must not be negative, got {args.shutdown_grace}")
+    if args.workers < 0:
+        raise ServeError(f"--workers must not be negative, got {args.workers}")
     sock = _bind(args.listen)
     db = Path(args.db) if args.db else default_db_path()
     library_dir = Path(args.library_dir) if args.library_dir else None
     if library_dir is not None and not library_dir.is_dir():
         raise ServeError(f"--library-dir {library_dir} is not a directory")
     try:
-        sup = Supervisor.open(db, library_dir=library_dir)
+        if args.workers:
+            from supervisor.shards import ShardedSupervisor
+
+            sup: Any = ShardedSupervisor.open(db, workers=args.workers, library_dir=library_dir,
+                                              log_format=args.log_format)
+        else:
+            sup = Supervisor.open(db, library_dir=library_dir)
     except Exception as exc:
         raise ServeError(f"cannot open the database {db}: {exc}") from exc
 
@@ -119,7 +133,8 @@ def serve(args: argparse.Namespace) -> int:
     # The one line on stdout: scripts and tests read the address from it.
     sys.stdout.write(f"vm-system listening on {url}\n")
     sys.stdout.flush()
-    log.info("daemon_started", url=url, db=str(db), auth=args.token is not None)
+    log.info("daemon_started", url=url, db=str(db), auth=args.token is not None,
+             workers=args.workers)
     try:
         server.run(sockets=[sock])
     finally:

@@ -30,6 +30,7 @@ from supervisor.adapters import http_json as out
 from supervisor.adapters import http_models as m
 from supervisor.adapters.http_errors import envelope, status_of
 from supervisor.core import Supervisor
+from supervisor.shards import ShardedSupervisor
 from supervisor.errors import NotFound, SupervisorError
 
 log = structlog.get_logger("supervisor.http")
@@ -185,7 +186,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         return envelope("INTERNAL", "internal error")
 
 
-def create_app(sup: Supervisor, *, token: str | None = None, max_body: int = DEFAULT_MAX_BODY,
+def create_app(sup: Supervisor | ShardedSupervisor, *, token: str | None = None, max_body: int = DEFAULT_MAX_BODY,
                close_supervisor: Callable[[], Awaitable[None]] | None = None) -> FastAPI:
     """The ASGI app. `close_supervisor` runs at shutdown (the daemon passes its graceful close)."""
 

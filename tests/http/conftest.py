@@ -1,6 +1,6 @@
 """Fixtures of the daemon's tests: REAL `vm-system serve` processes, spoken to over loopback.
 
-`daemon` is one daemon for the whole session (stopped with SIGTERM at the end, and it must exit
+`daemon` is one daemon (sessions in two worker processes) for the whole session (stopped with SIGTERM at the end, and it must exit
 0); tests that need their own process (a token, a tiny body limit, a shutdown, a load run) start
 one with `start_daemon`. The shared helpers live in `http_daemon.py` (a unique module name: test
 folders here are not packages).
@@ -19,7 +19,9 @@ from http_daemon import Daemon, checked_client, make_worktree, start_daemon
 
 @pytest.fixture(scope="session")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    proc = start_daemon(tmp_path_factory.mktemp("daemon"))
+    # Sessions in two worker processes: every route test also holds for the sharded daemon
+    # (the daemons the other tests start run sessions in their own process).
+    proc = start_daemon(tmp_path_factory.mktemp("daemon"), "--workers", "2")
     yield proc
     rc = proc.stop()
     assert rc == 0, (f"the shared daemon (session fixture `daemon`) exited {rc} after SIGTERM; "

@@ -30,9 +30,10 @@ def _post_quietly(url: str, body: dict) -> httpx.Response | Exception:
 
 
 @pytest.mark.timeout(120)
-def test_sigterm_cancels_running_work_and_a_restart_restores_the_session(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["0", "2"], ids=["in-process", "2-workers"])
+def test_sigterm_cancels_running_work_and_a_restart_restores_the_session(tmp_path: Path, workers: str) -> None:
     worktree = make_worktree(tmp_path)
-    first = start_daemon(tmp_path / "first", "--shutdown-grace", str(GRACE_S))
+    first = start_daemon(tmp_path / "first", "--shutdown-grace", str(GRACE_S), "--workers", workers)
     try:
         with checked_client(first.api) as api:
             template = new_template(api, limits={"cpu_ms": 30000, "wall_ms": 30000})
@@ -63,7 +64,7 @@ def test_sigterm_cancels_running_work_and_a_restart_restores_the_session(tmp_pat
         assert events[0].type == "input_echo" and events[-1].type == "limit"
         assert store.get_session(session["id"]).status == "ready", "a live session survives a restart"
 
-    second = start_daemon(tmp_path / "second", db=first.db)
+    second = start_daemon(tmp_path / "second", "--workers", workers, db=first.db)
     try:
         with checked_client(second.api) as api:
             restored = api.get(f"/sessions/{session['id']}").json()
@@ -79,3 +80,16 @@ def test_sigterm_cancels_running_work_and_a_restart_restores_the_session(tmp_pat
         rc2 = second.stop()
     # last, so that a wrong exit code does not hide the checks above
     assert (rc, rc2) == (0, 0), f"the daemons exited {rc} and {rc2} after SIGTERM (expected 0)"
+
+
+@pytest.mark.parametrize("value", ["-1", "two"])
+def test_a_bad_worker_count_is_one_line_and_exit_2(tmp_path: Path, value: str) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "supervisor.adapters.cli", "serve", "--db",
+                           str(tmp_path / "db.sqlite"), "--listen", "127.0.0.1:0", "--workers", value],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert any("--workers" in line for line in lines), done.stderr
