@@ -1,11 +1,13 @@
 """One worker process of a `ShardedSupervisor`: a `Supervisor` for a share of the sessions.
 
-Started as `python -m supervisor.shard_worker FD` (FD: its end of a socket pair), so nothing of
-the parent's `__main__` is re-imported, whatever script the parent runs. The first message is
-the `WorkerConfig`. The router then sends `(request_id, method, args, kwargs, log_context)`; the worker runs each request
-on a thread of its own (an execution may run for minutes while a close of the same session
-arrives) and answers `(request_id, ok, result_or_exception)`. The first message it sends
-(request id 0) says whether it opened the database, and which sessions it restored.
+Started as `python -m supervisor.shard_worker FD...`: each FD is its end of a socket pair with
+the router, so nothing of the parent's `__main__` is re-imported, whatever script it runs. The
+first connection carries the `WorkerConfig` in and the start-up answer out (whether the
+database opened, which sessions were restored). Then every connection has a thread of its
+own, reading a request `(method, args, kwargs, log_context)`, running it and answering
+`(ok, result_or_exception)`: one request at a time per connection, no hand-off between
+threads. The router keeps one connection for control requests (a close must never wait
+behind executions) and lends the others to its callers.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import pickle
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -27,10 +28,8 @@ from supervisor.settings import Ceilings
 
 # What a worker answers to. Reads (sessions, executions, events, templates) never reach a
 # worker: the router answers them from the database itself.
-EXECUTION_METHODS = frozenset({"create_session", "repl", "run_file", "run"})
-CONTROL_METHODS = frozenset({"close_session", "runtime_summary", "flush_images", "close"})
-# Executions (and spawns) that may run at once in one worker; more wait for a thread.
-EXECUTION_THREADS = 64
+METHODS = frozenset({"create_session", "repl", "run_file", "run", "close_session",
+                     "runtime_summary", "flush_images", "close"})
 
 
 @dataclass(frozen=True)
@@ -54,71 +53,78 @@ def portable(exc: BaseException) -> BaseException:
         return SupervisorError(f"{type(exc).__name__}: {exc}")
 
 
-def worker_main(conn: Connection, config: WorkerConfig) -> None:
+def worker_main(conns: list[Connection], config: WorkerConfig) -> None:
     from supervisor.logs import configure_logging
 
     configure_logging(fmt=config.log_format)  # type: ignore[arg-type]
     structlog.contextvars.bind_contextvars(shard=config.shard.index)
     log = structlog.get_logger("supervisor.shard")
+    first = conns[0]
     try:
         sup = Supervisor.open(config.db_path, library_dir=config.library_dir,
                               ceilings=config.ceilings, image_key=config.image_key,
                               run_root=config.run_root, image_interval=config.image_interval,
                               shard=config.shard)
     except BaseException as exc:  # noqa: BLE001 - reported to the router, which fails to start
-        conn.send((0, False, portable(exc)))
+        first.send((False, portable(exc)))
         return
-    conn.send((0, True, sorted(s.id for s in sup._live_sessions())))
+    first.send((True, sorted(s.id for s in sup._live_sessions())))
     log.info("shard_worker_ready", sessions=len(sup._live_sessions()))
-    _Server(conn, sup).serve()
+    server = _Server(sup)
+    threads = [threading.Thread(target=server.serve, args=(conn,), name=f"shard-conn-{n}", daemon=True)
+               for n, conn in enumerate(conns)]
+    for thread in threads:
+        thread.start()
+    server.stopped.wait()
 
 
 class _Server:
-    def __init__(self, conn: Connection, sup: Supervisor) -> None:
-        self._conn = conn
-        self._shard = sup.shard.index if sup.shard else 0
+    def __init__(self, sup: Supervisor) -> None:
         self._sup = sup
-        self._send_lock = threading.Lock()
-        self._executions = ThreadPoolExecutor(EXECUTION_THREADS, thread_name_prefix="shard-exec")
-        self._control = ThreadPoolExecutor(4, thread_name_prefix="shard-control")
+        self._shard = sup.shard.index if sup.shard else 0
+        self.stopped = threading.Event()
+        self._stop_lock = threading.Lock()
 
-    def serve(self) -> None:
-        while True:
+    def serve(self, conn: Connection) -> None:
+        while not self.stopped.is_set():
             try:
-                request_id, method, args, kwargs, context = self._conn.recv()
+                method, args, kwargs, context = conn.recv()
             except (EOFError, OSError):
-                # The router is gone (killed): persist what can be persisted and stop.
-                self._sup.close(0.0)
+                # The router is gone (killed, or closing its ends after a close).
+                self._stop(0.0)
                 return
+            ok, payload = self._handle(method, args, kwargs, context)
+            try:
+                conn.send((ok, payload))
+            except (OSError, EOFError):
+                self._stop(0.0)
+                return
+            except Exception as exc:  # noqa: BLE001 - a result that does not pickle
+                conn.send((False, portable(exc)))
             if method == "close":
-                self._handle(request_id, method, args, kwargs, context)
-                self._executions.shutdown(wait=False, cancel_futures=True)
-                self._control.shutdown(wait=False)
-                return
-            pool = self._executions if method in EXECUTION_METHODS else self._control
-            pool.submit(self._handle, request_id, method, args, kwargs, context)
+                self.stopped.set()
 
-    def _handle(self, request_id: int, method: str, args: tuple[Any, ...], kwargs: dict[str, Any],
-                context: dict[str, Any]) -> None:
-        structlog.contextvars.clear_contextvars()  # a pool thread: nothing of the last request
+    def _stop(self, grace: float) -> None:
+        """Persist what can be persisted, once, and let the process end."""
+        with self._stop_lock:
+            if not self.stopped.is_set():
+                self._sup.close(grace)
+                self.stopped.set()
+
+    def _handle(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+                context: dict[str, Any]) -> tuple[bool, Any]:
+        structlog.contextvars.clear_contextvars()  # nothing of the connection's last request
         structlog.contextvars.bind_contextvars(**context, shard=self._shard)
         try:
-            if method not in EXECUTION_METHODS and method not in CONTROL_METHODS:
+            if method not in METHODS:
                 raise SupervisorError(f"a shard worker does not answer {method!r}")
-            result = getattr(self._sup, method)(*args, **kwargs)
-            self._reply(request_id, True, result)
+            if method == "close":
+                with self._stop_lock:
+                    self._sup.close(*args, **kwargs)
+                return True, None
+            return True, getattr(self._sup, method)(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller
-            self._reply(request_id, False, portable(exc))
-
-    def _reply(self, request_id: int, ok: bool, payload: Any) -> None:
-        try:
-            with self._send_lock:
-                self._conn.send((request_id, ok, payload))
-        except (OSError, EOFError):
-            pass  # the router is gone; the read loop sees it too
-        except Exception as exc:  # noqa: BLE001 - a result that does not pickle
-            with self._send_lock:
-                self._conn.send((request_id, False, portable(exc)))
+            return False, portable(exc)
 
 
 def config_for(db_path: Path, *, library_dir: Path | None, ceilings: Ceilings, image_key: bytes,
@@ -129,9 +135,8 @@ def config_for(db_path: Path, *, library_dir: Path | None, ceilings: Ceilings, i
 
 
 def main(argv: list[str]) -> int:
-    conn = Connection(int(argv[1]))
-    config = conn.recv()
-    worker_main(conn, config)
+    conns = [Connection(int(fd)) for fd in argv[1:]]
+    worker_main(conns, conns[0].recv())
     return 0
 
 

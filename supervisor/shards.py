@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import itertools
 import os
+import queue
 import socket
 import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import Future
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,9 @@ from supervisor.templates import Templates
 log = structlog.get_logger("supervisor.shards")
 
 WORKER_START_S = 60.0
+# Requests one worker serves at once (besides control requests); more wait for a connection.
+# Each session runs one execution at a time, so this bounds concurrent sessions' executions.
+CONNECTIONS = 32
 RESTART_WAIT_S = 60.0
 CLOSE_JOIN_S = 30.0
 
@@ -55,31 +59,36 @@ class WorkerLost(SupervisorError):
     public = True
 
 
-class _Worker:
-    """One worker process and the pipe to it. `call` may be used from any thread."""
+class _NotDelivered(Exception):
+    """The worker was gone before the request reached it: safe to send again elsewhere."""
 
-    def __init__(self, config: WorkerConfig, on_lost: Any) -> None:
+
+class _Worker:
+    """One worker process and its connections. `call` may be used from any thread."""
+
+    def __init__(self, config: WorkerConfig, on_lost: Callable[[_Worker], None]) -> None:
         self.index = config.shard.index
-        ours, theirs = socket.socketpair()
+        pairs = [socket.socketpair() for _ in range(1 + CONNECTIONS)]
+        fds = [theirs.fileno() for _, theirs in pairs]
         # A fresh interpreter, never a fork of this process and its threads.
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "supervisor.shard_worker", str(theirs.fileno())],
-            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=_worker_env())
-        theirs.close()
-        conn = Connection(ours.detach())
-        self._conn: Connection = conn
-        conn.send(config)
-        self._lock = threading.Lock()
-        self._pending: dict[int, Future[tuple[bool, Any]]] = {}
-        self._ids = itertools.count(1)
+            [sys.executable, "-m", "supervisor.shard_worker", *map(str, fds)],
+            pass_fds=fds, stdin=subprocess.DEVNULL, env=_worker_env())
+        conns = []
+        for ours, theirs in pairs:
+            theirs.close()
+            conns.append(Connection(ours.detach()))
         self._on_lost = on_lost
+        self._lost_lock = threading.Lock()
         self.lost = False
         self.closing = False
-        if not conn.poll(WORKER_START_S):
+        control, *lent = conns
+        control.send(config)
+        if not control.poll(WORKER_START_S):
             self.process.kill()
             raise SupervisorError(f"shard worker {self.index} did not start within {WORKER_START_S:.0f} s")
         try:
-            _, ok, payload = conn.recv()
+            ok, payload = control.recv()
         except (EOFError, OSError) as exc:
             raise SupervisorError(f"shard worker {self.index} died while starting "
                                   f"(exit code {self.process.wait()})") from exc
@@ -87,56 +96,73 @@ class _Worker:
             self.process.wait(CLOSE_JOIN_S)
             raise payload
         self.session_ids: list[str] = payload
-        threading.Thread(target=self._read, name=f"shard-{self.index}-reader", daemon=True).start()
+        self._control = control
+        self._control_lock = threading.Lock()
+        self._free: queue.SimpleQueue[Connection] = queue.SimpleQueue()
+        for conn in lent:
+            self._free.put(conn)
+        self._all = conns
+        threading.Thread(target=self._watch, name=f"shard-{self.index}-watch", daemon=True).start()
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        future: Future[tuple[bool, Any]] = Future()
-        with self._lock:
-            if self.lost:
-                raise WorkerLost(f"shard worker {self.index} has stopped")
-            request_id = next(self._ids)
-            self._pending[request_id] = future
-            try:
-                # The caller's log context (request id, ...) travels with the request, so
-                # the worker's log lines carry the same ids.
-                self._conn.send((request_id, method, args, kwargs,
-                                 structlog.contextvars.get_contextvars()))
-            except (OSError, EOFError, ValueError) as exc:
-                self._pending.pop(request_id, None)
-                raise WorkerLost(f"shard worker {self.index} has stopped") from exc
-        ok, payload = future.result()
+        """Run `method` in the worker on a lent connection (waiting for one if all are busy)."""
+        if self.lost:
+            raise _NotDelivered()
+        conn = self._free.get()
+        try:
+            ok, payload = self._exchange(conn, method, args, kwargs)
+        finally:
+            self._free.put(conn)
         if ok:
             return payload
         raise payload
 
-    def _read(self) -> None:
-        while True:
-            try:
-                request_id, ok, payload = self._conn.recv()
-            except (EOFError, OSError):
-                break
-            with self._lock:
-                future = self._pending.pop(request_id, None)
-            if future is not None:
-                future.set_result((ok, payload))
-        with self._lock:
+    def control(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Like `call`, on the connection kept for control requests: a close of a session, or
+        of the worker, never waits for a connection held by a long execution."""
+        if self.lost:
+            raise _NotDelivered()
+        with self._control_lock:
+            ok, payload = self._exchange(self._control, method, args, kwargs)
+        if ok:
+            return payload
+        raise payload
+
+    def _exchange(self, conn: Connection, method: str, args: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> tuple[bool, Any]:
+        try:
+            # The caller's log context (request id, ...) travels with the request, so the
+            # worker's log lines carry the same ids.
+            conn.send((method, args, kwargs, structlog.contextvars.get_contextvars()))
+        except (EOFError, OSError) as exc:
+            self._mark_lost()
+            raise _NotDelivered() from exc
+        try:
+            return conn.recv()
+        except (EOFError, OSError) as exc:
+            self._mark_lost()
+            raise _lost_error() from exc
+
+    def _watch(self) -> None:
+        self.process.wait()
+        self._mark_lost()
+
+    def _mark_lost(self) -> None:
+        with self._lost_lock:
+            first = not self.lost
             self.lost = True
-            pending, self._pending = self._pending, {}
-        error = WorkerLost("the worker process running this request stopped unexpectedly; "
-                           "its sessions are being restored from their last images")
-        for future in pending.values():
-            future.set_result((False, error))
-        if not self.closing:
+        if first and not self.closing:
             self._on_lost(self)
 
     def close(self, grace: float) -> None:
         self.closing = True
         try:
-            self.call("close", grace)
-        except WorkerLost:
+            self.control("close", grace)
+        except (WorkerLost, _NotDelivered):
             pass
         self.stop()
-        self._conn.close()
+        for conn in self._all:
+            conn.close()
 
     def stop(self) -> None:
         """Wait for the process to exit (it was asked to), killing it if it does not."""
@@ -145,6 +171,11 @@ class _Worker:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def _lost_error() -> WorkerLost:
+    return WorkerLost("the worker process running this request stopped unexpectedly; "
+                      "its sessions are being restored from their last images")
 
 
 def _worker_env() -> dict[str, str]:
@@ -218,14 +249,13 @@ class ShardedSupervisor:
     def _stop_workers(self, grace: float) -> None:
         with self._state:
             workers = list(self._workers)
-        threads = [threading.Thread(target=w.close, args=(grace,)) for w in workers if not w.lost]
+        # In parallel: each may wait `grace` for its running executions. A lost worker's close
+        # only releases its connections.
+        threads = [threading.Thread(target=w.close, args=(grace,)) for w in workers]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        for w in workers:
-            if w.process.poll() is None and w.lost:
-                w.stop()
 
     def _lost(self, worker: _Worker) -> None:
         with self._state:
@@ -253,6 +283,27 @@ class ShardedSupervisor:
         if not self._ready.wait(RESTART_WAIT_S):
             raise SupervisorError("the session workers are restarting; try again")
 
+    def _send(self, pick: Callable[[], _Worker], method: str, *args: Any, control: bool = False,
+              **kwargs: Any) -> Any:
+        """Send to the worker `pick` chooses; a request that never reached a dead worker is sent
+        again once the fresh workers are ready."""
+        deadline = time.monotonic() + RESTART_WAIT_S
+        while True:
+            worker = pick()
+            try:
+                if control:
+                    return worker.control(method, *args, **kwargs)
+                return worker.call(method, *args, **kwargs)
+            except _NotDelivered:
+                self._await_replacement(worker, deadline)
+
+    def _await_replacement(self, lost: _Worker, deadline: float) -> None:
+        """Wait until the restart that `lost`'s death set off has begun (or is over)."""
+        while self._ready.is_set() and lost in self._workers and not self._closed:
+            if time.monotonic() > deadline:
+                raise SupervisorError("the session workers are restarting; try again")
+            time.sleep(0.005)
+
     def _owner_of(self, session_id: str) -> _Worker:
         self._wait_ready()
         with self._state:
@@ -279,16 +330,17 @@ class ShardedSupervisor:
 
     def create_session(self, template_id: str, workspace_id: Any, base_commit_oid: Any,
                        worktree_path: Any) -> store_mod.Session:
-        worker = self._least_loaded()
-        try:
-            session = worker.call("create_session", template_id, workspace_id, base_commit_oid,
-                                  worktree_path)
-        except SupervisorError as exc:
-            self._forget(exc.details.get("session_id"))
-            raise
+        chosen: list[_Worker] = []
+
+        def pick() -> _Worker:
+            chosen[:] = [self._least_loaded()]
+            return chosen[0]
+
+        session = self._send(pick, "create_session", template_id, workspace_id, base_commit_oid,
+                             worktree_path)
         with self._state:
-            if session.status == "ready" and worker in self._workers:
-                self._owner[session.id] = worker
+            if session.status == "ready" and chosen[0] in self._workers:
+                self._owner[session.id] = chosen[0]
         return session
 
     def _forget(self, session_id: Any) -> None:
@@ -307,7 +359,8 @@ class ShardedSupervisor:
 
     def close_session(self, session_id: str) -> store_mod.Session:
         session_id = check_uuid(session_id, "session_id")
-        closed = self._owner_of(session_id).call("close_session", session_id)
+        closed = self._send(lambda: self._owner_of(session_id), "close_session", session_id,
+                            control=True)
         self._forget(session_id)
         return closed
 
@@ -315,15 +368,16 @@ class ShardedSupervisor:
 
     def repl(self, session_id: str, input: Any) -> store_mod.Execution:
         session_id = check_uuid(session_id, "session_id")
-        return self._owner_of(session_id).call("repl", session_id, input)
+        return self._send(lambda: self._owner_of(session_id), "repl", session_id, input)
 
     def run_file(self, session_id: str, path: Any, args: Any = None, env: Any = None) -> store_mod.Execution:
         session_id = check_uuid(session_id, "session_id")
-        return self._owner_of(session_id).call("run_file", session_id, path, args, env)
+        return self._send(lambda: self._owner_of(session_id), "run_file", session_id, path, args, env)
 
     def run(self, *, code: Any = None, path: Any = None, template_id: str | None = None,
             limits: Any = None) -> store_mod.Execution:
-        return self._any().call("run", code=code, path=path, template_id=template_id, limits=limits)
+        return self._send(self._any, "run", code=code, path=path, template_id=template_id,
+                          limits=limits)
 
     def get_execution(self, execution_id: str) -> store_mod.Execution:
         return self.store.get_execution(check_uuid(execution_id, "execution_id"))
@@ -345,10 +399,15 @@ class ShardedSupervisor:
     # ----- ops --------------------------------------------------------------------------------
 
     def _each(self, method: str, *args: Any) -> list[Any]:
-        self._wait_ready()
-        with self._state:
-            workers = list(self._workers)
-        return [w.call(method, *args) for w in workers]
+        deadline = time.monotonic() + RESTART_WAIT_S
+        while True:
+            self._wait_ready()
+            with self._state:
+                workers = list(self._workers)
+            try:
+                return [w.control(method, *args) for w in workers]
+            except _NotDelivered:
+                self._await_replacement(next(w for w in workers if w.lost), deadline)
 
     def runtime_summary(self) -> RuntimeSummary:
         parts: list[RuntimeSummary] = self._each("runtime_summary")
