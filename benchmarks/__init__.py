@@ -1,4 +1,6 @@
-"""Overhead benchmarks of vm-system, and comparisons with other engines.
+"""`vm-system bench`: what running JavaScript isolated costs, layer by layer, against the other
+ways to run it. One scenario per module in `benchmarks/scenarios/`, the engines compared in
+`benchmarks/engines/`, one timing implementation (`benchmarks/timing.py`).
 
-Run as modules, e.g. `python -m benchmarks.sandbox_bench --quick`.
-"""
+Run it as `vm-system bench [--scenario NAME ...] [--quick] [--json FILE] [--plot FILE.png]`
+(or `python -m benchmarks ...`)."""

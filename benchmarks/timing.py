@@ -1,7 +1,7 @@
 """Timing primitives shared by the benchmarks: warm-up, repeated samples, robust statistics.
 
-Kept free of anything vm-system specific so that later scenarios (HTTP round trips, the
-execution pipeline) measure the same way and their figures can be compared.
+Kept free of anything vm-system specific so that every scenario (an engine's evaluation, an
+HTTP round trip, a whole process) measures the same way and their figures can be compared.
 
 A *sample* is one timed stretch of `inner` calls of a callable, divided by `inner * units`
 (`units`: how many things one call does, e.g. 10,000 console lines). Everything a sample
@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import json
 import importlib.metadata
 import math
 import os
 import platform
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -177,16 +175,48 @@ class CountedSampler(Sampler[S]):
         return elapsed / 1e9 / completed
 
 
+@dataclass
+class SelfTimedSampler(Sampler[S]):
+    """A Sampler for an engine that times itself, in another process (Node.js): `fn(state)`
+    makes all `inner` calls there and returns `(seconds, result)`, the seconds measured by
+    the engine around its calls only. What it costs to ask (a pipe round trip, JSON) is
+    outside the figure, as a start-up would be.
+
+    `before`, `after` and `check` are as for Sampler; `check` receives the result only.
+    """
+
+    def warm_up(self, calls: int) -> None:
+        for _ in range(calls):
+            state = self.before()
+            try:
+                self.check(self.fn(state)[1])
+            finally:
+                self.after(state)
+
+    def sample(self) -> float:
+        state = self.before()
+        try:
+            seconds, result = self.fn(state)
+            self.check(result)
+        finally:
+            self.after(state)
+        if not seconds > 0:
+            raise CheckFailed(f"the engine reported {seconds!r} s for a sample")
+        return float(seconds) / (self.inner * self.units)
+
+
 def measure(sampler: Sampler[Any], *, runs: int, warmup: int = 1) -> Stats:
     """Warm up, then take `runs` samples (failures arrive as SampleError)."""
     return interleave([sampler], runs=runs, warmup=warmup)[0]
 
 
-def interleave(samplers: Sequence[Sampler[Any]], *, runs: int, warmup: int = 1) -> list[Stats]:
+def interleave(samplers: Sequence[Sampler[Any]], *, runs: int, warmup: int = 1,
+               on_round: Callable[[], None] | None = None) -> list[Stats]:
     """Warm every sampler up, then take their samples in turn (A B A B ...).
 
     Alternating matters when two engines are compared on a shared machine: a burst of load
-    from elsewhere then hits both sides instead of skewing their ratio.
+    from elsewhere then hits both sides instead of skewing their ratio. `on_round` is called
+    after each round (one sample of every sampler): a progress bar's tick.
     """
     if runs < 1:
         raise ValueError("runs must be at least 1")
@@ -205,6 +235,8 @@ def interleave(samplers: Sequence[Sampler[Any]], *, runs: int, warmup: int = 1) 
                 taken.append(sampler.sample())
             except Exception as exc:
                 raise SampleError(index, exc) from exc
+        if on_round is not None:
+            on_round()
     return [summarize(taken) for taken in samples]
 
 
@@ -340,30 +372,6 @@ class BenchReport:
         }
 
 
-def write(text: str) -> None:
-    """A benchmark's report line, on stdout."""
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-
-
-def progress(text: str) -> None:
-    """A progress line, on stderr (the report stays clean when piped)."""
-    sys.stderr.write(f"  {text}\n")
-    sys.stderr.flush()
-
-
-def publish(report: BenchReport, rendered: str, json_path: Path | None) -> int:
-    """Print the report, write its JSON if asked; the exit code of the run.
-
-    Missed targets are figures, not failures; a scenario that computed wrongly is a failure."""
-    write(rendered)
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n",
-                             encoding="utf-8")
-    return 0 if report.ok else 1
-
-
 @dataclass(frozen=True)
 class Plan:
     """How many samples a scenario takes; warm-up calls are untimed but checked."""
@@ -378,22 +386,3 @@ class Plan:
 
     def warmup(self, quick: bool) -> int:
         return self.quick_warmup if quick else self.full_warmup
-
-
-class _Named(Protocol):
-    @property
-    def name(self) -> str: ...
-
-
-N = TypeVar("N", bound=_Named)
-
-
-def choose(suite: Sequence[N], only: Sequence[str] | None) -> list[N]:
-    """The scenarios of `suite` named in `only` (all when empty); ValueError for unknown names."""
-    chosen = list(suite)
-    if only:
-        unknown = set(only) - {s.name for s in chosen}
-        if unknown:
-            raise ValueError(f"unknown scenarios: {', '.join(sorted(unknown))}")
-        chosen = [s for s in chosen if s.name in only]
-    return chosen

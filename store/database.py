@@ -6,7 +6,10 @@ Why this shape:
   and the writer keeps its prepared statements warm for the streaming path.
 * Every write transaction starts with BEGIN IMMEDIATE: the database write lock is taken up
   front, so a transaction never fails half-way with "database is locked" because another
-  process wrote first; waiting for that process is the busy timeout's job.
+  process wrote first. While another process holds it, BEGIN IMMEDIATE is retried here with
+  pauses from 50 µs (`_begin_immediate`), not by SQLite's busy handler, which sleeps at least
+  a millisecond: processes that share the file (a daemon's worker processes) write every few
+  hundred microseconds each.
 * One reader connection per thread (WAL: readers never block the writer or each other), opened
   `query_only` so a read path can never write by accident. `snapshot()` groups several reads
   into one consistent view.
@@ -18,11 +21,11 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlite_utils
 import structlog
@@ -65,17 +68,39 @@ def _enable_wal(conn: sqlite3.Connection, timeout_s: float) -> str:
     processes creating the same file at the same moment hit that. Once the file is in WAL
     (every later open), this is a plain read.
     """
+    return str(_while_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone()[0],
+                           timeout_s, first_pause_s=0.001, max_pause_s=0.05))
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorname", "").startswith("SQLITE_BUSY")
+
+
+T = TypeVar("T")
+
+
+def _while_busy(attempt: Callable[[], T], timeout_s: float, *, first_pause_s: float,
+                max_pause_s: float) -> T:
+    """`attempt()`, tried again after pauses doubling from `first_pause_s` while SQLite
+    answers SQLITE_BUSY, for up to `timeout_s`."""
     deadline = time.monotonic() + timeout_s
-    delay = 0.001
+    pause = first_pause_s
     while True:
         try:
-            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            return attempt()
         except sqlite3.OperationalError as exc:
-            busy = getattr(exc, "sqlite_errorname", "").startswith("SQLITE_BUSY")
-            if not busy or time.monotonic() >= deadline:
+            if not _is_busy(exc) or time.monotonic() >= deadline:
                 raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
+        time.sleep(pause)
+        pause = min(pause * 2, max_pause_s)
+
+
+def _begin_immediate(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """BEGIN IMMEDIATE on the writer (whose own busy timeout is 0), waiting up to `timeout_s`
+    for another process's write transaction to end: from 50 µs (a transaction of this store
+    holds the lock for well under a millisecond), doubling up to 2 ms."""
+    _while_busy(lambda: conn.execute("BEGIN IMMEDIATE"), timeout_s,
+                first_pause_s=0.00005, max_pause_s=0.002)
 
 
 def _wrap(conn: sqlite3.Connection) -> sqlite_utils.Database:
@@ -105,7 +130,7 @@ class _WriteTransaction:
             if db._closed:
                 raise StoreClosed("the store is closed")
             conn = self._conn = db._writer.conn
-            conn.execute("BEGIN IMMEDIATE")
+            _begin_immediate(conn, db._busy_timeout_s)
             if db._faults is not None:
                 db._faults.check(self._op, "begin")
         except BaseException as exc:
@@ -202,6 +227,8 @@ class Database:
             # leave it at its peak size for good.
             conn.execute("PRAGMA journal_size_limit = 67108864")
             migrate(conn, str(path))
+            # From here on the writer waits for other processes in _begin_immediate.
+            conn.execute("PRAGMA busy_timeout = 0")
         except StoreError:
             conn.close()
             raise

@@ -35,13 +35,13 @@ from supervisor.host import ExecRequest, InThreadHost
 from supervisor.ids import check_uuid, execution_label
 from supervisor.live import LiveSession, acquire_for_execution
 from supervisor.pipeline import ExecSpec, Pipeline
+from supervisor.reads import StoreReads
 from supervisor.settings import Ceilings, effective_limits, validate_patch
 from supervisor.templates import Templates
 from supervisor.worktree import check_worktree, read_worktree_file
 
 log = structlog.get_logger("supervisor")
 
-MAX_EXECUTIONS_PAGE = 1000
 CLOSE_WAIT_S = 10.0
 
 
@@ -80,7 +80,7 @@ def _request(runtime: dict[str, Any], limits: Limits, code: str, filename: str,
                        globals=globals_ or {}, limits=limits)
 
 
-class Supervisor:
+class Supervisor(StoreReads):
     def __init__(self, store: Store, *, library_dir: Path | None, ceilings: Ceilings,
                  image_key: bytes, run_root: Path, image_interval: float,
                  shard: Shard | None = None) -> None:
@@ -253,15 +253,6 @@ class Supervisor:
             raise SessionStartFailed(f"startup file {relative} failed ({execution.status}): {message}",
                                      execution_id=execution.id)
 
-    def get_session(self, session_id: str) -> store_mod.Session:
-        return self.store.get_session(check_uuid(session_id, "session_id"))
-
-    def list_sessions(self, status: str | None = None) -> list[store_mod.Session]:
-        if status is not None and status not in store_mod.SESSION_STATUSES:
-            raise ValidationError(f"status must be one of {sorted(store_mod.SESSION_STATUSES)}",
-                                  field="status")
-        return self.store.list_sessions(status)
-
     def close_session(self, session_id: str) -> store_mod.Session:
         """Close (idempotent). A running execution is interrupted and ends `cancelled`."""
         session_id = check_uuid(session_id, "session_id")
@@ -365,23 +356,6 @@ class Supervisor:
             return self._pipeline.execute(spec, host, _request(runtime, effective, code, filename))
         finally:
             host.close()
-
-    def get_execution(self, execution_id: str) -> store_mod.Execution:
-        return self.store.get_execution(check_uuid(execution_id, "execution_id"))
-
-    def list_executions(self, session_id: str, limit: Any = 50) -> list[store_mod.Execution]:
-        session_id = check_uuid(session_id, "session_id")
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_EXECUTIONS_PAGE:
-            raise ValidationError(f"limit must be an integer from 1 to {MAX_EXECUTIONS_PAGE}", field="limit")
-        self.store.get_session(session_id)
-        return self.store.list_executions(session_id, limit=limit)
-
-    def list_events(self, execution_id: str, after_seq: Any = 0) -> list[store_mod.Event]:
-        execution_id = check_uuid(execution_id, "execution_id")
-        if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
-            raise ValidationError("after_seq must be a non-negative integer", field="after_seq")
-        self.store.get_execution(execution_id)
-        return self.store.list_events(execution_id, after_seq=after_seq)
 
     # ----- ops --------------------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ class WorkerConfig:
     image_interval: float
     shard: Shard
     log_format: str | None
+    log_level: str
 
 
 def portable(exc: BaseException) -> BaseException:
@@ -56,7 +57,7 @@ def portable(exc: BaseException) -> BaseException:
 def worker_main(conns: list[Connection], config: WorkerConfig) -> None:
     from supervisor.logs import configure_logging
 
-    configure_logging(fmt=config.log_format)  # type: ignore[arg-type]
+    configure_logging(level=config.log_level, fmt=config.log_format)  # type: ignore[arg-type]
     structlog.contextvars.bind_contextvars(shard=config.shard.index)
     log = structlog.get_logger("supervisor.shard")
     first = conns[0]
@@ -129,9 +130,9 @@ class _Server:
 
 def config_for(db_path: Path, *, library_dir: Path | None, ceilings: Ceilings, image_key: bytes,
                run_root: Path, image_interval: float, shard: Shard,
-               log_format: str | None) -> WorkerConfig:
+               log_format: str | None, log_level: str) -> WorkerConfig:
     return WorkerConfig(str(db_path), str(library_dir) if library_dir else None, ceilings,
-                        image_key, str(run_root), image_interval, shard, log_format)
+                        image_key, str(run_root), image_interval, shard, log_format, log_level)
 
 
 def main(argv: list[str]) -> int:

@@ -36,9 +36,10 @@ import structlog
 import store as store_mod
 from sandbox.image import installation_key
 from store import Store
-from supervisor.core import MAX_EXECUTIONS_PAGE, RuntimeSummary, Shard, _rss_bytes, reconcile
-from supervisor.errors import SupervisorError, ValidationError
+from supervisor.core import RuntimeSummary, Shard, _rss_bytes, reconcile
+from supervisor.errors import SupervisorError
 from supervisor.ids import check_uuid
+from supervisor.reads import StoreReads
 from supervisor.settings import Ceilings
 from supervisor.shard_worker import WorkerConfig, config_for
 from supervisor.templates import Templates
@@ -186,7 +187,7 @@ def _worker_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
 
 
-class ShardedSupervisor:
+class ShardedSupervisor(StoreReads):
     """The `Supervisor` API, served by `workers` processes (see the module docstring)."""
 
     def __init__(self, store: Store, configs: list[WorkerConfig], ceilings: Ceilings,
@@ -207,7 +208,10 @@ class ShardedSupervisor:
     def open(cls, db_path: str | Path, *, workers: int, library_dir: str | Path | None = None,
              ceilings: Ceilings | None = None, image_key: bytes | None = None,
              run_root: str | Path | None = None, image_interval: float = 0.2,
-             log_format: str | None = None) -> ShardedSupervisor:
+             log_format: str | None = None, log_level: str = "info") -> ShardedSupervisor:
+        """Reconcile the database, then start `workers` processes, each restoring its share
+        of the ready sessions. The workers log to this process's stderr (structlog, `log_format`
+        as `configure_logging` takes it, lines below `log_level` dropped)."""
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError("workers must be a positive integer")
         db_path = Path(db_path).resolve()
@@ -217,7 +221,8 @@ class ShardedSupervisor:
         lib = Path(library_dir).resolve() if library_dir else None
         root = Path(run_root).resolve() if run_root else Path.cwd()
         configs = [config_for(db_path, library_dir=lib, ceilings=ceilings, image_key=key, run_root=root,
-                              image_interval=image_interval, shard=Shard(i, workers), log_format=log_format)
+                              image_interval=image_interval, shard=Shard(i, workers),
+                              log_format=log_format, log_level=log_level)
                    for i in range(workers)]
         sup = cls(store, configs, ceilings, lib)
         try:
@@ -348,15 +353,6 @@ class ShardedSupervisor:
             with self._state:
                 self._owner.pop(session_id, None)
 
-    def get_session(self, session_id: str) -> store_mod.Session:
-        return self.store.get_session(check_uuid(session_id, "session_id"))
-
-    def list_sessions(self, status: str | None = None) -> list[store_mod.Session]:
-        if status is not None and status not in store_mod.SESSION_STATUSES:
-            raise ValidationError(f"status must be one of {sorted(store_mod.SESSION_STATUSES)}",
-                                  field="status")
-        return self.store.list_sessions(status)
-
     def close_session(self, session_id: str) -> store_mod.Session:
         session_id = check_uuid(session_id, "session_id")
         closed = self._send(lambda: self._owner_of(session_id), "close_session", session_id,
@@ -378,23 +374,6 @@ class ShardedSupervisor:
             limits: Any = None) -> store_mod.Execution:
         return self._send(self._any, "run", code=code, path=path, template_id=template_id,
                           limits=limits)
-
-    def get_execution(self, execution_id: str) -> store_mod.Execution:
-        return self.store.get_execution(check_uuid(execution_id, "execution_id"))
-
-    def list_executions(self, session_id: str, limit: Any = 50) -> list[store_mod.Execution]:
-        session_id = check_uuid(session_id, "session_id")
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_EXECUTIONS_PAGE:
-            raise ValidationError(f"limit must be an integer from 1 to {MAX_EXECUTIONS_PAGE}", field="limit")
-        self.store.get_session(session_id)
-        return self.store.list_executions(session_id, limit=limit)
-
-    def list_events(self, execution_id: str, after_seq: Any = 0) -> list[store_mod.Event]:
-        execution_id = check_uuid(execution_id, "execution_id")
-        if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
-            raise ValidationError("after_seq must be a non-negative integer", field="after_seq")
-        self.store.get_execution(execution_id)
-        return self.store.list_events(execution_id, after_seq=after_seq)
 
     # ----- ops --------------------------------------------------------------------------------
 

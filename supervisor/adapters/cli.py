@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 
 from supervisor.adapters import (
-    daemon, exec_commands, exit_codes, ops_commands, run_command, session_commands,
-    template_commands,
+    bench_command, daemon, exec_commands, exit_codes, ops_commands, run_command,
+    session_commands, template_commands,
 )
 from supervisor.adapters.client import ClientError
 
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     session_commands.add_parser(sub)
     exec_commands.add_parser(sub)
     ops_commands.add_parser(sub)
+    bench_command.add_parser(sub)
     return parser
 
 

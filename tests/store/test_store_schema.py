@@ -94,7 +94,9 @@ def test_every_connection_has_foreign_keys_and_busy_timeout(store: Store) -> Non
     worker.join()
     writer = store._db._writer.conn
     assert seen == [(1, 5000, 1), (1, 5000, 1)]
-    assert (_pragma(writer, "foreign_keys"), _pragma(writer, "busy_timeout")) == (1, 5000)
+    # The writer waits for other processes in _begin_immediate, with finer pauses than
+    # SQLite's busy handler (see test_a_write_waits_for_another_connection_s_transaction).
+    assert (_pragma(writer, "foreign_keys"), _pragma(writer, "busy_timeout")) == (1, 0)
     assert _pragma(writer, "synchronous") == 1  # NORMAL
 
 
@@ -152,3 +154,33 @@ def test_many_openers_of_a_new_file_migrate_it_once(db_path: Path) -> None:
     finally:
         for store in stores:
             store.close()
+
+
+def test_a_write_waits_for_another_connection_s_transaction(db_path: Path) -> None:
+    """Another process holding the write lock: the store's write waits, then goes through; one
+    held longer than the busy timeout fails as a typed write error, nothing half-written."""
+    import sqlite3
+    import time
+
+    from store.errors import StoreWriteError
+
+    with Store.open(db_path, busy_timeout_s=1.0) as store:
+        other = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            release = threading.Timer(0.15, lambda: other.execute("COMMIT"))
+            release.start()
+            started = time.monotonic()
+            store.create_template("waited")
+            waited = time.monotonic() - started
+            release.join()
+            assert 0.14 <= waited < 0.5, waited
+            other.execute("BEGIN IMMEDIATE")
+            started = time.monotonic()
+            with pytest.raises(StoreWriteError):
+                store.create_template("never")
+            assert 0.9 <= time.monotonic() - started < 2.0
+            other.execute("COMMIT")
+        finally:
+            other.close()
+        assert [t.name for t in store.list_templates()] == ["waited"]

