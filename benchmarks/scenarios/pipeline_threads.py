@@ -111,11 +111,11 @@ def concurrency_setup(threads: int = THREADS, quick_per_session: int = 250,
                     live.remove(session_id)
 
             return [
-                Measured(VM, f"vm-system{where}: {threads} threads × {per_session} executions "
+                Measured(VM, f"vm-system: {where}{threads} threads × {per_session} executions "
                          f"({threads} sessions, 1 per thread)",
                          Sampler(threaded, before=new_sessions, after=close_round, check=verify,
                                  units=total)),
-                Measured(VM, f"vm-system{where}: 1 thread × {total} executions (the same "
+                Measured(VM, f"vm-system: {where}1 thread × {total} executions (the same "
                          f"{threads} sessions' work, in turn)",
                          Sampler(one_thread, before=new_sessions, after=close_round, check=verify,
                                  units=total)),
@@ -123,7 +123,7 @@ def concurrency_setup(threads: int = THREADS, quick_per_session: int = 250,
 
         in_process = supervised_rows(open_supervisor(stack, directory / "in-process"), "")
         sharded = supervised_rows(open_supervisor(stack, directory / "sharded", workers=workers),
-                                  f", {workers} worker processes")
+                                  f"{workers} worker processes, ")
 
         # References: the same evaluations on bare sandboxes (no supervisor, no store), to tell
         # the engine's own scaling from the pipeline's.
