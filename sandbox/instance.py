@@ -295,6 +295,11 @@ class GuestInstance:
     def memory_size(self) -> int:
         return self.memory.data_len(self.store)
 
+    def base_address(self) -> int:
+        """Where linear memory starts in this process (fixed for the instance's life)."""
+        self._refresh_base()
+        return self._base_addr
+
     def write(self, addr: int, data: bytes) -> None:
         self._refresh_base()
         ctypes.memmove(self._base_addr + addr, data, len(data))

@@ -23,6 +23,7 @@ from typing import Any
 
 import wasmtime
 
+from sandbox.checkpoints import CheckpointCopies
 from sandbox.engine import guest_engine, guest_started, guest_stopped
 from sandbox.errors import GuestCorrupted, SandboxBusy, SandboxClosed
 from sandbox.image import decode_image, encode_image, installation_key
@@ -116,10 +117,7 @@ class Sandbox:
             _image = on_roomy_stack(pristine_image)
         self._instance = on_roomy_stack(
             lambda: GuestInstance(self._hooks, self.limits.memory_bytes, image=_image))
-        # Checkpoints alternate between two buffers: the current checkpoint's buffer is never
-        # written, the next capture goes into the spare one.
-        self._spare = bytearray()
-        self._current_buffer = bytearray()
+        self._copies = CheckpointCopies()
         self._checkpoint = Checkpoint(_label, self._capture_checkpoint())
 
     # ----- lifecycle ------------------------------------------------------------------------
@@ -248,13 +246,7 @@ class Sandbox:
         return _Exclusive(self)
 
     def _capture_checkpoint(self, size: int | None = None) -> MemoryImage:
-        needed = self._instance.capture_size(size)
-        buffer = self._spare
-        if len(buffer) < needed:
-            buffer = bytearray(needed + needed // 4)  # room to grow without reallocating
-        image = self._instance.capture(into=buffer, size=size)
-        self._spare, self._current_buffer = self._current_buffer, buffer
-        return image
+        return self._copies.capture(self._instance, size)
 
     def _stack_in_red_zone(self, sp: int) -> bool:
         return self._instance.stack_in_red_zone(sp)
