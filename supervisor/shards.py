@@ -202,6 +202,9 @@ class ShardedSupervisor(StoreReads):
         self._ready = threading.Event()
         self._restarting = False
         self._closed = False
+        # Why the last restart failed: every request then says so at once (the daemon needs
+        # a restart) instead of waiting for workers that will not come.
+        self._failure: str | None = None
         self._round_robin = itertools.count()
 
     @classmethod
@@ -279,14 +282,21 @@ class ShardedSupervisor(StoreReads):
         try:
             reconcile(self.store)
             self._start_workers()
-        except BaseException as exc:  # noqa: BLE001 - logged; requests keep failing clearly
-            log.error("shard_restart_failed", error=f"{type(exc).__name__}: {exc}")
+        except BaseException as exc:  # noqa: BLE001 - logged; requests fail with the reason
+            self._failure = f"{type(exc).__name__}: {exc}"
+            log.error("shard_restart_failed", error=self._failure)
+            with self._state:
+                self._restarting = False
+            self._ready.set()
 
     def _wait_ready(self) -> None:
         if self._closed:
             raise SupervisorError("the supervisor is closed")
         if not self._ready.wait(RESTART_WAIT_S):
             raise SupervisorError("the session workers are restarting; try again")
+        if self._failure is not None:
+            raise SupervisorError(f"the session workers could not be restarted ({self._failure}); "
+                                  "the daemon needs a restart")
 
     def _send(self, pick: Callable[[], _Worker], method: str, *args: Any, control: bool = False,
               **kwargs: Any) -> Any:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from store import Store
-from supervisor.errors import SessionBusy, ValidationError
+from supervisor.errors import SessionBusy, SupervisorError, ValidationError
 from supervisor.shards import ShardedSupervisor, WorkerLost
 from store.errors import SessionNotFound, StoreOpenError
 
@@ -171,3 +171,28 @@ def test_an_unusable_database_or_worker_count_fails_the_start(tmp_path: Path) ->
         ShardedSupervisor.open(bad, workers=1)
     with pytest.raises(ValueError):
         ShardedSupervisor.open(tmp_path / "x.db", workers=0)
+
+
+def test_a_restart_that_fails_is_reported_to_every_request(db_path: Path, worktree: Path) -> None:
+    """The replacement workers cannot open their database: requests get the reason at once
+    (not after a wait), and closing still works. The fault is injected by pointing the
+    replacements at a path no process can create; the workers and their failure are real."""
+    from dataclasses import replace
+
+    sup = ShardedSupervisor.open(db_path, workers=2)
+    try:
+        (sid,) = _sessions(sup, worktree, 1)
+        sup._configs = [replace(c, db_path="/proc/no-such-dir/vm-system.db") for c in sup._configs]
+        os.kill(sup.worker_pids[0], signal.SIGKILL)  # type: ignore[arg-type]
+        deadline = time.monotonic() + 60
+        while sup._failure is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = time.monotonic()
+        with pytest.raises(SupervisorError, match="could not be restarted"):
+            sup.repl(sid, "1")
+        with pytest.raises(SupervisorError, match="could not be restarted"):
+            sup.runtime_summary()
+        assert time.monotonic() - started < 5
+        assert sup.get_session(sid).status == "ready"  # reads still answer from the database
+    finally:
+        sup.close()
