@@ -11,7 +11,7 @@ from benchmarks.harness import Scenario
 MODULES = (
     "eval_trivial", "eval_loop", "eval_fib", "eval_json", "eval_strings", "eval_console",
     "eval_library",
-    "sandbox_spawn", "pipeline_repl", "pipeline_spawn", "pipeline_threads",
+    "sandbox_spawn", "sandbox_big_heap", "pipeline_repl", "pipeline_spawn", "pipeline_threads",
     "http_repl", "http_throughput", "process_run", "store_writes",
 )
 
