@@ -3,7 +3,7 @@ layer, with native QuickJS as the baseline of its ratios."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -24,19 +24,21 @@ def failing_sampler(exc: BaseException) -> Sampler[Any]:
     return Sampler(fail)
 
 
-def engine_rows(workload: Workload, engines: Sequence[Engine], stack: ExitStack) -> list[Measured]:
+def engine_rows(engines: Sequence[Engine], label: Callable[[Engine], str],
+                sampler: Callable[[Engine], Sampler[Any]]) -> list[Measured]:
+    """One row per engine: absent ones with their note, native QuickJS as the baseline, and an
+    engine whose sampler cannot even be made reported as failing."""
     rows = []
     for engine in engines:
         found = engine.availability()
-        label = f"{engine.name}: {workload.description}"
         if not found.present:
-            rows.append(Measured(engine.name, label, None, found.note, engine.name == NATIVE))
+            rows.append(Measured(engine.name, label(engine), None, found.note, engine.name == NATIVE))
             continue
         try:
-            sampler = engine.sampler(workload, stack)
+            made = sampler(engine)
         except Exception as exc:  # noqa: BLE001 - reported as this engine's failure
-            sampler = failing_sampler(exc)
-        rows.append(Measured(engine.name, label, sampler, found.note, engine.name == NATIVE,
+            made = failing_sampler(exc)
+        rows.append(Measured(engine.name, label(engine), made, found.note, engine.name == NATIVE,
                              found.version))
     return rows
 
@@ -45,8 +47,9 @@ def comparison(workload: Workload, engines: Sequence[Engine] | None = None) -> S
     """The scenario `eval-<workload>`: `engines` (default: vm-system and every alternative)."""
 
     def setup(stack: ExitStack, directory: Path, quick: bool) -> Setup:
-        return Setup(engine_rows(workload, engines if engines is not None else all_engines(),
-                                 stack))
+        return Setup(engine_rows(engines if engines is not None else all_engines(),
+                                 lambda e: f"{e.name}: {workload.description}",
+                                 lambda e: e.sampler(workload, stack)))
 
     return Scenario(f"eval-{workload.name}", "engine", workload.description, workload.unit,
                     setup, workload.plan)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -61,6 +63,47 @@ class Stop:
     message: str
 
 
+class _GuestClock:
+    """The running guest's CPU time: the thread's, less the garbage collections Python ran on
+    that thread meanwhile. A collection may start inside any host callback the guest makes
+    (the engine's tick check runs every 5 ms even in code that never polls), and one pass over
+    a big Python heap can take longer than a tight CPU limit: that time is the host's, not the
+    script's."""
+
+    _local = threading.local()
+
+    def __init__(self) -> None:
+        self.paused = 0.0  # seconds of collections on this thread since `start`
+        self._gc_started: float | None = None
+
+    def start(self) -> float:
+        self.paused = 0.0
+        self._gc_started = None
+        _GuestClock._local.clock = self
+        return time.thread_time()
+
+    def stop(self) -> None:
+        if getattr(_GuestClock._local, "clock", None) is self:
+            _GuestClock._local.clock = None
+
+    def now(self) -> float:
+        return time.thread_time() - self.paused
+
+    @staticmethod
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        clock = getattr(_GuestClock._local, "clock", None)
+        if clock is None:
+            return
+        if phase == "start":
+            clock._gc_started = time.thread_time()
+        elif clock._gc_started is not None:
+            clock.paused += time.thread_time() - clock._gc_started
+            clock._gc_started = None
+
+
+gc.callbacks.append(_GuestClock.on_gc)
+
+
 class LimitWatch:
     """State of the running evaluation, consulted by the interrupt handler and the console.
 
@@ -81,6 +124,7 @@ class LimitWatch:
         self._cpu_deadline = 0.0
         self._wall_start = 0.0
         self._cpu_start = 0.0
+        self._clock = _GuestClock()
         self.output_bytes = 0
         self.console_events = 0
         self.stack_check: Callable[[int], bool] | None = None
@@ -97,19 +141,20 @@ class LimitWatch:
         self.output_bytes = 0
         self.console_events = 0
         self._wall_start = time.monotonic()
-        self._cpu_start = time.thread_time()
+        self._cpu_start = self._clock.start()
         self._wall_deadline = self._wall_start + limits.wall_ms / 1000
         self._cpu_deadline = self._cpu_start + limits.cpu_ms / 1000
         self.armed = True
 
     def end(self) -> None:
         self.armed = False
+        self._clock.stop()
 
     def wall_ms(self) -> float:
         return (time.monotonic() - self._wall_start) * 1000
 
     def cpu_ms(self) -> float:
-        return (time.thread_time() - self._cpu_start) * 1000
+        return (self._clock.now() - self._cpu_start) * 1000
 
     def resume(self) -> None:
         self._sticky = False
@@ -131,7 +176,7 @@ class LimitWatch:
         if now >= self._wall_deadline:
             self.stop = self.wall_stop()
             return True
-        if time.thread_time() >= self._cpu_deadline:
+        if self._clock.now() >= self._cpu_deadline:
             self.stop = self.cpu_stop()
             return True
         if self.stack_check is not None and self.stack_check(stack_pointer):
@@ -155,7 +200,7 @@ class LimitWatch:
             if now >= self._wall_deadline + backstop:
                 self.stop = self.wall_stop()
                 return True
-            if time.thread_time() >= self._cpu_deadline + backstop:
+            if self._clock.now() >= self._cpu_deadline + backstop:
                 self.stop = self.cpu_stop()
                 return True
             if not self._cancelled:

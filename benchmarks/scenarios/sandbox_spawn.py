@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.checks import outcome_expects
-from benchmarks.comparison import failing_sampler
-from benchmarks.engines import LIMITS, NATIVE, VM, alternatives
+from benchmarks.comparison import engine_rows
+from benchmarks.engines import LIMITS, VM, alternatives
 from benchmarks.harness import Measured, Scenario, Setup
 from benchmarks.timing import Plan, Sampler
 from sandbox import Sandbox
@@ -40,18 +40,8 @@ def setup(stack: ExitStack, directory: Path, quick: bool) -> Setup:
     stack.callback(base.close)
     rows = [Measured(VM, "vm-system: Sandbox(limits), fresh", _keeping(lambda: Sandbox(limits=LIMITS))),
             Measured(VM, "vm-system: sb.clone() of a fresh sandbox", _keeping(base.clone))]
-    for engine in alternatives():
-        found = engine.availability()
-        label = f"{engine.name}: a new context"
-        if not found.present:
-            rows.append(Measured(engine.name, label, None, found.note, engine.name == NATIVE))
-            continue
-        try:
-            sampler = engine.new_context_sampler(stack)
-        except Exception as exc:  # noqa: BLE001 - reported as this engine's failure
-            sampler = failing_sampler(exc)
-        rows.append(Measured(engine.name, label, sampler, found.note, engine.name == NATIVE,
-                             found.version))
+    rows += engine_rows(alternatives(), lambda e: f"{e.name}: a new context",
+                        lambda e: e.new_context_sampler(stack))
     return Setup(rows)
 
 

@@ -116,3 +116,31 @@ def test_busy_sandbox_refuses_a_second_evaluation(sb: Sandbox) -> None:
         sb.eval("1")
     worker.join()
     assert result["out"].ok  # type: ignore[attr-defined]
+
+
+def test_a_garbage_collection_on_the_guest_thread_is_not_the_script_s_cpu_time() -> None:
+    """A collection Python runs inside a host callback (here: the event consumer forces one over
+    a big heap of cycles) is the host's time: it neither stops the script nor shows in cpu_ms."""
+    import gc
+    import time as time_mod
+
+    class Node:
+        def __init__(self) -> None:
+            self.me = self
+
+    def collect_garbage(event: object) -> None:
+        garbage = [Node() for _ in range(400_000)]
+        del garbage
+        started = time_mod.thread_time()
+        gc.collect()
+        pauses.append(time_mod.thread_time() - started)
+
+    pauses: list[float] = []
+    with Sandbox(limits=Limits(cpu_ms=100, wall_ms=20_000)) as sb:
+        out = sb.eval("console.log('collect now'); let n = 0; for (let i = 0; i < 1e5; i++) n += i; n",
+                      on_event=lambda e: collect_garbage(e) if e.type == "console" else None)
+    assert pauses, "the consumer ran"
+    assert out.status == "ok", out.error
+    assert out.metrics is not None
+    # The consumer's own allocations count; the collection does not.
+    assert out.metrics.cpu_ms < 100
