@@ -12,6 +12,7 @@ MODULES = (
     "eval_trivial", "eval_loop", "eval_fib", "eval_json", "eval_strings", "eval_console",
     "eval_library",
     "sandbox_spawn", "sandbox_big_heap", "pipeline_repl", "pipeline_spawn", "pipeline_threads",
+    "pipeline_threads_compute",
     "http_repl", "http_throughput", "process_run", "store_writes",
 )
 

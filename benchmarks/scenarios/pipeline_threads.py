@@ -38,7 +38,8 @@ class _Round:
 
 def concurrency_setup(threads: int = THREADS, quick_per_session: int = 250,
                       full_per_session: int = 1000,
-                      code: Callable[[int], str] = workload_code) -> SetupFactory:
+                      code: Callable[[int], str] = workload_code,
+                      expected: Callable[[int], str] = workload_code) -> SetupFactory:
     """`threads` threads each running `per_session` executions on its own session, against one
     thread running the same executions on the same number of sessions, one session after the
     other. Each sample gets fresh sessions (made and closed outside the timed part) and is
@@ -102,7 +103,7 @@ def concurrency_setup(threads: int = THREADS, quick_per_session: int = 250,
                 problems: list[str] = []
                 for session_id in state.session_ids:
                     problems += record_problems(collect_record(sup, session_id, per_session),
-                                                per_session)
+                                                per_session, expected)
                 raise_problems(problems, "problems in the store")
 
             def close_round(state: _Round) -> None:
@@ -182,13 +183,14 @@ def concurrency_setup(threads: int = THREADS, quick_per_session: int = 250,
             *sharded,
             Measured(VM, labels[2], Sampler(engine_threaded, check=engine_ok, units=total)),
             Measured(VM, labels[3], Sampler(engine_one_thread, check=engine_ok, units=total)),
-            _native_row(stack, threads, per_session),
+            _native_row(stack, threads, per_session, code),
         ], details=details)
 
     return setup
 
 
-def _native_row(stack: ExitStack, threads: int, per_session: int) -> Measured:
+def _native_row(stack: ExitStack, threads: int, per_session: int,
+                code: Callable[[int], str] = workload_code) -> Measured:
     """Native QuickJS running the same evaluations (console to a Python callback) in one
     thread: the floor of an execution."""
     native = NativeQuickJS()
@@ -198,7 +200,7 @@ def _native_row(stack: ExitStack, threads: int, per_session: int) -> Measured:
     if not found.present:
         return Measured(NATIVE, label, None, found.note, baseline=True)
     ctx = native.driver(stack).open()
-    sources = [workload_code(i) for i in range(per_session)]
+    sources = [code(i) for i in range(per_session)]
 
     def run(_: Any) -> int:
         wrong = 0
@@ -219,8 +221,8 @@ def _native_row(stack: ExitStack, threads: int, per_session: int) -> Measured:
                     version=found.version)
 
 
-def notes(d: Mapping[str, Any]) -> list[str]:
-    lines = [f"pipeline-threads: scaling factor {d['threads']} threads / 1 thread = "
+def notes(d: Mapping[str, Any], name: str = "pipeline-threads") -> list[str]:
+    lines = [f"{name}: scaling factor {d['threads']} threads / 1 thread = "
              f"{d['scaling_factor']:.2f}× in one process, {d['sharded_scaling_factor']:.2f}× "
              f"with the sessions in {d['workers']} worker processes (near-linear would be "
              f"~{d['linear_expectation']}× on {d['usable_cores']} usable cores); worker "
@@ -229,19 +231,22 @@ def notes(d: Mapping[str, Any]) -> list[str]:
              f"{d['engine_scaling_factor']:.2f}×; every event of every execution checked in "
              "the store"]
     if d.get("session_busy_refusals"):
-        lines.append(f"pipeline-threads: {d['session_busy_refusals']} SESSION_BUSY refusals, "
+        lines.append(f"{name}: {d['session_busy_refusals']} SESSION_BUSY refusals, "
                      "retried (the wait is in the figures)")
     return lines
 
 
 def scenario(threads: int = THREADS, quick_per_session: int = 250,
              full_per_session: int = 1000,
-             code: Callable[[int], str] = workload_code) -> Scenario:
+             code: Callable[[int], str] = workload_code, name: str = "pipeline-threads",
+             what: str = "executions",
+             expected: Callable[[int], str] = workload_code) -> Scenario:
     """`threads` × `full_per_session` executions (quick: `quick_per_session`); `code(i)` is what
-    execution i runs, while the check always expects workload_code(i)."""
-    return Scenario("pipeline-threads", "pipeline", f"{threads} threads × N executions on "
-                    f"{threads} sessions against 1 thread doing the same; every event checked in "
-                    "the store", "execution",
-                    concurrency_setup(threads, quick_per_session, full_per_session, code),
+    execution i runs, `expected(i)` what the store must hold as its input (a test makes them
+    differ to see the check fail)."""
+    return Scenario(name, "pipeline", f"{threads} threads × N {what} on {threads} sessions "
+                    "against 1 thread doing the same; every event checked in the store",
+                    "execution",
+                    concurrency_setup(threads, quick_per_session, full_per_session, code, expected),
                     Plan(quick_runs=2, full_runs=7, quick_warmup=1, full_warmup=1),
-                    throughput=True, notes=notes)
+                    throughput=True, notes=lambda d: notes(d, name))
