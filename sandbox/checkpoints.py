@@ -69,8 +69,9 @@ class CheckpointCopies:
         previous = self._tracked
         registered = previous.registered_end if previous is not None and previous.instance is inst else base
         if base + size > registered:
-            # Registering is needed once per range of an instance (growth adds a range).
-            if not tracker.track(registered, base + size):
+            # Registering is needed once per range of an instance (growth adds a range); only
+            # the kept ranges are protected, so writes to the stack block are never tracked.
+            if not tracker.register(registered, base + size):
                 return None
             registered = base + size
         for start, end in inst.layout.kept_ranges(size):

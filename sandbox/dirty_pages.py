@@ -73,14 +73,13 @@ class DirtyPages:
         self._pagemap = pagemap
         self._local = threading.local()
 
-    def track(self, start: int, end: int) -> bool:
-        """Register [start, end) (page-aligned) and write-protect it. False: not possible."""
+    def register(self, start: int, end: int) -> bool:
+        """Make [start, end) (page-aligned) trackable, once. False: not possible."""
         reg = _Register(start, end - start, _UFFDIO_REGISTER_MODE_WP, 0)
-        if self._libc.ioctl(self._uffd, _UFFDIO_REGISTER, ctypes.byref(reg)) != 0:
-            return False
-        return self.protect(start, end)
+        return self._libc.ioctl(self._uffd, _UFFDIO_REGISTER, ctypes.byref(reg)) == 0
 
     def protect(self, start: int, end: int) -> bool:
+        """Write-protect [start, end) of a registered range: writes from now on are tracked."""
         wp = _WriteProtect(start, end - start, _UFFDIO_WRITEPROTECT_MODE_WP)
         return self._libc.ioctl(self._uffd, _UFFDIO_WRITEPROTECT, ctypes.byref(wp)) == 0
 
@@ -161,7 +160,7 @@ def _works(tracker: DirtyPages) -> bool:
         buf = (ctypes.c_char * (4 * PAGE)).from_buffer(scratch)
         base = ctypes.addressof(buf)
         try:
-            if not tracker.track(base, base + 4 * PAGE):
+            if not (tracker.register(base, base + 4 * PAGE) and tracker.protect(base, base + 4 * PAGE)):
                 return False
             buf[2 * PAGE] = b"x"
             first = tracker.collect(base, base + 4 * PAGE)

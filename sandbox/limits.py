@@ -170,7 +170,7 @@ class LimitWatch:
         if self.stop is not None:
             return True
         if self._cancelled:
-            self.stop = Stop("cancelled", "cancelled", 0, 0, "the evaluation was cancelled")
+            self.stop = self.cancel_stop()
             return True
         now = time.monotonic()
         if now >= self._wall_deadline:
@@ -205,10 +205,14 @@ class LimitWatch:
                 return True
             if not self._cancelled:
                 return False
-            self.stop = Stop("cancelled", "cancelled", 0, 0, "the evaluation was cancelled")
+            self.stop = self.cancel_stop()
         if self._overdue_since is None:
             self._overdue_since = now
         return now - self._overdue_since >= backstop
+
+    @staticmethod
+    def cancel_stop() -> Stop:
+        return Stop("cancelled", "cancelled", 0, 0, "the evaluation was cancelled")
 
     def wall_stop(self) -> Stop:
         used = round(self.wall_ms(), 3)

@@ -128,6 +128,8 @@ DeadlineCallback = Callable[[], bool]
 """Called on the guest thread each time the store's epoch deadline is reached; True traps."""
 
 _UPDATE_CONTINUE = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
+# The trap message when the watch stops a guest that did not stop itself (its stop says why).
+DEADLINE_TRAP = "vm-system: hard deadline reached"
 
 
 @ctypes.CFUNCTYPE(ctypes.c_size_t, ctypes.POINTER(ffi.wasmtime_context_t), ctypes.c_void_p,
@@ -147,8 +149,6 @@ def _on_deadline(_ctx: Any, env: int, delta: Any, kind: Any) -> int:
     kind[0] = _UPDATE_CONTINUE
     return 0
 
-
-DEADLINE_TRAP = "vm-system: hard deadline reached"
 
 
 def on_epoch_deadline(store: wasmtime.Store, callback: DeadlineCallback) -> None:

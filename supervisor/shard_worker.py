@@ -17,7 +17,6 @@ import sys
 import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -126,13 +125,6 @@ class _Server:
             return True, getattr(self._sup, method)(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller
             return False, portable(exc)
-
-
-def config_for(db_path: Path, *, library_dir: Path | None, ceilings: Ceilings, image_key: bytes,
-               run_root: Path, image_interval: float, shard: Shard,
-               log_format: str | None, log_level: str) -> WorkerConfig:
-    return WorkerConfig(str(db_path), str(library_dir) if library_dir else None, ceilings,
-                        image_key, str(run_root), image_interval, shard, log_format, log_level)
 
 
 def main(argv: list[str]) -> int:

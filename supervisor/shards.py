@@ -41,7 +41,7 @@ from supervisor.errors import SupervisorError
 from supervisor.ids import check_uuid
 from supervisor.reads import StoreReads
 from supervisor.settings import Ceilings
-from supervisor.shard_worker import WorkerConfig, config_for
+from supervisor.shard_worker import WorkerConfig
 from supervisor.templates import Templates
 
 log = structlog.get_logger("supervisor.shards")
@@ -223,9 +223,8 @@ class ShardedSupervisor(StoreReads):
         ceilings = ceilings or Ceilings()
         lib = Path(library_dir).resolve() if library_dir else None
         root = Path(run_root).resolve() if run_root else Path.cwd()
-        configs = [config_for(db_path, library_dir=lib, ceilings=ceilings, image_key=key, run_root=root,
-                              image_interval=image_interval, shard=Shard(i, workers),
-                              log_format=log_format, log_level=log_level)
+        configs = [WorkerConfig(str(db_path), str(lib) if lib else None, ceilings, key, str(root),
+                                image_interval, Shard(i, workers), log_format, log_level)
                    for i in range(workers)]
         sup = cls(store, configs, ceilings, lib)
         try:
