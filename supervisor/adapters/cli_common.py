@@ -192,6 +192,15 @@ class Output:
             self._console = Console(file=self.out, highlight=False)
         return self._console
 
+    def result(self, doc: Any, human: Callable[[], None]) -> int:
+        """A command's answer: with --json the document as the API sent it, else `human()`
+        prints it for a person. Returns the exit code of a success."""
+        if self.as_json:
+            self.json(doc)
+        else:
+            human()
+        return exit_codes.OK
+
     def json(self, doc: Any, *, compact: bool = False) -> None:
         text = json.dumps(doc, ensure_ascii=False, separators=(",", ":")) if compact \
             else json.dumps(doc, indent=2, ensure_ascii=False)

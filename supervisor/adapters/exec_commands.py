@@ -135,15 +135,11 @@ def _list(api: Any, args: argparse.Namespace, out: Output) -> int:
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")
     executions = api.list_executions(args.session, args.limit)
-    if out.as_json:
-        out.json(executions)
-    else:
-        out.table(["ID", "KIND", "STATUS", "STARTED", "WALL MS", "INPUT"],
-                  [[e.get("id"), e.get("kind"), e.get("status"), when(e.get("started_at")),
-                    (e.get("metrics") or {}).get("wall_ms"), one_line(_source(e), 50)]
-                   for e in executions],
-                  empty="no executions", styles={2: "status"})
-    return exit_codes.OK
+    rows = [[e.get("id"), e.get("kind"), e.get("status"), when(e.get("started_at")),
+             (e.get("metrics") or {}).get("wall_ms"), one_line(_source(e), 50)] for e in executions]
+    return out.result(executions, lambda: out.table(
+        ["ID", "KIND", "STATUS", "STARTED", "WALL MS", "INPUT"], rows, empty="no executions",
+        styles={2: "status"}))
 
 
 def _get(api: Any, args: argparse.Namespace, out: Output) -> int:

@@ -82,29 +82,19 @@ def _daemon_is_local(base_url: str) -> bool:
 
 def _list(api: Any, args: argparse.Namespace, out: Output) -> int:
     sessions = api.list_sessions(args.status)
-    if out.as_json:
-        out.json(sessions)
-    else:
-        out.table(["ID", "STATUS", "TEMPLATE", "WORKSPACE", "CREATED", "WORKTREE"],
-                  [[s.get("id"), s.get("status"), s.get("template_id"), s.get("workspace_id"),
-                    when(s.get("created_at")), s.get("worktree_path")] for s in sessions],
-                  empty="no sessions", styles={1: "status"})
-    return exit_codes.OK
+    rows = [[s.get("id"), s.get("status"), s.get("template_id"), s.get("workspace_id"),
+             when(s.get("created_at")), s.get("worktree_path")] for s in sessions]
+    return out.result(sessions, lambda: out.table(
+        ["ID", "STATUS", "TEMPLATE", "WORKSPACE", "CREATED", "WORKTREE"], rows,
+        empty="no sessions", styles={1: "status"}))
 
 
 def _get(api: Any, args: argparse.Namespace, out: Output) -> int:
     session = api.get_session(args.session)
-    if out.as_json:
-        out.json(session)
-    else:
-        print_session(out, session)
-    return exit_codes.OK
+    return out.result(session, lambda: print_session(out, session))
 
 
 def _close(api: Any, args: argparse.Namespace, out: Output) -> int:
     session = api.close_session(args.session)
-    if out.as_json:
-        out.json(session)
-    else:
-        out.line(f"session {session.get('id', args.session)} is {session.get('status', 'closed')}")
-    return exit_codes.OK
+    return out.result(session, lambda: out.line(
+        f"session {session.get('id', args.session)} is {session.get('status', 'closed')}"))

@@ -151,13 +151,10 @@ def _create(api: Any, args: argparse.Namespace, out: Output) -> int:
 
 def _list(api: Any, args: argparse.Namespace, out: Output) -> int:
     templates = api.list_templates()
-    if out.as_json:
-        out.json(templates)
-    else:
-        out.table(["ID", "NAME", "ENGINE", "CREATED"],
-                  [[t.get("id"), t.get("name"), t.get("engine"), when(t.get("created_at"))]
-                   for t in templates], empty="no templates")
-    return exit_codes.OK
+    rows = [[t.get("id"), t.get("name"), t.get("engine"), when(t.get("created_at"))]
+            for t in templates]
+    return out.result(templates, lambda: out.table(["ID", "NAME", "ENGINE", "CREATED"], rows,
+                                                   empty="no templates"))
 
 
 def _get(api: Any, args: argparse.Namespace, out: Output) -> int:
@@ -182,11 +179,8 @@ def _get(api: Any, args: argparse.Namespace, out: Output) -> int:
 
 def _delete(api: Any, args: argparse.Namespace, out: Output) -> int:
     result = api.delete_template(resolve_template(api, args.template))
-    if out.as_json:
-        out.json(result)
-    else:
-        out.line(f"deleted template {result.get('id', args.template)}")
-    return exit_codes.OK
+    return out.result(result, lambda: out.line(
+        f"deleted template {result.get('id', args.template)}"))
 
 
 def _parse_assignment(text: str) -> tuple[str, str, Any]:
@@ -240,41 +234,26 @@ def _add_startup(api: Any, args: argparse.Namespace, out: Output) -> int:
         raise UsageError("template add-startup: a PATH is required")
     startup = api.add_startup_file(resolve_template(api, args.template), path,
                                    order_index=args.order_index, mode=args.mode)
-    if out.as_json:
-        out.json(startup)
-    else:
-        out.line(f"added startup file {startup.get('path')} (order {startup.get('order_index')}, "
-                 f"mode {startup.get('mode')}, id {startup.get('id')})")
-    return exit_codes.OK
+    return out.result(startup, lambda: out.line(
+        f"added startup file {startup.get('path')} (order {startup.get('order_index')}, "
+        f"mode {startup.get('mode')}, id {startup.get('id')})"))
 
 
 def _list_startup(api: Any, args: argparse.Namespace, out: Output) -> int:
     files = api.list_startup_files(resolve_template(api, args.template))
-    if out.as_json:
-        out.json(files)
-    else:
-        _startup_table(out, files)
-    return exit_codes.OK
+    return out.result(files, lambda: _startup_table(out, files))
 
 
 def _remove_startup(api: Any, args: argparse.Namespace, out: Output) -> int:
     result = api.delete_startup_file(resolve_template(api, args.template), args.startup_file_id)
-    if out.as_json:
-        out.json(result)
-    else:
-        out.line(f"removed startup file {args.startup_file_id}")
-    return exit_codes.OK
+    return out.result(result, lambda: out.line(f"removed startup file {args.startup_file_id}"))
 
 
 def _adder(kind: str) -> Any:
     def handler(api: Any, args: argparse.Namespace, out: Output) -> int:
         template_id = resolve_template(api, args.template)
         item = (api.add_module if kind == "module" else api.add_library)(template_id, args.name)
-        if out.as_json:
-            out.json(item)
-        else:
-            out.line(f"added {kind} {item.get('name', args.name)}")
-        return exit_codes.OK
+        return out.result(item, lambda: out.line(f"added {kind} {item.get('name', args.name)}"))
     return handler
 
 
@@ -282,11 +261,7 @@ def _remover(kind: str) -> Any:
     def handler(api: Any, args: argparse.Namespace, out: Output) -> int:
         template_id = resolve_template(api, args.template)
         result = (api.remove_module if kind == "module" else api.remove_library)(template_id, args.name)
-        if out.as_json:
-            out.json(result)
-        else:
-            out.line(f"removed {kind} {args.name}")
-        return exit_codes.OK
+        return out.result(result, lambda: out.line(f"removed {kind} {args.name}"))
     return handler
 
 
@@ -296,11 +271,7 @@ def _lister(kind: str) -> Any:
     def handler(api: Any, args: argparse.Namespace, out: Output) -> int:
         template_id = resolve_template(api, args.template)
         items = (api.list_modules if kind == "module" else api.list_libraries)(template_id)
-        if out.as_json:
-            out.json(items)
-        else:
-            _names_table(out, items, plural)
-        return exit_codes.OK
+        return out.result(items, lambda: _names_table(out, items, plural))
     return handler
 
 
@@ -308,27 +279,16 @@ def _add_capability(api: Any, args: argparse.Namespace, out: Output) -> int:
     config = json_object(args.config, "--config") if args.config is not None else None
     cap = api.add_capability(resolve_template(api, args.template), args.kind, args.name,
                              enabled=not args.disabled, config=config)
-    if out.as_json:
-        out.json(cap)
-    else:
-        state = "enabled" if cap.get("enabled") else "disabled"
-        out.line(f"added capability {cap.get('kind')}:{cap.get('name')} ({state}, id {cap.get('id')})")
-    return exit_codes.OK
+    state = "enabled" if cap.get("enabled") else "disabled"
+    return out.result(cap, lambda: out.line(
+        f"added capability {cap.get('kind')}:{cap.get('name')} ({state}, id {cap.get('id')})"))
 
 
 def _list_capabilities(api: Any, args: argparse.Namespace, out: Output) -> int:
     caps = api.list_capabilities(resolve_template(api, args.template))
-    if out.as_json:
-        out.json(caps)
-    else:
-        _capability_table(out, caps)
-    return exit_codes.OK
+    return out.result(caps, lambda: _capability_table(out, caps))
 
 
 def _remove_capability(api: Any, args: argparse.Namespace, out: Output) -> int:
     result = api.delete_capability(resolve_template(api, args.template), args.capability_id)
-    if out.as_json:
-        out.json(result)
-    else:
-        out.line(f"removed capability {args.capability_id}")
-    return exit_codes.OK
+    return out.result(result, lambda: out.line(f"removed capability {args.capability_id}"))
