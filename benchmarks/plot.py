@@ -19,7 +19,7 @@ from benchmarks.timing import BenchReport
 
 COLOURS = {
     "vm-system": "#1f5fa8",
-    "vm-system, no checkpoint": "#78a6dc",
+    "vm-system, checkpoint after every eval": "#78a6dc",
     "native QuickJS": "#444444",
     "quickjs-rs": "#d9822b",
     "wasmjs": "#3c9d5d",

@@ -48,7 +48,7 @@ def _cprofile(header: str, run: Callable[[], object], calls: int, top: int) -> s
     return out.getvalue()
 
 
-def profile_trivial_eval(calls: int = 20_000, *, auto_checkpoint: bool = True, top: int = 30) -> str:
+def profile_trivial_eval(calls: int = 20_000, *, auto_checkpoint: bool = False, top: int = 30) -> str:
     """cProfile of warm sb.eval('1+1')."""
     with Sandbox(limits=LIMITS, auto_checkpoint=auto_checkpoint) as sb:
         for _ in range(500):

@@ -83,21 +83,32 @@ class DirtyPages:
         wp = _WriteProtect(start, end - start, _UFFDIO_WRITEPROTECT_MODE_WP)
         return self._libc.ioctl(self._uffd, _UFFDIO_WRITEPROTECT, ctypes.byref(wp)) == 0
 
-    def collect(self, start: int, end: int) -> list[tuple[int, int]] | None:
-        """The written ranges of [start, end), protected again as they are reported. None: the
-        scan failed (the caller copies everything instead)."""
-        regions = getattr(self._local, "regions", None)
-        if regions is None:
-            regions = self._local.regions = (_Region * _REGIONS)()
+    def written(self, start: int, end: int, protect_again: bool = True) -> list[tuple[int, int]] | None:
+        """The writable ranges of [start, end): pages written since they were protected (and
+        pages never protected). With `protect_again` they are protected as they are reported.
+        None: the scan failed (the caller copies everything instead)."""
+        local = self._local
+        scan = getattr(local, "scan", None)
+        if scan is None:
+            # One request and one result array per thread, reused: filling a fresh request
+            # costs as much as the scan of a small range.
+            regions = (_Region * _REGIONS)()
+            scan = local.scan = _Scan(ctypes.sizeof(_Scan), 0, 0, 0, 0, ctypes.addressof(regions),
+                                      _REGIONS, 0, 0, _PAGE_IS_WRITTEN, 0, _PAGE_IS_WRITTEN)
+            local.request = ctypes.byref(scan)
+            local.regions = regions
+            # Read back as integers in one step: a ctypes field read per region costs more.
+            local.values = memoryview(regions).cast("B").cast("Q")
+        request, values = local.request, local.values
+        scan.flags = _PM_SCAN_CHECK_WPASYNC | (_PM_SCAN_WP_MATCHING if protect_again else 0)
         found: list[tuple[int, int]] = []
         while start < end:
-            scan = _Scan(ctypes.sizeof(_Scan), _PM_SCAN_WP_MATCHING | _PM_SCAN_CHECK_WPASYNC,
-                         start, end, 0, ctypes.addressof(regions), _REGIONS, 0, 0,
-                         _PAGE_IS_WRITTEN, 0, _PAGE_IS_WRITTEN)
-            n = self._libc.ioctl(self._pagemap, _PAGEMAP_SCAN, ctypes.byref(scan))
+            scan.start, scan.end, scan.walk_end = start, end, 0
+            n = self._libc.ioctl(self._pagemap, _PAGEMAP_SCAN, request)
             if n < 0:
                 return None
-            found.extend((regions[i].start, regions[i].end) for i in range(n))
+            flat = values[:3 * n].tolist()  # (start, end, categories) per region
+            found.extend(zip(flat[0::3], flat[1::3]))
             if scan.walk_end <= start:
                 return None
             start = scan.walk_end
@@ -163,9 +174,11 @@ def _works(tracker: DirtyPages) -> bool:
             if not (tracker.register(base, base + 4 * PAGE) and tracker.protect(base, base + 4 * PAGE)):
                 return False
             buf[2 * PAGE] = b"x"
-            first = tracker.collect(base, base + 4 * PAGE)
-            second = tracker.collect(base, base + 4 * PAGE)
-            return first == [(base + 2 * PAGE, base + 3 * PAGE)] and second == []
+            first = tracker.written(base, base + 4 * PAGE, protect_again=False)
+            again = tracker.written(base, base + 4 * PAGE)
+            after = tracker.written(base, base + 4 * PAGE)
+            page = [(base + 2 * PAGE, base + 3 * PAGE)]
+            return first == page and again == page and after == []
         finally:
             del buf
     finally:

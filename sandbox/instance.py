@@ -27,8 +27,8 @@ from sandbox.guest import guest_rodata_end
 from sandbox.log import get_logger
 from sandbox.errors import GuestCorrupted
 from sandbox.wasm_ffi import (
-    RawFunc, arg_slots, export_extern, host_func, install_funcs, new_args, on_epoch_deadline,
-    set_global_i32,
+    RawFunc, arg_slots, export_extern, host_func, install_funcs, memory_data_size, new_args,
+    on_epoch_deadline, set_epoch_deadline, set_global_i32,
 )
 from sandbox.wasm_patch import STACK_POINTER_EXPORT, TABLE_EXPORT
 
@@ -265,7 +265,10 @@ class GuestInstance:
         self._f: dict[str, RawFunc] = Exports()
         self._nf: dict[str, RawFunc] = NestedExports()
         self.memory: wasmtime.Memory = export("memory")
+        self._memory_ref = ctypes.byref(self.memory._memory)  # type: ignore[attr-defined]
         self._base_addr = 0
+        self._rest_sp = 0  # the stack pointer between evaluations (see _set_stack_pointer)
+        self._plan: tuple[int, tuple[tuple[int, int, int], ...]] = (-1, ())
         self._interrupt_calls = 0
         self._table: wasmtime.Table = export(TABLE_EXPORT)
         self._sp_global: wasmtime.Global = export(STACK_POINTER_EXPORT)
@@ -284,6 +287,9 @@ class GuestInstance:
             self._restore(image, base)
             self.layout = image.layout
         self._refresh_base()
+        lay = self.layout
+        self._guards = (self._base_addr + lay.stack_lo, self._base_addr + lay.old_stack_lo)
+        self._counter_addr = self._base_addr + lay.interrupt_counter if lay.interrupt_counter else 0
 
     # ----- memory -----------------------------------------------------------------------
 
@@ -293,7 +299,11 @@ class GuestInstance:
             self._base_addr = ctypes.addressof(self.memory.data_ptr(self.store).contents)
 
     def memory_size(self) -> int:
-        return self.memory.data_len(self.store)
+        return memory_data_size(self._ctx_ptr, self._memory_ref)
+
+    def arm_deadline(self, ticks: int) -> None:
+        """Let the store reach its epoch deadline `ticks` ticks from now."""
+        set_epoch_deadline(self._ctx_ptr, ticks)
 
     def base_address(self) -> int:
         """Where linear memory starts in this process (fixed for the instance's life)."""
@@ -338,7 +348,11 @@ class GuestInstance:
         return self._sp_val.of.i32 & 0xFFFFFFFF
 
     def _set_stack_pointer(self, value: int) -> None:
+        # Only the host moves the stack pointer between evaluations; every guest call returns
+        # it where it found it (a trap does not, and its instance never runs again). So this
+        # value is the stack pointer at every quiescent point, without asking the engine.
         set_global_i32(self.store, self._sp_global, value)
+        self._rest_sp = value
 
     # ----- set-up -------------------------------------------------------------------------
 
@@ -439,9 +453,7 @@ class GuestInstance:
 
     def guard_intact(self) -> bool:
         """False if the shadow stack ever ran into its guard regions: the instance is corrupt."""
-        lay = self.layout
-        self._refresh_base()
-        guard, old = self._base_addr + lay.stack_lo, self._base_addr + lay.old_stack_lo
+        guard, old = self._guards
         # A region equal to itself shifted by 8 bytes holds one repeated 8-byte word; its
         # first word then decides. One pass over memory instead of two (memory and pattern).
         return (_memcmp(guard, guard + 8, STACK_GUARD - 8) == 0
@@ -467,19 +479,32 @@ class GuestInstance:
         The caller must not reuse the buffer while the image is in use. `size`, when the
         caller already knows the memory size (it cannot change between evaluations).
         """
-        lay = self.layout
         if size is None:
             size = self.memory_size()
-        self._refresh_base()
-        base = self._base_addr
-        total = lay.kept_bytes(size)
+        if self._plan[0] != size:
+            self._plan = (size, self._copy_plan(size))
+        copies = self._plan[1]
+        total = copies[-1][0] + copies[-1][2]
         target = into if into is not None else bytearray(total)
         dst = ctypes.addressof(ctypes.c_char.from_buffer(target))
-        for start, end in lay.kept_ranges(size):
-            ctypes.memmove(dst, base + start, end - start)
-            dst += end - start
+        memmove = ctypes.memmove
+        for offset, src, length in copies:
+            memmove(dst + offset, src, length)
         data: bytes | memoryview = memoryview(target)[:total] if into is not None else bytes(target)
-        return MemoryImage(data, size, self.stack_pointer(), lay)
+        return MemoryImage(data, size, self._rest_sp, self.layout)
+
+    def rest_stack_pointer(self) -> int:
+        """The stack pointer between evaluations (what an image records)."""
+        return self._rest_sp
+
+    def _copy_plan(self, size: int) -> tuple[tuple[int, int, int], ...]:
+        """(offset in the image, host address, length) of each kept range."""
+        self._refresh_base()
+        plan, offset = [], 0
+        for start, end in self.layout.kept_ranges(size):
+            plan.append((offset, self._base_addr + start, end - start))
+            offset += end - start
+        return tuple(plan)
 
     def capture_size(self, size: int | None = None) -> int:
         return self.layout.kept_bytes(self.memory_size() if size is None else size)
@@ -678,10 +703,7 @@ class GuestInstance:
 
     def counter_host_address(self) -> int:
         """Absolute host address of the interrupt counter (0: unknown), for the ticker's pokes."""
-        if not self.layout.interrupt_counter:
-            return 0
-        self._refresh_base()
-        return self._base_addr + self.layout.interrupt_counter
+        return self._counter_addr
 
     def _on_console(self, args: Any) -> None:
         ctx = args[0].i32

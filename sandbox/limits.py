@@ -122,6 +122,7 @@ class LimitWatch:
         self.limits = Limits()
         self._wall_deadline = 0.0
         self._cpu_deadline = 0.0
+        self._cpu_possible = 0.0
         self._wall_start = 0.0
         self._cpu_start = 0.0
         self._clock = _GuestClock()
@@ -144,6 +145,9 @@ class LimitWatch:
         self._cpu_start = self._clock.start()
         self._wall_deadline = self._wall_start + limits.wall_ms / 1000
         self._cpu_deadline = self._cpu_start + limits.cpu_ms / 1000
+        # A thread cannot use more CPU time than the wall-clock time that passed: until then the
+        # CPU clock (a system call) need not be read.
+        self._cpu_possible = self._wall_start + limits.cpu_ms / 1000
         self.armed = True
 
     def end(self) -> None:
@@ -176,7 +180,7 @@ class LimitWatch:
         if now >= self._wall_deadline:
             self.stop = self.wall_stop()
             return True
-        if self._clock.now() >= self._cpu_deadline:
+        if now >= self._cpu_possible and self._clock.now() >= self._cpu_deadline:
             self.stop = self.cpu_stop()
             return True
         if self.stack_check is not None and self.stack_check(stack_pointer):

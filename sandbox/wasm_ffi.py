@@ -27,6 +27,9 @@ RawArgs = ctypes.Array  # of ffi.wasmtime_val_raw_t
 
 _call_unchecked = _bindings._wasmtime_func_call_unchecked  # type: ignore[attr-defined]
 _new_unchecked = _bindings._wasmtime_func_new_unchecked  # type: ignore[attr-defined]
+# Called once or twice per evaluation: the raw entry points skip wasmtime-py's wrappers.
+memory_data_size = _bindings._wasmtime_memory_data_size  # type: ignore[attr-defined]
+set_epoch_deadline = _bindings._wasmtime_context_set_epoch_deadline  # type: ignore[attr-defined]
 _byref = ctypes.byref
 
 

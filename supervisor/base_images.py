@@ -31,16 +31,19 @@ class BaseImages:
     def sandbox(self, libraries: list[str], limits: Limits) -> Sandbox:
         """A new sandbox with `libraries` already evaluated, running under `limits`.
 
+        It checkpoints after every execution (`auto_checkpoint`, inherited by clones): a
+        session rolls back to the state its last execution left, named by that execution's id.
+
         Raises LibraryNotFound if a library is missing, unreadable or throws when evaluated.
         """
         if not libraries:
-            return Sandbox(limits=limits)
+            return Sandbox(limits=limits, auto_checkpoint=True)
         loaded = [load_library(self._library_dir, name) for name in libraries]
         key = tuple((lib.name, lib.sha256) for lib in loaded)
         with self._lock:
             base = self._bases.get(key)
             if base is None:
-                base = Sandbox(limits=self._setup_limits)
+                base = Sandbox(limits=self._setup_limits, auto_checkpoint=True)
                 for lib in loaded:
                     out = base.eval(lib.source, filename=f"library:{lib.name}")
                     if out.status != "ok":

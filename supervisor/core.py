@@ -146,7 +146,7 @@ class Supervisor(StoreReads):
             return
         try:
             sandbox = Sandbox.from_image(image.data, key=self._images_key, context=session.id,
-                                         limits=limits,
+                                         limits=limits, auto_checkpoint=True,
                                          checkpoint_label=image.execution_id or "spawn")
         except ImageError as exc:
             self._crash(session.id, f"the session's image failed its integrity check: {exc}")

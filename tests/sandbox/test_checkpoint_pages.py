@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sandbox import Limits, Sandbox
-from sandbox.checkpoints import INCREMENTAL_MIN_BYTES
+from sandbox.checkpoints import INCREMENTAL_MIN_BYTES, PROTECT_AGAIN_EVERY
 from sandbox.dirty_pages import dirty_pages
 
 needs_tracking = pytest.mark.skipif(
@@ -19,7 +19,7 @@ BIG_HEAP = ("globalThis.big = []; for (let i = 0; i < 150000; i++) big.push({i, 
 
 
 def _big() -> Sandbox:
-    sb = Sandbox(limits=Limits(mem_mb=128))
+    sb = Sandbox(limits=Limits(mem_mb=128), auto_checkpoint=True)
     assert sb.eval(BIG_HEAP).status == "ok"
     assert sb._instance.capture_size() >= INCREMENTAL_MIN_BYTES
     sb.eval("counter")  # a whole copy after the growth above, tracked from here
@@ -82,8 +82,38 @@ def test_a_trap_rolls_back_to_the_last_incremental_checkpoint() -> None:
         assert _checkpoint_is_whole(sb)
 
 
+@needs_tracking
+def test_pages_stay_writable_until_protected_again_and_checkpoints_stay_exact() -> None:
+    """Pages found written are left writable (copied at every checkpoint, no fault at the next
+    write) until every PROTECT_AGAIN_EVERY-th checkpoint protects them again. Across two such
+    cycles, with the written pages moving around the heap, every checkpoint is a whole copy's
+    twin; and once a burst of writes is over, the pages it touched stop being copied."""
+    with _big() as sb:
+        sb.eval("for (let k = 0; k < big.length; k += 50) big[k].i++")  # a burst over the heap
+        burst = sb._copies.last_copied
+        for i in range(2 * PROTECT_AGAIN_EVERY + 3):
+            assert sb.eval(f"big[({i} * 7919) % big.length].i = {i}; counter = {i}").status == "ok"
+            assert _checkpoint_is_whole(sb), f"after evaluation {i}"
+        quiet = sb._copies.last_copied
+        assert quiet * 4 < burst, (quiet, burst)
+
+
+@needs_tracking
+def test_a_heap_of_a_few_hundred_kib_is_tracked() -> None:
+    with Sandbox(auto_checkpoint=True) as sb:
+        sb.eval("globalThis.keep = []; for (let i = 0; i < 300; i++) keep.push('x'.repeat(1000) + i)")
+        sb.eval("keep.length")  # the memory stops growing: tracked from this checkpoint on
+        assert INCREMENTAL_MIN_BYTES <= sb._instance.capture_size() < 2 * 1024 * 1024
+        before = sb._copies.incremental_copies
+        for i in range(5):
+            sb.eval(f"keep[{i * 37}] = 'changed {i}'")
+            assert _checkpoint_is_whole(sb)
+        assert sb._copies.incremental_copies == before + 5
+        assert sb._copies.last_copied < sb._instance.capture_size() // 2
+
+
 def test_small_sandboxes_keep_whole_copies() -> None:
-    with Sandbox() as sb:
+    with Sandbox(auto_checkpoint=True) as sb:
         for _ in range(3):
             sb.eval("1 + 1")
         assert sb._copies.incremental_copies == 0
@@ -101,7 +131,7 @@ def test_without_page_tracking_checkpoints_are_whole_and_the_same() -> None:
         "from sandbox import Sandbox, Limits\n"
         "from sandbox.dirty_pages import dirty_pages\n"
         "assert dirty_pages() is None\n"
-        f"sb = Sandbox(limits=Limits(mem_mb=128)); sb.eval({BIG_HEAP!r})\n"
+        f"sb = Sandbox(limits=Limits(mem_mb=128), auto_checkpoint=True); sb.eval({BIG_HEAP!r})\n"
         "sb.eval('counter++'); sb.eval('big[7].i = -7')\n"
         "whole = sb._instance.capture()\n"
         "assert bytes(sb._checkpoint.image.data) == bytes(whole.data)\n"

@@ -28,6 +28,7 @@ def test_image_round_trip_keeps_globals_and_closures(stateful: Sandbox) -> None:
 
 def test_clone_is_independent(stateful: Sandbox) -> None:
     twin = stateful.clone()
+    assert twin.eval("bump()").value["json"] == 42  # type: ignore[index]
     twin.eval("counter = 0")
     assert stateful.eval("counter").value["json"] == 41  # type: ignore[index]
     assert twin.eval("counter").value["json"] == 0  # type: ignore[index]
@@ -91,6 +92,58 @@ def test_explicit_checkpoint_is_the_rollback_target() -> None:
         assert out.session_state.state == "rolled_back"
         assert out.session_state.checkpoint == label == "after-one"
         assert sb.eval("stage").value["json"] == "one"  # type: ignore[index]
+
+
+OVERFLOW = "function g() { return g() + 1 } g()"
+
+
+def test_without_a_checkpoint_a_trap_rolls_back_to_the_initial_state() -> None:
+    with Sandbox() as sb:  # explicit checkpoints: the default
+        sb.eval("var stage = 'one'")
+        out = sb.eval(OVERFLOW)
+        assert out.session_state.state == "rolled_back"
+        assert out.session_state.checkpoint == "initial"
+        assert sb.eval("typeof stage").value["json"] == "undefined"  # type: ignore[index]
+
+
+def test_auto_checkpoint_rolls_back_only_the_trapping_evaluation() -> None:
+    with Sandbox(auto_checkpoint=True) as sb:
+        sb.eval("var stage = 'one'")
+        sb.eval("stage = 'two'", checkpoint_label="second")
+        out = sb.eval("stage = 'three'; " + OVERFLOW)
+        assert out.session_state.state == "rolled_back"
+        assert out.session_state.checkpoint == "second"
+        assert sb.eval("stage").value["json"] == "two"  # type: ignore[index]
+
+
+def test_clone_starts_from_the_current_state_not_the_last_checkpoint() -> None:
+    with Sandbox() as sb:
+        sb.eval("var stage = 'one'")
+        label = sb.checkpoint("after-one")
+        with sb.clone() as at_checkpoint:
+            assert at_checkpoint.checkpoint_label == label
+            assert at_checkpoint.eval("stage").value["json"] == "one"  # type: ignore[index]
+        sb.eval("stage = 'two'")
+        with sb.clone() as moved_on:
+            assert moved_on.eval("stage").value["json"] == "two"  # type: ignore[index]
+            # Its own rollback target is the state it was cloned from.
+            assert moved_on.eval(OVERFLOW).session_state.checkpoint == "clone"
+            assert moved_on.eval("stage").value["json"] == "two"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("code", [
+    "1 + 1", "throw new Error('x')", "Promise.resolve(1).then(v => v + 1)",
+    "(async () => { await null; return [1, 2] })()", "JSON.parse('[' + '1,'.repeat(999) + '1]').length",
+    "for (;;) {}", "function f(n) { return n ? f(n - 1) : 0 } f(1500)",
+])
+def test_the_stack_pointer_between_evaluations_is_the_one_images_record(code: str) -> None:
+    """Checkpoints record the stack pointer without asking the engine (it only moves during
+    guest calls, which restore it): check that it is really where they say."""
+    with Sandbox(limits=Limits(cpu_ms=50)) as sb:
+        for _ in range(2):
+            sb.eval(code)
+            inst = sb._instance
+            assert inst.stack_pointer() == inst.rest_stack_pointer() == sb.snapshot().stack_pointer
 
 
 def test_closed_sandbox_refuses_work() -> None:

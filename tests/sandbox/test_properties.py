@@ -245,6 +245,7 @@ def prop_sb():
     with Sandbox(limits=Limits(cpu_ms=2000, wall_ms=5000, mem_mb=MEM_MB)) as sb:
         out = sb.eval("globalThis.__probe = 'still-here'; 1")
         assert out.status == "ok"
+        sb.checkpoint("probe")  # what a trap rolls back to
         yield sb
 
 

@@ -13,6 +13,7 @@ from sandbox.instance import STACK_GUARD
 def deep() -> Sandbox:
     sb = Sandbox(limits=Limits(wall_ms=3000, cpu_ms=2000))
     sb.eval("var marker = 'alive'; function f(n) { return n ? f(n - 1) + 1 : 0 }")
+    sb.checkpoint("setup")
     return sb
 
 
@@ -67,6 +68,7 @@ def test_catching_the_overflow_does_not_help(deep: Sandbox) -> None:
 def test_a_dirty_guard_never_yields_a_result() -> None:
     with Sandbox() as sb:
         sb.eval("var kept = 1")
+        sb.checkpoint()
         inst = sb._instance
         # Corrupt the guard the way a runaway frame would, then run a harmless script.
         inst.write(inst.layout.stack_lo + STACK_GUARD - 64, b"\x00" * 8)
