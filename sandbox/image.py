@@ -21,7 +21,10 @@ from sandbox.errors import ImageError
 from sandbox.instance import PAGE, Layout, MemoryImage
 
 MAGIC = b"VMSYSIMG"
-FORMAT_VERSION = 2  # 2: the layout records the interrupt counter
+# 2: the layout records the interrupt counter. 3: the runtime calls a third host function (the
+# promise rejection tracker); a version-2 image restores as it was, without that tracking.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (2, 3)
 _MAC = 32
 KEY_ENV = "VM_SYSTEM_IMAGE_KEY_FILE"
 
@@ -95,7 +98,7 @@ def decode_image(data: bytes, guest_sha256: str, key: bytes, context: str = "",
         raise ImageError("image integrity check failed (tampered, truncated, or made for another "
                          "session or installation)")
     header = image_header(body)
-    if header.get("format_version") != FORMAT_VERSION:
+    if header.get("format_version") not in READABLE_VERSIONS:
         raise ImageError(f"unsupported image format version {header.get('format_version')!r}")
     if header.get("guest_sha256") != guest_sha256:
         raise ImageError("the image was made with another guest module")

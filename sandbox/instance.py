@@ -76,11 +76,8 @@ _EXPORTS = (
     "JS_PromiseState", "JS_PromiseResult", "JS_NewStringLen", "JS_GetPropertyUint32",
     "JS_EvalFunction", "JS_GetModuleNamespace", "JS_ThrowInternalError",
     "JS_SetUncatchableError", "JS_Throw", "JS_ResetUncatchableError", "JS_RunGC",
-    "_initialize",
+    "JS_SetHostPromiseRejectionTracker", "_initialize",
 )
-# The console callback runs inside a guest call, so it uses its own argument array.
-_NESTED_EXPORTS = ("JS_ToCStringLen2", "JS_FreeCString", "JS_ThrowInternalError",
-                   "JS_GetException", "JS_SetUncatchableError", "JS_Throw")
 
 _INTERRUPT_TYPE = wasmtime.FuncType([wasmtime.ValType.i32(), wasmtime.ValType.i32()],
                                     [wasmtime.ValType.i32()])
@@ -88,6 +85,18 @@ _CFUNCTION_TYPE = wasmtime.FuncType(
     [wasmtime.ValType.i32(), wasmtime.ValType.i64(), wasmtime.ValType.i32(), wasmtime.ValType.i32()],
     [wasmtime.ValType.i64()],
 )
+# JSHostPromiseRejectionTracker(ctx, promise, reason, is_handled, opaque)
+_REJECTION_TYPE = wasmtime.FuncType(
+    [wasmtime.ValType.i32(), wasmtime.ValType.i64(), wasmtime.ValType.i64(), wasmtime.ValType.i32(),
+     wasmtime.ValType.i32()],
+    [],
+)
+# Rejected promises without a handler held for the end of the evaluation; past this many at
+# once they are only counted (each held one keeps its promise and reason alive in the guest).
+MAX_HELD_REJECTIONS = 20
+# What _initialise leaves in a fresh instance changed (part of the pristine image cache key):
+# 2 - the promise rejection tracker is installed.
+SETUP_REVISION = 2
 
 
 # The block guard holds a pattern (a frame's writes are rarely all 0xA5). The old stack
@@ -277,9 +286,15 @@ class GuestInstance:
         self._guard_expected = _GUARD_PATTERN
         self._old_guard_expected = _ZEROS
 
+        # Rejected promises nobody handled yet: promise -> reason, both held (duplicated).
+        self._rejections: dict[int, int] = {}
+        self.rejections_not_held = 0
+
         interrupt = host_func(self.store, _INTERRUPT_TYPE, self._on_interrupt)
         console = host_func(self.store, _CFUNCTION_TYPE, self._on_console)
-        base = install_funcs(self.store, self._table, [interrupt, console])
+        rejection = host_func(self.store, _REJECTION_TYPE, self._on_rejection)
+        # Always in this order: an image's runtime refers to these table slots.
+        base = install_funcs(self.store, self._table, [interrupt, console, rejection])
 
         if image is None:
             self.layout = self._initialise(base)
@@ -375,6 +390,7 @@ class GuestInstance:
             raise GuestCorrupted("QuickJS failed to initialise")
         self.write(filename, DEFAULT_FILENAME + b"\0")
         self._call_i32("JS_SetInterruptHandler", rt, table_base, 0)
+        self._call_i32("JS_SetHostPromiseRejectionTracker", rt, table_base + 2, 0)
         self.layout = Layout(rt, ctx, scratch, filename, source, stack_lo, stack_hi, old_stack_lo,
                              (0, 0, 0, 0), table_base, guest_rodata_end(), 0)
         self._fill_guards(old_stack=True)  # clears what _initialize left on the old stack
@@ -739,6 +755,57 @@ class GuestInstance:
             return
         self._hooks.console_text(level, text.decode("utf-8", "replace"))
         args[0].i64 = UNDEFINED
+
+    def _on_rejection(self, args: Any) -> None:
+        """A promise was rejected without a handler (is_handled 0), or one got its first
+        handler after such a rejection (1). Runs inside the guest: no script code may run
+        here, only reference counting."""
+        promise, reason, handled = args[1].i64, args[2].i64, args[3].i32
+        held = self._rejections
+        if handled:
+            reason = held.pop(promise, None)
+            if reason is not None:
+                self._nested_free(promise)
+                self._nested_free(reason)
+            return
+        if promise in held:
+            return
+        if len(held) >= MAX_HELD_REJECTIONS:
+            self.rejections_not_held += 1
+            return
+        held[promise] = reason
+        for value in (promise, reason):
+            if tag_of(value) < 0:
+                na = self._nested_args
+                na[0].i32, na[1].i64 = self.layout.ctx, value
+                self._nf["JS_DupValue"]()
+
+    def _nested_free(self, value: int) -> None:
+        if tag_of(value) < 0:
+            na = self._nested_args
+            na[0].i32, na[1].i64 = self.layout.ctx, value
+            self._nf["JS_FreeValue"]()
+
+    @property
+    def has_rejections(self) -> bool:
+        return bool(self._rejections) or self.rejections_not_held > 0
+
+    def take_rejections(self) -> tuple[list[tuple[int, int]], int]:
+        """The rejections still unhandled, held (the caller frees both values), and how many
+        more were only counted; the instance forgets them all."""
+        held, self._rejections = list(self._rejections.items()), {}
+        counted, self.rejections_not_held = self.rejections_not_held, 0
+        return held, counted
+
+    def forget_rejection(self, promise: int, reason: int) -> None:
+        """The evaluation's own result was rejected with `reason`: it is reported as the
+        evaluation's error, so neither that promise nor one rejected with the same object
+        (a module's inner evaluation promise) is reported as unhandled."""
+        same = [p for p, r in self._rejections.items()
+                if p == promise or (r == reason and tag_of(reason) < 0)]
+        for p in same:
+            self.free_value(p)
+            self.free_value(self._rejections.pop(p))
 
     def _throw_uncatchable(self, ctx: int) -> int:
         nf = self._nf

@@ -16,7 +16,7 @@ from pathlib import Path
 from sandbox.errors import ImageError
 from sandbox.guest import guest_sha256
 from sandbox.image import decode_image, encode_image
-from sandbox.instance import GuestInstance, MemoryImage, bootstrap_source
+from sandbox.instance import SETUP_REVISION, GuestInstance, MemoryImage, bootstrap_source
 from sandbox.log import get_logger
 from sandbox.module_cache import cache_dir
 
@@ -48,7 +48,8 @@ _lock = threading.Lock()
 
 
 def _entry() -> Path:
-    material = guest_sha256().encode() + hashlib.sha256(bootstrap_source()).digest()
+    material = (guest_sha256().encode() + hashlib.sha256(bootstrap_source()).digest()
+                + f"setup={SETUP_REVISION}".encode())
     return cache_dir() / f"pristine-{hashlib.sha256(material).hexdigest()[:40]}.img"
 
 

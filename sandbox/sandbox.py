@@ -29,7 +29,8 @@ from sandbox.errors import GuestCorrupted, SandboxBusy, SandboxClosed
 from sandbox.image import decode_image, encode_image, installation_key
 from sandbox.instance import (
     EVAL_COMPILE_ONLY, EVAL_GLOBAL, EVAL_MODULE, EVAL_STRICT, PROMISE_FULFILLED, PROMISE_PENDING,
-    PROMISE_REJECTED, STACK_BLOCK, TAG_EXCEPTION, GuestInstance, MemoryImage, immediate_payload, tag_of,
+    MAX_HELD_REJECTIONS, PROMISE_REJECTED, STACK_BLOCK, TAG_EXCEPTION, GuestInstance, MemoryImage,
+    immediate_payload, tag_of,
 )
 from sandbox.limits import Limits, LimitWatch, Stop
 from sandbox.log import get_logger
@@ -303,6 +304,8 @@ class Sandbox:
         guest_started(counter)
         try:
             result = self._evaluate(inst, request)
+            if inst.has_rejections:
+                self._report_rejections(inst)
         except GuestTrap as exc:
             trap = exc
         except GuestCorrupted as exc:
@@ -404,6 +407,7 @@ class Sandbox:
         pending = False
         if state == PROMISE_REJECTED:
             reason = inst.promise_result(value)
+            inst.forget_rejection(value, reason)  # the evaluation's error, not an unhandled one
             inst.free_value(value)
             return self._describe_error(inst, reason)
         if state == PROMISE_FULFILLED:
@@ -423,6 +427,30 @@ class Sandbox:
         if tag_of(described) == TAG_EXCEPTION:
             return self._exception(inst)
         return "value", _parse_payload(inst.take_string(described), ("type", "preview"))
+
+    def _report_rejections(self, inst: GuestInstance) -> None:
+        """A system event for each promise rejected without a handler by the end of the
+        evaluation (as Node and browsers report them, "Uncaught (in promise)")."""
+        held, counted = inst.take_rejections()
+        for promise, reason in held:
+            inst.free_value(promise)
+            if self._watch.stop is not None:  # stopped: the describer would not run
+                inst.free_value(reason)
+                counted += 1
+                continue
+            kind, payload = self._describe_error(inst, reason)
+            if kind != "exception":
+                counted += 1
+                continue
+            name = payload["name"]
+            # The describer names a thrown non-Error "Uncaught": "Uncaught (in promise) 42".
+            text = payload["message"] if name in ("", "Uncaught") else f"{name}: {payload['message']}"
+            self._emit(Event("system", {"level": "warn", "message": f"Uncaught (in promise) {text}"},
+                             time.time()))
+        if counted:
+            self._emit(Event("system", {"level": "warn", "message": (
+                f"{counted} promise(s) rejected without a handler not described (more than "
+                f"{MAX_HELD_REJECTIONS} at once, or the evaluation was stopped)")}, time.time()))
 
     def _drain_jobs(self, inst: GuestInstance) -> bool:
         while True:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from sandbox import Sandbox
 
 
@@ -57,3 +59,70 @@ def test_imports_are_refused(sb: Sandbox) -> None:
     out = sb.eval_module("import { x } from './local.js'; export default x")
     assert out.status == "error"
     assert out.error is not None and "could not load module" in out.error.message
+
+
+# ----- promises rejected without a handler -----------------------------------------------------
+
+def _unhandled(out) -> list[str]:  # type: ignore[no-untyped-def]
+    return [e.payload["message"] for e in out.events if e.type == "system"]
+
+
+@pytest.mark.parametrize(("code", "reported"), [
+    ("Promise.reject(new Error('boom')); 1", ["Uncaught (in promise) Error: boom"]),
+    ("(async () => { throw new TypeError('bad') })(); 2", ["Uncaught (in promise) TypeError: bad"]),
+    ("Promise.resolve().then(() => { throw new RangeError('in a job') }); 3",
+     ["Uncaught (in promise) RangeError: in a job"]),
+    ("Promise.reject(42); 4", ["Uncaught (in promise) 42"]),
+    # Handled before the evaluation ends, or the evaluation's own result: nothing extra.
+    ("const p = Promise.reject(1); p.catch(() => {}); 5", []),
+    ("(async () => { try { await Promise.reject(new Error('x')) } catch { } })(); 6", []),
+])
+def test_rejections_nobody_handled_are_reported(code: str, reported: list[str]) -> None:
+    with Sandbox() as sb:
+        out = sb.eval(code)
+        assert out.status == "ok", out.error
+        assert _unhandled(out) == reported
+        # A system event, before the terminal event.
+        assert out.events[-1].type == "value"
+        assert sb.eval("1 + 1").events[0].type == "value"  # reported once, not again
+
+
+@pytest.mark.parametrize("run", [
+    lambda sb: sb.eval("Promise.reject(new Error('result'))"),
+    lambda sb: sb.eval_module("throw new Error('result')"),
+    lambda sb: sb.eval_module("await Promise.reject(new Error('result'))"),
+    lambda sb: (sb.eval("async function f() { throw new Error('result') }"), sb.call("f"))[1],
+])
+def test_a_rejected_result_is_the_error_not_an_unhandled_rejection(run) -> None:  # type: ignore[no-untyped-def]
+    with Sandbox() as sb:
+        out = run(sb)
+        assert out.status == "error" and out.error.message == "result"
+        assert _unhandled(out) == []
+
+
+def test_a_rejection_handled_in_a_later_evaluation_was_reported_when_it_ended_unhandled() -> None:
+    with Sandbox() as sb:
+        first = sb.eval("globalThis.later = Promise.reject(new Error('late')); 1")
+        assert _unhandled(first) == ["Uncaught (in promise) Error: late"]
+        assert _unhandled(sb.eval("later.catch(() => 0); 2")) == []
+
+
+def test_a_flood_of_rejections_is_bounded() -> None:
+    from sandbox.instance import MAX_HELD_REJECTIONS
+
+    with Sandbox() as sb:
+        out = sb.eval("for (let i = 0; i < 5000; i++) Promise.reject(i); 'done'")
+        assert out.status == "ok"
+        messages = _unhandled(out)
+        assert len(messages) == MAX_HELD_REJECTIONS + 1
+        assert messages[-1].startswith(f"{5000 - MAX_HELD_REJECTIONS} promise(s) rejected")
+
+
+def test_a_stopped_evaluation_counts_its_rejections_without_describing_them() -> None:
+    from sandbox import Limits
+
+    with Sandbox(limits=Limits(cpu_ms=50)) as sb:
+        out = sb.eval("Promise.reject(new Error('before the loop')); for (;;) {}")
+        assert out.status == "timeout"
+        assert [m.split(" promise")[0] for m in _unhandled(out)] == ["1"]
+        assert sb.eval("'still fine'").value["json"] == "still fine"  # type: ignore[index]

@@ -60,6 +60,18 @@ def test_tampered_images_are_refused(stateful: Sandbox, mutation: str) -> None:
         Sandbox.from_image(bytes(data), key=KEY)
 
 
+def test_a_version_2_image_is_still_read(stateful: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Images persisted before the rejection tracker (format 2) restore as they were."""
+    import sandbox.image as image_mod
+
+    monkeypatch.setattr(image_mod, "FORMAT_VERSION", 2)
+    data = stateful.image(key=KEY)
+    monkeypatch.undo()
+    assert image_header(data[:-32])["format_version"] == 2
+    restored = Sandbox.from_image(data, key=KEY)
+    assert restored.eval("bump()").value["json"] == 42  # type: ignore[index]
+
+
 def test_image_bound_to_key_and_context(stateful: Sandbox) -> None:
     data = stateful.image(key=KEY, context="session-a")
     with pytest.raises(ImageError):
