@@ -65,10 +65,11 @@ class Stop:
 
 class _GuestClock:
     """The running guest's CPU time: the thread's, less the garbage collections Python ran on
-    that thread meanwhile. A collection may start inside any host callback the guest makes
-    (the engine's tick check runs every 5 ms even in code that never polls), and one pass over
-    a big Python heap can take longer than a tight CPU limit: that time is the host's, not the
-    script's."""
+    that thread meanwhile and the time the caller's event consumer took. A collection may
+    start inside any host callback the guest makes (the engine's tick check runs every 5 ms
+    even in code that never polls), and one pass over a big Python heap can take longer than
+    a tight CPU limit; a consumer may write each event somewhere slow. That time is the
+    host's, not the script's."""
 
     _local = threading.local()
 
@@ -88,6 +89,14 @@ class _GuestClock:
 
     def now(self) -> float:
         return time.thread_time() - self.paused
+
+    def host_started(self) -> tuple[float, float]:
+        return time.thread_time(), self.paused
+
+    def host_ended(self, mark: tuple[float, float]) -> None:
+        """Exclude the time since `mark` (collections within it are excluded once)."""
+        started, paused = mark
+        self.paused = paused + (time.thread_time() - started)
 
     @staticmethod
     def on_gc(phase: str, info: dict[str, int]) -> None:
@@ -162,6 +171,13 @@ class LimitWatch:
 
     def resume(self) -> None:
         self._sticky = False
+
+    def host_started(self) -> tuple[float, float]:
+        """Host work on the guest thread that is not the script's starts (an event consumer)."""
+        return self._clock.host_started()
+
+    def host_ended(self, mark: tuple[float, float]) -> None:
+        self._clock.host_ended(mark)
 
     def cancel(self, sticky: bool = False) -> None:
         if sticky:

@@ -5,12 +5,19 @@ milliseconds. An entry is keyed by everything that changes the machine code (gue
 wasmtime version, engine configuration) and carries a sha256 of its payload, so a truncated or
 corrupt file is recompiled rather than handed to wasmtime. A missing, unwritable or read-only
 cache directory only costs the compile time.
+
+Entries are never updated in place: a new guest, wasmtime version or engine configuration
+writes a new one (3-4 MB) and leaves the old behind. So using an entry refreshes its mtime,
+and writing one deletes the directory's entries unused for `STALE_AFTER_S` (another install
+sharing the directory that still uses its entry keeps it; one unused for a month recompiles
+once if it comes back).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +28,9 @@ from sandbox.log import get_logger
 log = get_logger("sandbox.module_cache")
 
 CACHE_ENV = "VM_SYSTEM_CACHE_DIR"
+STALE_AFTER_S = 30 * 24 * 3600
+_TEMPORARY_AFTER_S = 24 * 3600  # a writer that died left it
+_CACHE_SUFFIXES = (".cwasm", ".img")
 _MAGIC = b"VMSYSMOD1\n"
 _DIGEST = 32
 
@@ -83,6 +93,38 @@ def _write(path: Path, payload: bytes) -> None:
         log.warning("module_cache_write_failed", path=str(path), error=str(exc))
 
 
+def mark_used(path: Path) -> None:
+    """Note that an entry was used (its mtime): entries in use are never pruned."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass  # a read-only cache directory: nothing is pruned there either
+
+
+def prune_stale(keep: Path) -> int:
+    """Delete the entries of `keep`'s directory unused for STALE_AFTER_S (and temporary files
+    a dead writer left), never `keep`; returns how many went. Called after writing `keep`."""
+    now = time.time()
+    removed = 0
+    try:
+        entries = list(keep.parent.iterdir())
+    except OSError:
+        return 0
+    for path in entries:
+        if path == keep or path.suffix not in _CACHE_SUFFIXES:
+            continue
+        limit = _TEMPORARY_AFTER_S if path.name.startswith(".tmp-") else STALE_AFTER_S
+        try:
+            if now - path.stat().st_mtime > limit:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue  # gone already, or not ours to delete
+    if removed:
+        log.info("cache_entries_pruned", directory=str(keep.parent), removed=removed)
+    return removed
+
+
 def load_module(engine: wasmtime.Engine, wasm: bytes | Callable[[], bytes], key: str) -> wasmtime.Module:
     """The compiled guest, from the cache when a valid entry exists, else compiled and stored.
 
@@ -92,11 +134,14 @@ def load_module(engine: wasmtime.Engine, wasm: bytes | Callable[[], bytes], key:
     payload = _read(path)
     if payload is not None:
         try:
-            return wasmtime.Module.deserialize(engine, payload)
+            module = wasmtime.Module.deserialize(engine, payload)
+            mark_used(path)
+            return module
         except wasmtime.WasmtimeError as exc:
             log.warning("module_cache_entry_rejected", path=str(path), error=str(exc))
     elif path.exists():
         log.warning("module_cache_entry_corrupt", path=str(path))
     module = wasmtime.Module(engine, wasm() if callable(wasm) else wasm)
     _write(path, module.serialize())
+    prune_stale(path)
     return module

@@ -18,7 +18,7 @@ from sandbox.guest import guest_sha256
 from sandbox.image import decode_image, encode_image
 from sandbox.instance import SETUP_REVISION, GuestInstance, MemoryImage, bootstrap_source
 from sandbox.log import get_logger
-from sandbox.module_cache import cache_dir
+from sandbox.module_cache import cache_dir, mark_used, prune_stale
 
 log = get_logger("sandbox.pristine")
 
@@ -55,7 +55,9 @@ def _entry() -> Path:
 
 def _load(path: Path) -> MemoryImage | None:
     try:
-        return decode_image(path.read_bytes(), guest_sha256(), _CACHE_KEY)
+        image = decode_image(path.read_bytes(), guest_sha256(), _CACHE_KEY)
+        mark_used(path)
+        return image
     except FileNotFoundError:
         return None
     except (OSError, ImageError) as exc:
@@ -69,6 +71,7 @@ def _store(path: Path, image: MemoryImage) -> None:
         tmp = path.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{path.name}")
         tmp.write_bytes(encode_image(image, guest_sha256(), _CACHE_KEY))
         os.replace(tmp, path)
+        prune_stale(path)
     except OSError as exc:
         log.warning("pristine_cache_write_failed", path=str(path), error=str(exc))
 

@@ -272,13 +272,17 @@ class Sandbox:
         self._events.append(event)
         cb = self._event_cb
         if cb is not None:
+            watch = self._watch
+            mark = watch.host_started()  # the consumer's time is not the script's CPU time
             try:
                 cb(event)
             except Exception as exc:  # noqa: BLE001 - reported as the evaluation's failure
                 # While the script runs this stops it; once it has ended (terminal and system
                 # events) the stop is never read: the outcome stands.
                 log.warning("event_consumer_failed", error=repr(exc))
-                self._watch.fail(f"the event consumer failed: {type(exc).__name__}: {exc}")
+                watch.fail(f"the event consumer failed: {type(exc).__name__}: {exc}")
+            finally:
+                watch.host_ended(mark)
 
     def _run(self, request: _Request, limits: Limits | None, on_event: EventCallback | None,
              checkpoint_label: str | None) -> Outcome:

@@ -142,5 +142,30 @@ def test_a_garbage_collection_on_the_guest_thread_is_not_the_script_s_cpu_time()
     assert pauses, "the consumer ran"
     assert out.status == "ok", out.error
     assert out.metrics is not None
-    # The consumer's own allocations count; the collection does not.
     assert out.metrics.cpu_ms < 100
+
+
+def test_a_slow_event_consumer_is_not_the_script_s_cpu_time() -> None:
+    """The caller's consumer runs on the guest thread (events arrive as they happen), but what
+    it spends is the host's: a consumer burning 150 ms per line neither stops a script under a
+    100 ms CPU limit nor shows in its cpu_ms. The wall-clock limit still counts it."""
+    import time as time_mod
+
+    def burn(event: object) -> None:
+        end = time_mod.thread_time() + 0.15
+        while time_mod.thread_time() < end:
+            pass
+
+    with Sandbox(limits=Limits(cpu_ms=100, wall_ms=5_000)) as sb:
+        out = sb.eval("console.log('a'); console.log('b'); 1 + 1",
+                      on_event=lambda e: burn(e) if e.type == "console" else None)
+        assert out.status == "ok", out.error
+        assert out.metrics is not None and out.metrics.cpu_ms < 50
+        assert out.metrics.wall_ms >= 300
+        # The script's own CPU time still counts.
+        spin = sb.eval("let n = 0; for (;;) n++", on_event=lambda e: None)
+        assert spin.error is not None and spin.error.kind == "cpu_limit"
+    with Sandbox(limits=Limits(cpu_ms=5_000, wall_ms=200)) as sb:
+        out = sb.eval("console.log('a'); console.log('b'); 1 + 1",
+                      on_event=lambda e: burn(e) if e.type == "console" else None)
+        assert out.error is not None and out.error.kind == "timeout"

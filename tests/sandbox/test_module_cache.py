@@ -27,10 +27,15 @@ def test_first_process_fills_the_cache_and_the_next_one_uses_it(tmp_path: Path) 
     assert first.returncode == 0 and first.stdout.strip() == "42", first.stderr
     entries = list(tmp_path.glob("*.cwasm"))
     assert len(entries) == 1
-    stamp = entries[0].stat().st_mtime_ns
+    before = entries[0].stat()
+    content = entries[0].read_bytes()
+    past = before.st_mtime - 3600
+    os.utime(entries[0], (past, past))
     second = _run(tmp_path)
     assert second.stdout.strip() == "42"
-    assert entries[0].stat().st_mtime_ns == stamp  # read, not rewritten
+    after = entries[0].stat()
+    assert (after.st_ino, entries[0].read_bytes()) == (before.st_ino, content)  # read, not rewritten
+    assert after.st_mtime > past + 1800  # marked as used: never pruned while in use
 
 
 def test_corrupt_entry_is_rebuilt(tmp_path: Path) -> None:
@@ -81,3 +86,25 @@ def test_an_entry_for_another_engine_configuration_is_not_trusted(tmp_path: Path
     store = wasmtime.Store(fuelled)
     store.set_fuel(1000)
     assert wasmtime.Instance(store, module, []).exports(store)["f"](store) == 7
+
+
+def test_writing_an_entry_prunes_the_ones_unused_for_a_month(tmp_path: Path) -> None:
+    import time
+
+    from sandbox.module_cache import STALE_AFTER_S
+
+    now = time.time()
+    stale = {tmp_path / f"{'0' * 40}.cwasm": now - STALE_AFTER_S - 3600,
+             tmp_path / f"pristine-{'0' * 40}.img": now - STALE_AFTER_S - 3600,
+             tmp_path / ".tmp-1-1-dead.cwasm": now - 2 * 24 * 3600}
+    kept = {tmp_path / f"{'1' * 40}.cwasm": now - 3600,  # another install, still in use
+            tmp_path / "notes.txt": now - STALE_AFTER_S - 3600}  # not a cache file
+    for path, stamp in {**stale, **kept}.items():
+        path.write_bytes(b"old")
+        os.utime(path, (stamp, stamp))
+    out = _run(tmp_path)  # no entry for this key: compiles, writes, prunes
+    assert out.returncode == 0 and out.stdout.strip() == "42", out.stderr
+    assert [p.name for p in stale if p.exists()] == []
+    assert all(p.exists() for p in kept)
+    assert len(list(tmp_path.glob("*.cwasm"))) == 2  # the other install's and the new one
+    assert len(list(tmp_path.glob("pristine-*.img"))) == 1
