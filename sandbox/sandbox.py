@@ -48,7 +48,6 @@ EventCallback = Callable[[Event], None]
 KEPT = SessionState("kept")
 
 
-
 @dataclass(frozen=True)
 class Checkpoint:
     label: str
