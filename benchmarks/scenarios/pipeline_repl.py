@@ -41,7 +41,7 @@ def setup(stack: ExitStack, directory: Path, quick: bool) -> Setup:
             raise CheckFailed(f"execution {execution.id} has events {types}, "
                               "expected ['input_echo', 'value']")
 
-    sb = Sandbox(limits=LIMITS)
+    sb = Sandbox(limits=LIMITS, auto_checkpoint=True)  # as a session runs it
     stack.callback(sb.close)
     native = NativeQuickJS()
     found = native.availability()

@@ -128,7 +128,7 @@ def concurrency_setup(threads: int = THREADS, quick_per_session: int = 250,
 
         # References: the same evaluations on bare sandboxes (no supervisor, no store), to tell
         # the engine's own scaling from the pipeline's.
-        sandboxes = [Sandbox(limits=LIMITS) for _ in range(threads)]
+        sandboxes = [Sandbox(limits=LIMITS, auto_checkpoint=True) for _ in range(threads)]
         for sb in sandboxes:
             stack.callback(sb.close)
 
