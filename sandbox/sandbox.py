@@ -167,7 +167,10 @@ class Sandbox:
     def eval(self, code: str, *, filename: str = "<input>", strict: bool = False,
              limits: Limits | None = None, on_event: EventCallback | None = None,
              checkpoint_label: str | None = None) -> Outcome:
-        """Evaluate a script; its completion value (a settled promise's value) is the result."""
+        """Evaluate a script; its completion value (a settled promise's value) is the result.
+
+        `checkpoint_label` names the checkpoint taken after it when `auto_checkpoint` is on
+        (the supervisor passes the execution id); otherwise `checkpoint()` takes one."""
         flags = EVAL_GLOBAL | (EVAL_STRICT if strict else 0)
         return self._run(_Request("script", _encode(code), flags, _filename(filename)),
                          limits, on_event, checkpoint_label)
