@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import threading
 from contextlib import ExitStack
 from typing import Any
 
@@ -22,7 +23,7 @@ from benchmarks.timing import CheckFailed, SelfTimedSampler, Sampler
 from benchmarks.workloads import Answer, Workload, verify
 
 NAME = "Node.js"
-TIMEOUT_S = 120.0
+TIMEOUT_S = 120.0  # for one answer of the driver: past it, node is killed and the row fails
 
 # Requests and answers are JSON lines on stdin/stdout.
 DRIVER = r"""
@@ -92,9 +93,11 @@ class NodeError(RuntimeError):
 
 
 class NodeProcess:
-    """One `node` running the driver."""
+    """One `node` running the driver. A request unanswered after `timeout_s` kills it: the
+    row fails, the benchmark goes on."""
 
-    def __init__(self, node: str) -> None:
+    def __init__(self, node: str, timeout_s: float = TIMEOUT_S) -> None:
+        self.timeout_s = timeout_s
         self.proc = subprocess.Popen([node, "-e", DRIVER], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      encoding="utf-8")
@@ -103,8 +106,21 @@ class NodeProcess:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
+        fired = threading.Event()
+
+        def give_up() -> None:
+            fired.set()
+            self.proc.kill()
+
+        watchdog = threading.Timer(self.timeout_s, give_up)
+        watchdog.start()
+        try:
+            line = self.proc.stdout.readline()
+        finally:
+            watchdog.cancel()
         if not line:
+            if fired.is_set():
+                raise NodeError(f"node gave no answer within {self.timeout_s:g} s (killed)")
             raise NodeError(f"node exited ({self.proc.poll()}): {self._stderr()}")
         answer = json.loads(line)
         if not answer.pop("ok"):

@@ -90,6 +90,22 @@ def test_node_absent_without_node_on_the_path(monkeypatch: pytest.MonkeyPatch) -
     assert not found.present and "not on the PATH" in (found.note or "")
 
 
+def test_a_node_request_that_never_answers_fails_instead_of_hanging() -> None:
+    from benchmarks.engines.node import NodeError, NodeProcess, node_path
+
+    node = node_path()
+    if node is None:
+        pytest.skip("node is not on the PATH")
+    proc = NodeProcess(node, timeout_s=1.0)
+    try:
+        ctx = proc.ask({"op": "open", "prelude": None})["ctx"]
+        assert proc.ask({"op": "run", "ctx": ctx, "code": "6 * 7", "inner": 1})["value"] == 42
+        with pytest.raises(NodeError, match="no answer within 1 s"):
+            proc.ask({"op": "run", "ctx": ctx, "code": "for (;;) {}", "inner": 1})
+    finally:
+        proc.close()
+
+
 def test_the_checks_compare_values_console_lines_and_after() -> None:
     wl = Workload("w", "d", "x", 4499998500000, TINY, after="y", after_expected="1.0.0",
                   console=("line 0", "line 1"))
