@@ -41,7 +41,6 @@ class _Tracked:
     instance: GuestInstance
     size: int  # the memory size the current buffer holds
     registered_end: int  # absolute end of the range registered with the tracker
-    buffer: int  # address of the buffer the checkpoints of this instance update
     whole: tuple[Copy, ...]  # kept ranges copied whole every time
     scanned: tuple[tuple[int, int, int], ...]  # (start, end, image address) of tracked ranges
     checkpoints: int = 0
@@ -111,7 +110,7 @@ class CheckpointCopies:
                     return None
                 scanned.append((base + start, base + end, dst + offset))
             offset += end - start
-        return _Tracked(inst, size, registered, dst, tuple(whole), tuple(scanned))
+        return _Tracked(inst, size, registered, tuple(whole), tuple(scanned))
 
     def _update(self, inst: GuestInstance, tracked: _Tracked, tracker: DirtyPages) -> MemoryImage | None:
         tracked.checkpoints += 1
