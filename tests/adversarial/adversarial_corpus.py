@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox import Limits, Outcome, Sandbox
+from sandbox.instance import MAX_HELD_REJECTIONS
 
 MEM_MB = 32
 MEM_CAP = MEM_MB * 1024 * 1024
@@ -117,6 +118,19 @@ def _output_near_cap(out: Outcome) -> None:
     assert total <= cap
     # Every line that fitted was delivered: the stop came at the line crossing the cap.
     assert total > cap - 10_000, f"only {total} bytes delivered before the output limit"
+
+
+def _unhandled_counted(out: Outcome) -> None:
+    # Stopped: nothing is described, all of them are counted in one note.
+    notes = [e.payload["message"] for e in out.events if e.type == "system"]
+    assert len(notes) == 1 and "rejected without a handler" in notes[0], notes
+
+
+def _unhandled_described(out: Outcome) -> None:
+    notes = [e.payload["message"] for e in out.events if e.type == "system"]
+    assert notes[:2] == ["Uncaught (in promise) 0", "Uncaught (in promise) 1"], notes[:2]
+    assert len(notes) == MAX_HELD_REJECTIONS + 1
+    assert notes[-1].startswith(f"{20_000 - MAX_HELD_REJECTIONS} promise(s) rejected"), notes[-1]
 
 
 def _preview_bounded(out: Outcome) -> None:
@@ -260,6 +274,11 @@ CASES: list[Case] = [
     Case("class_chain", "memory",
          "let C = class {}; for (let i = 0; i < 1e6; i++) C = class extends C {}; new C()",
          limits=MEM, **_limit("memory_limit")),
+    Case("rejection_flood", "cpu", "for (let i = 0; ; i++) Promise.reject(new Error('r' + i))",
+         **_time_stop("cpu_limit"), state="kept",
+         extra=lambda out: _unhandled_counted(out)),
+    Case("rejection_flood_ends", "output", "for (let i = 0; i < 2e4; i++) Promise.reject(i); 'done'",
+         **_ok("done"), extra=lambda out: _unhandled_described(out)),
     Case("microtask_flood", "memory",
          "(() => { for (let i = 0; i < 1e7; i++) queueMicrotask(() => {}); return 1 })()",
          limits=MEM, **_limit("memory_limit")),
@@ -514,11 +533,14 @@ def check_outcome(case: Case, out: Outcome, call_ms: float) -> None:
     if case.state is not None:
         assert out.session_state.state == case.state, info
     system = [e for e in out.events if e.type == "system"]
+    rollbacks = [e for e in system if "rolled back" in e.payload["message"]]
     if out.session_state.state == "rolled_back":
-        assert len(system) == 1, info
+        assert len(rollbacks) == 1, info
         assert out.session_state.checkpoint, info
     else:
-        assert system == [], info
+        assert rollbacks == [], info
+    # Whatever else the runtime noted (promises rejected without a handler) stays bounded.
+    assert len(system) - len(rollbacks) <= MAX_HELD_REJECTIONS + 1, info
     # Exactly one terminal event, matching the status, and nothing after it but the system event.
     terminal = [i for i, e in enumerate(out.events) if e.type in ("value", "exception", "limit")]
     assert len(terminal) == 1, info
