@@ -99,6 +99,26 @@ def test_pages_stay_writable_until_protected_again_and_checkpoints_stay_exact() 
 
 
 @needs_tracking
+def test_explicit_checkpoints_after_several_evaluations_are_exact() -> None:
+    """The library default: no checkpoint after each evaluation. Pages written by every
+    evaluation since the last checkpoint() stay writable, so the next one copies them all."""
+    with Sandbox(limits=Limits(mem_mb=128)) as sb:
+        assert sb.eval(BIG_HEAP).status == "ok"
+        sb.checkpoint()
+        before = sb._copies.incremental_copies
+        for round_ in range(6):
+            for i in range(round_ + 1):
+                sb.eval(f"big[({round_ * 10 + i} * 7919) % big.length].i = -1; counter++")
+            sb.checkpoint()
+            assert _checkpoint_is_whole(sb), f"round {round_}"
+        assert sb._copies.incremental_copies == before + 6
+        # A trap rolls back to exactly that state.
+        out = sb.eval("counter = -1; (function f() { return f() + 1 })()")
+        assert out.session_state.state == "rolled_back"
+        assert sb.eval("counter").value["json"] == 21  # type: ignore[index]
+
+
+@needs_tracking
 def test_a_heap_of_a_few_hundred_kib_is_tracked() -> None:
     with Sandbox(auto_checkpoint=True) as sb:
         sb.eval("globalThis.keep = []; for (let i = 0; i < 300; i++) keep.push('x'.repeat(1000) + i)")
