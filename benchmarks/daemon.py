@@ -26,6 +26,7 @@ from urllib.parse import urlencode, urlsplit
 from benchmarks.checks import same_value
 from benchmarks.supervised import BASE_COMMIT, BUSY_PAUSE_S, WORKSPACE, BusyCounter
 from benchmarks.timing import REPO_ROOT, CheckFailed, percentile
+from supervisor.logs import read_json_log
 
 API = "/api/v1"
 REPL_PATH = f"{API}/executions/repl"
@@ -288,15 +289,7 @@ class Daemon:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def log_records(self) -> list[dict[str, Any]]:
-        records = []
-        for line in self.log_path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                value = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(value, dict):
-                records.append(value)
-        return records
+        return read_json_log(self.log_path)
 
     def access_durations_s(self, path: str, request_id: str) -> list[float]:
         """The daemon's own duration of each request to `path` sent with `request_id`: from its

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import structlog
 
@@ -32,3 +34,16 @@ def configure_logging(level: str = "info", fmt: Format | None = None) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+
+
+def read_json_log(path: Path) -> list[dict[str, Any]]:
+    """The JSON log records in a file the daemon's stderr went to; other lines are skipped."""
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            records.append(value)
+    return records

@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from supervisor.logs import read_json_log
+
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
@@ -107,15 +109,7 @@ class Daemon:
     def log_lines(self) -> list[dict[str, Any]]:
         """The JSON log lines written to stderr so far (anything else is ignored)."""
         self._stderr.flush()
-        out = []
-        for line in self._stderr_path.read_text(errors="replace").splitlines():
-            try:
-                value = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(value, dict):
-                out.append(value)
-        return out
+        return read_json_log(self._stderr_path)
 
     def stderr_tail(self, n: int = 40) -> str:
         try:

@@ -990,6 +990,19 @@ def test_bug_failed_crash_record_leaves_session_starting(
     assert statuses == ["crashed"], f"after a failed spawn the session is {statuses}"
 
 
+def _session_with_an_unfinished_execution(
+        env: tuple[Supervisor, FaultInjector, Path]) -> tuple[Supervisor, str]:
+    """A session whose one execution's end the store refused twice (the record and its
+    `crashed` retry): the row stays `running`, the disk is healthy again."""
+    sup, faults, worktree = env
+    sid = _session(sup, worktree)
+    faults.fail_next("finish_execution", times=2)
+    with pytest.raises(SupervisorError):
+        sup.repl(sid, "var v_0 = 1")
+    faults.clear()
+    return sup, sid
+
+
 def test_bug_double_finish_failure_wedges_the_session(
         env: tuple[Supervisor, FaultInjector, Path]) -> None:
     """When finishing an execution fails twice (the record and its `crashed` retry), the
@@ -997,12 +1010,7 @@ def test_bug_double_finish_failure_wedges_the_session(
     disk was healthy again the session still reported `ready`, but every execution in it was
     refused with the store's SESSION_BUSY (the unique index on running executions) until the
     daemon restarted."""
-    sup, faults, worktree = env
-    sid = _session(sup, worktree)
-    faults.fail_next("finish_execution", times=2)
-    with pytest.raises(SupervisorError):
-        sup.repl(sid, "var v_0 = 1")
-    faults.clear()
+    sup, sid = _session_with_an_unfinished_execution(env)
     status = sup.get_session(sid).status
     try:
         ex = sup.repl(sid, "v_0")
@@ -1019,12 +1027,7 @@ def test_bug_unfinished_execution_outlives_its_closed_session(
     its execution stays `running` in a closed session for as long as the daemon lives (only
     the next start-up's reconcile ends it). The same holds for a one-shot run when no other
     run follows."""
-    sup, faults, worktree = env
-    sid = _session(sup, worktree)
-    faults.fail_next("finish_execution", times=2)
-    with pytest.raises(SupervisorError):
-        sup.repl(sid, "var v_0 = 1")
-    faults.clear()
+    sup, sid = _session_with_an_unfinished_execution(env)
     sup.close_session(sid)
     statuses = [e.status for e in sup.list_executions(sid)]
     assert "running" not in statuses, f"the closed session's executions: {statuses}"
@@ -1037,12 +1040,8 @@ def test_bug_graceful_restart_loses_the_events_of_an_unfinished_execution(
     next start-up's reconcile ends the row as DaemonStopped with one `exception` event and no
     `input_echo` (DESIGN.md: input_echo is the first event of every execution), although the
     disk was healthy again at the close."""
-    sup, faults, worktree = env
-    sid = _session(sup, worktree)
-    faults.fail_next("finish_execution", times=2)
-    with pytest.raises(SupervisorError):
-        sup.repl(sid, "var v_0 = 1")
-    faults.clear()
+    sup, sid = _session_with_an_unfinished_execution(env)
+    faults = env[1]
     sup.close()
     sup2 = open_supervisor(tmp_path / "vm-system.db", faults, tmp_path)
     try:
