@@ -40,6 +40,7 @@ Copy = tuple[int, int, int]  # (destination address, source address, length)
 class _Tracked:
     instance: GuestInstance
     size: int  # the memory size the current buffer holds
+    kept: int  # bytes of the image in it
     registered_end: int  # absolute end of the range registered with the tracker
     whole: tuple[Copy, ...]  # kept ranges copied whole every time
     scanned: tuple[tuple[int, int, int], ...]  # (start, end, image address) of tracked ranges
@@ -100,17 +101,14 @@ class CheckpointCopies:
         dst = ctypes.addressof(ctypes.c_char.from_buffer(buffer))
         whole: list[Copy] = []
         scanned: list[tuple[int, int, int]] = []
-        offset = 0
-        for start, end in inst.layout.kept_ranges(size):
-            if end - start < _SCAN_MIN_BYTES:
-                whole.append((dst + offset, base + start, end - start))
+        for offset, src, length in inst.copy_plan(size):
+            if length < _SCAN_MIN_BYTES:
+                whole.append((dst + offset, src, length))
             else:
-                lo, hi = _pages(base + start, base + end)
-                if not tracker.protect(lo, hi):
+                if not tracker.protect(*_pages(src, src + length)):
                     return None
-                scanned.append((base + start, base + end, dst + offset))
-            offset += end - start
-        return _Tracked(inst, size, registered, tuple(whole), tuple(scanned))
+                scanned.append((src, src + length, dst + offset))
+        return _Tracked(inst, size, kept, registered, tuple(whole), tuple(scanned))
 
     def _update(self, inst: GuestInstance, tracked: _Tracked, tracker: DirtyPages) -> MemoryImage | None:
         tracked.checkpoints += 1
@@ -134,8 +132,7 @@ class CheckpointCopies:
             memmove(to, frm, length)
         for to, frm, length in tracked.last_plan:
             memmove(to, frm, length)
-        size = tracked.size
-        return MemoryImage(memoryview(self._current)[:inst.capture_size(size)], size,
+        return MemoryImage(memoryview(self._current)[:tracked.kept], tracked.size,
                            inst.rest_stack_pointer(), inst.layout)
 
 

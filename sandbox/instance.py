@@ -497,9 +497,7 @@ class GuestInstance:
         """
         if size is None:
             size = self.memory_size()
-        if self._plan[0] != size:
-            self._plan = (size, self._copy_plan(size))
-        copies = self._plan[1]
+        copies = self.copy_plan(size)
         total = copies[-1][0] + copies[-1][2]
         target = into if into is not None else bytearray(total)
         dst = ctypes.addressof(ctypes.c_char.from_buffer(target))
@@ -513,14 +511,17 @@ class GuestInstance:
         """The stack pointer between evaluations (what an image records)."""
         return self._rest_sp
 
-    def _copy_plan(self, size: int) -> tuple[tuple[int, int, int], ...]:
-        """(offset in the image, host address, length) of each kept range."""
-        self._refresh_base()
-        plan, offset = [], 0
-        for start, end in self.layout.kept_ranges(size):
-            plan.append((offset, self._base_addr + start, end - start))
-            offset += end - start
-        return tuple(plan)
+    def copy_plan(self, size: int) -> tuple[tuple[int, int, int], ...]:
+        """(offset in the image, host address, length) of each kept range of a memory of
+        `size` bytes (kept for the last size asked: it changes only when memory grows)."""
+        if self._plan[0] != size:
+            self._refresh_base()
+            plan, offset = [], 0
+            for start, end in self.layout.kept_ranges(size):
+                plan.append((offset, self._base_addr + start, end - start))
+                offset += end - start
+            self._plan = (size, tuple(plan))
+        return self._plan[1]
 
     def capture_size(self, size: int | None = None) -> int:
         return self.layout.kept_bytes(self.memory_size() if size is None else size)

@@ -74,7 +74,7 @@ class _GuestClock:
     _local = threading.local()
 
     def __init__(self) -> None:
-        self.paused = 0.0  # seconds of collections on this thread since `start`
+        self.paused = 0.0  # seconds of host work (collections, the consumer) since `start`
         self._gc_started: float | None = None
 
     def start(self) -> float:
