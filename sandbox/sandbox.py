@@ -326,7 +326,7 @@ class Sandbox:
         stop = watch.stop
         rollback_reason: str | None = None
         if trap is not None:
-            stop = stop or _stop_for_trap(trap, watch, inst)
+            stop = stop or _stop_for_trap(trap, inst)
             rollback_reason = f"the instance trapped ({_trap_label(trap)})"
         elif not inst.guard_intact():
             stop = Stop("stack_overflow", "stack", STACK_BLOCK // 1024, STACK_BLOCK // 1024,
@@ -526,7 +526,7 @@ def _parse_payload(raw: bytes, required: tuple[str, ...]) -> dict[str, Any]:
     return payload
 
 
-def _stop_for_trap(trap: GuestTrap, watch: LimitWatch, inst: GuestInstance) -> Stop:
+def _stop_for_trap(trap: GuestTrap, inst: GuestInstance) -> Stop:
     code = trap.code
     # A shadow stack that ran out of its block shows as a wild memory access: the stack
     # pointer left below the block, or the guard regions overwritten, say which it was.
