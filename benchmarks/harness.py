@@ -187,13 +187,13 @@ def _measure(setup: Setup, result: ScenarioResult, runs: int, warmup: int,
         for index, s in zip(live, stats, strict=True):
             figures[index].stats = s
         break
-    failed = [f for f in figures if f.status in ("wrong_result", "error")]
-    if failed:
-        result.status = "wrong_result" if any(f.status == "wrong_result" for f in failed) \
+    failures = [f for f in figures if f.status in ("wrong_result", "error")]
+    if failures:
+        result.status = "wrong_result" if any(f.status == "wrong_result" for f in failures) \
             else "error"
-        result.error = "; ".join(f"{f.label}: {f.error}" for f in failed)
+        result.error = "; ".join(f"{f.label}: {f.error}" for f in failures)
     _ratios(figures)
-    if setup.details is not None and not failed:
+    if setup.details is not None and not failures:
         try:
             result.details = setup.details({f.label: f.stats for f in figures if f.stats})
         except Exception as exc:  # noqa: BLE001 - the figures stand; the details failed

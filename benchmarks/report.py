@@ -84,7 +84,7 @@ def note_lines(report: BenchReport) -> list[str]:
         if result.error:
             lines.append(f"{result.scenario}: {result.status}: {result.error}")
         lines.extend(result.notes)
-    absent = {}
+    absent: dict[str, str | None] = {}
     for result in report.results:
         for f in result.figures:
             if f.status == "absent":

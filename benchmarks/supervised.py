@@ -166,7 +166,7 @@ def record_problems(record: SessionRecord, count: int,
 
 def _event_problems(where: str, execution_id: str, events: Sequence[Event], source: str,
                     value: int) -> list[str]:
-    expected = [(1, "input_echo", {"text": source}),
+    expected: list[tuple[int, str, dict[str, Any]]] = [(1, "input_echo", {"text": source}),
                 (2, "console", {"text": str(value)}),
                 (3, "value", {"json": value})]
     problems: list[str] = []

@@ -75,7 +75,7 @@ def _read(path: Path) -> bytes | None:
     return payload
 
 
-def _write(path: Path, payload: bytes) -> None:
+def _write(path: Path, payload: bytes | bytearray) -> None:
     import tempfile
 
     try:

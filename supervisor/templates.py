@@ -7,6 +7,7 @@ libraries against the library directory.
 
 from __future__ import annotations
 
+import builtins  # the method `list` shadows the builtin in the class body's annotations
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ class Templates:
             raise ValidationError("config must be an object", field="config")
         return self._store.add_capability(template_id, kind, name, enabled=enabled, config=config)
 
-    def list_capabilities(self, template_id: str) -> list[store_mod.Capability]:
+    def list_capabilities(self, template_id: str) -> builtins.list[store_mod.Capability]:
         return self._store.list_capabilities(check_uuid(template_id, "template_id"))
 
     def delete_capability(self, template_id: str, capability_id: str) -> bool:
@@ -91,7 +92,7 @@ class Templates:
         relative = check_relative(path)
         return self._store.add_startup_file(template_id, relative, order_index=order_index, mode=mode)
 
-    def list_startup_files(self, template_id: str) -> list[store_mod.StartupFile]:
+    def list_startup_files(self, template_id: str) -> builtins.list[store_mod.StartupFile]:
         return self._store.list_startup_files(check_uuid(template_id, "template_id"))
 
     def delete_startup_file(self, template_id: str, startup_file_id: str) -> bool:
@@ -102,7 +103,7 @@ class Templates:
         template_id = check_uuid(template_id, "template_id")
         return self._store.add_module(template_id, check_module(name))
 
-    def list_modules(self, template_id: str) -> list[store_mod.TemplateModule]:
+    def list_modules(self, template_id: str) -> builtins.list[store_mod.TemplateModule]:
         return self._store.list_modules(check_uuid(template_id, "template_id"))
 
     def remove_module(self, template_id: str, name: str) -> bool:
@@ -113,7 +114,7 @@ class Templates:
         load_library(self._library_dir, check_library_name(name))  # must exist and be readable now
         return self._store.add_library(template_id, name)
 
-    def list_libraries(self, template_id: str) -> list[store_mod.TemplateLibrary]:
+    def list_libraries(self, template_id: str) -> builtins.list[store_mod.TemplateLibrary]:
         return self._store.list_libraries(check_uuid(template_id, "template_id"))
 
     def remove_library(self, template_id: str, name: str) -> bool:

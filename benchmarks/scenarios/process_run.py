@@ -7,8 +7,10 @@ working directory and this interpreter (`sys.executable`, not a shim, unless sai
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from benchmarks.engines import NATIVE, VM, NativeQuickJS, QuickJsRs, WasmJs
 from benchmarks.engines.node import NAME as NODE, node_path
@@ -48,6 +50,10 @@ def commands() -> list[tuple[Command, str | None]]:
     return listed
 
 
+def _runner(argv: list[str]) -> Callable[[Any], Any]:
+    return lambda _: run_process(argv)
+
+
 def setup(stack: ExitStack, directory: Path, quick: bool) -> Setup:
     rows = []
     for command, absent in commands():
@@ -55,7 +61,7 @@ def setup(stack: ExitStack, directory: Path, quick: bool) -> Setup:
             rows.append(Measured(command.engine, command.label, None, absent, command.baseline))
             continue
         rows.append(Measured(command.engine, command.label,
-                             Sampler(lambda _, argv=command.argv: run_process(argv),
+                             Sampler(_runner(command.argv),
                                      check=process_expects(command.expected, command.match)),
                              baseline=command.baseline))
     return Setup(rows, details=lambda _: {"commands": {c.label: c.argv for c, _ in commands()}})
