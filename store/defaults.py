@@ -1,4 +1,4 @@
-"""Settings a new template gets when the caller gives none (API.md, "Default settings")."""
+"""Settings a new template gets when the caller gives none (docs/api.md, "Default settings")."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Typed errors of the store.
 
 Every error carries `code`, the API error code the supervisor maps to an HTTP status
-(see API.md), so the mapping lives in one table there and never parses messages.
+(see docs/api.md), so the mapping lives in one table there and never parses messages.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class TemplateExists(AlreadyExists):
     code = "TEMPLATE_EXISTS"
 
 
-# API.md names no code for the duplicate sub-resources below; these are proposals (409).
+# docs/api.md names no code for the duplicate sub-resources below; these are proposals (409).
 class CapabilityExists(AlreadyExists):
     code = "CAPABILITY_EXISTS"
 

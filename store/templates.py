@@ -117,7 +117,7 @@ class TemplatesMixin:
         resolver: dict[str, Any] | None = None,
         id: str | None = None,
     ) -> Template:
-        """Create a template with its settings; a missing section gets the API.md default."""
+        """Create a template with its settings; a missing section gets the docs/api.md default."""
         _require_text(name, "name")
         _require_text(engine, "engine")
         template_id = id_or_new(id, "template id")

@@ -1,4 +1,4 @@
-"""Typed errors of the core. Each carries the API error code (API.md) and optional details;
+"""Typed errors of the core. Each carries the API error code (docs/api.md) and optional details;
 the HTTP adapter maps codes to statuses in one table, the CLI prints `error: CODE: message`."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class ValidationError(SupervisorError):
 
 
 class InvalidRequest(SupervisorError):
-    """Unknown keys or wrong types in a request's structure (API.md: INVALID_REQUEST)."""
+    """Unknown keys or wrong types in a request's structure (docs/api.md: INVALID_REQUEST)."""
 
     code = "INVALID_REQUEST"
 
@@ -72,7 +72,7 @@ class LibraryNotFound(SupervisorError):
 
 
 class EngineUnsupported(SupervisorError):
-    """A template asked for an engine other than quickjs (API.md: 422)."""
+    """A template asked for an engine other than quickjs (docs/api.md: 422)."""
 
     code = "ENGINE_UNSUPPORTED"
 

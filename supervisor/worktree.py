@@ -34,7 +34,7 @@ def check_relative(path: str) -> str:
 
 
 def check_worktree(worktree: str) -> Path:
-    """The worktree must be an existing absolute directory (API.md: 422 otherwise)."""
+    """The worktree must be an existing absolute directory (docs/api.md: 422 otherwise)."""
     if not isinstance(worktree, str) or not os.path.isabs(worktree) or "\0" in worktree:
         raise InvalidPath("worktree_path must be an absolute path", worktree_path=str(worktree))
     root = Path(worktree)

@@ -1,5 +1,5 @@
 """Helpers of tests/http: a real daemon process, a client that checks the cross-cutting rules of
-API.md on every response, worktrees, and small wrappers over the routes."""
+docs/api.md on every response, worktrees, and small wrappers over the routes."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
 
-# The error codes of API.md and their statuses, written down here independently of the
+# The error codes of docs/api.md and their statuses, written down here independently of the
 # server's own table (supervisor/adapters/http_errors.py), so a drift in either shows.
 API_STATUS = {
     "VALIDATION_ERROR": 400,
@@ -150,7 +150,7 @@ class ContractViolation(AssertionError):
 
 
 def check_response(response: httpx.Response) -> None:
-    """The rules that hold for every response (API.md, cross-cutting): an X-Request-Id header,
+    """The rules that hold for every response (docs/api.md, cross-cutting): an X-Request-Id header,
     and every error in the one envelope with a code whose status matches the table."""
     rid = response.headers.get("x-request-id", "")
     if not rid:

@@ -1,4 +1,4 @@
-"""Every route and every error code of API.md, against a real daemon over loopback.
+"""Every route and every error code of docs/api.md, against a real daemon over loopback.
 
 The `api` client checks the cross-cutting rules on every response it sees (X-Request-Id, the
 error envelope and its code → status table, RFC 3339 times): see http_daemon.check_response.
@@ -109,7 +109,7 @@ def test_runtime_summary_lists_live_sessions(api: httpx.Client, sess: dict[str, 
 
 
 def test_runtime_summary_has_worker_figures(api: httpx.Client) -> None:
-    """API.md: "plus worker and memory figures"."""
+    """docs/api.md: "plus worker and memory figures"."""
     body = api.get("/runtime/summary").json()
     assert any("worker" in key for key in body), f"no worker figure in {sorted(body)}"
 
@@ -209,7 +209,7 @@ def test_settings_patch_is_partial(api: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize(("patch", "code"), [
-    # API.md: unknown fields and wrong types in a request body → INVALID_REQUEST ...
+    # docs/api.md: unknown fields and wrong types in a request body → INVALID_REQUEST ...
     ({"bogus": {}}, "INVALID_REQUEST"),
     ({"limits": 5}, "INVALID_REQUEST"),
     ({"limits": {"bogus": 1}}, "INVALID_REQUEST"),
@@ -408,7 +408,7 @@ def test_session_worktree_must_be_an_existing_absolute_directory(
             "file": str(worktree / "main.js")}[kind]
     before = {s["id"] for s in api.get("/sessions").json()}
     r = api.post("/sessions", json=session_body(tpl["id"], path))
-    # API.md's sessions section says 422, its table says an invalid field is 400
+    # docs/api.md's sessions section says 422, its table says an invalid field is 400
     # VALIDATION_ERROR; either is accepted when the status matches the code.
     assert r.status_code in (400, 422), r.text
     error = check_envelope(r)
@@ -532,7 +532,7 @@ def test_failed_spawn_500_leaks_nothing(api: httpx.Client, daemon: Daemon, workt
 
 
 def test_failed_spawn_500_names_the_session(api: httpx.Client, worktree: Path) -> None:
-    """API.md: a failed spawn's response "names the session id in details" — also when it is a 500."""
+    """docs/api.md: a failed spawn's response "names the session id in details" — also when it is a 500."""
     r, session = _failed_spawn(api, worktree, "boom.js")
     error = error_of(r, 500, "INTERNAL")
     assert session["status"] == "crashed"

@@ -865,7 +865,7 @@ def _session(sup: Supervisor, worktree: Path, limits: dict[str, int] | None = No
 
 
 def test_bug_image_writer_makes_idle_session_busy(env: tuple[Supervisor, FaultInjector, Path]) -> None:
-    """SESSION_BUSY means "another execution is running in the session" (API.md).
+    """SESSION_BUSY means "another execution is running in the session" (docs/api.md).
     Was broken: the background image writer took the session's lock to capture an image, so a
     REPL arriving meanwhile was refused with SESSION_BUSY although nothing ran (~5% of REPLs
     sent right after another)."""
@@ -923,7 +923,7 @@ def test_bug_close_right_after_start_is_not_cancelled(env: tuple[Supervisor, Fau
 
 def test_bug_rollback_names_a_checkpoint_that_is_not_an_execution(
         env: tuple[Supervisor, FaultInjector, Path], tmp_path: Path) -> None:
-    """API.md: session_state is rolled_back "with the checkpoint's execution id": the last
+    """docs/api.md: session_state is rolled_back "with the checkpoint's execution id": the last
     execution that kept its state, none if there is none. Was broken: the sandbox's internal
     labels leaked: "initial" (nothing ran yet), "image" (the first rollback after a restart;
     then the id of the last execution even when it had been rolled back itself) and
