@@ -323,11 +323,12 @@ class Supervisor(StoreReads):
         return self._execute_in(live, spec, request)
 
     def run(self, *, code: Any = None, path: Any = None, template_id: str | None = None,
-            limits: Any = None) -> store_mod.Execution:
+            limits: Any = None, execution_id: str | None = None) -> store_mod.Execution:
         """A one-shot execution in an ephemeral sandbox, thrown away afterwards.
 
         `path` is relative to the supervisor's run root (the daemon's working directory by
-        default) and checked like a worktree path.
+        default) and checked like a worktree path. `execution_id` (a new one by default) lets
+        the caller follow the execution's events while it runs (`POST /run` as a stream).
         """
         if (code is None) == (path is None):
             raise ValidationError("give exactly one of code and path", field="code")
@@ -353,7 +354,8 @@ class Supervisor(StoreReads):
         host = InThreadHost(sandbox)
         spec = ExecSpec("run", None, code if stored_path is None else None, stored_path, {}, {}, echo)
         try:
-            return self._pipeline.execute(spec, host, _request(runtime, effective, code, filename))
+            return self._pipeline.execute(spec, host, _request(runtime, effective, code, filename),
+                                          execution_id=execution_id)
         finally:
             host.close()
 

@@ -144,8 +144,10 @@ class Pipeline:
                 raise
 
     def execute(self, spec: ExecSpec, host: SessionHost, request: ExecRequest,
-                closed: Callable[[], bool] = lambda: False) -> store_mod.Execution:
-        execution_id = str(uuid.uuid4())
+                closed: Callable[[], bool] = lambda: False,
+                execution_id: str | None = None) -> store_mod.Execution:
+        """`execution_id` (a new one by default) lets the caller follow the events while it runs."""
+        execution_id = execution_id if execution_id is not None else str(uuid.uuid4())
         structlog.contextvars.bind_contextvars(execution_id=execution_id)
         try:
             return self._execute(execution_id, spec, host, request, closed)

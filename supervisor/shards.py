@@ -380,9 +380,9 @@ class ShardedSupervisor(StoreReads):
         return self._send(lambda: self._owner_of(session_id), "run_file", session_id, path, args, env)
 
     def run(self, *, code: Any = None, path: Any = None, template_id: str | None = None,
-            limits: Any = None) -> store_mod.Execution:
+            limits: Any = None, execution_id: str | None = None) -> store_mod.Execution:
         return self._send(self._any, "run", code=code, path=path, template_id=template_id,
-                          limits=limits)
+                          limits=limits, execution_id=execution_id)
 
     # ----- ops --------------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from store import StoreError
 from supervisor.adapters import http_json as out
 from supervisor.adapters import http_models as m
 from supervisor.adapters.http_errors import envelope, status_of
+from supervisor.adapters.http_run_stream import stream_run, wants_event_stream
 from supervisor.core import Supervisor
 from supervisor.shards import ShardedSupervisor
 from supervisor.errors import NotFound, SupervisorError
@@ -326,7 +327,9 @@ def _routes(app: FastAPI, sup: Supervisor) -> None:  # noqa: C901 - one flat lis
 
     @app.post(f"{PREFIX}/run", status_code=201, response_model=m.ExecutionOut, responses=ERRORS,
               tags=["executions"])
-    def run(body: m.RunBody) -> Any:
+    def run(body: m.RunBody, request: Request) -> Any:
+        if wants_event_stream(request.headers.get("accept", "")):
+            return stream_run(sup, body, _event_stream, STREAM_POLL_S, PREFIX)
         execution = sup.run(code=body.code, path=body.path, template_id=body.template_id,
                             limits=body.limits)
         return out.JSONBody(out.record(execution), status_code=201)

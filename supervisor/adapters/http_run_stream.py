@@ -1,0 +1,76 @@
+"""`POST /run` answered as it happens, when the client asks for `Accept: text/event-stream`.
+
+The answer is `201 Created` with `Location: /api/v1/executions/{id}`, and its body is exactly
+the execution's event stream (`GET /executions/{id}/events/stream`: one frame per event as it
+is recorded, `id: seq`, `event: type`, `data: the event`), which ends after the terminal
+event, once the execution is finished: `GET {Location}` then gives the execution. A run
+refused before it starts (a bad field, an unknown template, a bad path) is answered as
+without the header, with the error envelope and its status. A stream that breaks is resumed
+like any event stream, from `Last-Event-ID`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, wait
+from typing import Any
+
+from starlette.responses import StreamingResponse
+
+from store import ExecutionNotFound
+
+EventStream = Callable[[Any, str, int], Iterator[bytes]]
+
+
+def wants_event_stream(accept: str) -> bool:
+    return any(part.split(";", 1)[0].strip().lower() == "text/event-stream"
+               for part in accept.split(","))
+
+
+def stream_run(sup: Any, body: Any, event_stream: EventStream, poll_s: float,
+               prefix: str) -> StreamingResponse:
+    execution_id = str(uuid.uuid4())
+    done: Future[Any] = Future()
+
+    def run() -> None:
+        try:
+            done.set_result(sup.run(code=body.code, path=body.path, template_id=body.template_id,
+                                    limits=body.limits, execution_id=execution_id))
+        except BaseException as exc:  # noqa: BLE001 - handed to the request's thread
+            done.set_exception(exc)
+
+    # In the request's context: the run's log lines carry its request id.
+    context = contextvars.copy_context()
+    threading.Thread(target=context.run, args=(run,), name=f"run-{execution_id[:8]}",
+                     daemon=True).start()
+    # The core checks the request before the execution's row exists: until then a refusal is
+    # still an ordinary error answer.
+    while not done.done() and not _exists(sup, execution_id):
+        wait([done], timeout=poll_s)
+    if done.done() and done.exception() is not None:
+        raise done.exception()  # type: ignore[misc]
+    return StreamingResponse(_until_failed(event_stream(sup, execution_id, 0), done),
+                             status_code=201, media_type="text/event-stream",
+                             headers={"cache-control": "no-cache",
+                                      "location": f"{prefix}/executions/{execution_id}"})
+
+
+def _exists(sup: Any, execution_id: str) -> bool:
+    try:
+        sup.get_execution(execution_id)
+    except ExecutionNotFound:
+        return False
+    return True
+
+
+def _until_failed(frames: Iterator[bytes], done: Future[Any]) -> Iterator[bytes]:
+    """The stream, cut short when the run failed in a way that leaves its row unfinished (the
+    store refused its end): the stream would wait for that end forever. Looked at between
+    frames, heartbeats included, so within a heartbeat's interval."""
+    for frame in frames:
+        yield frame
+        if done.done() and done.exception() is not None:
+            return
