@@ -19,12 +19,22 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.daemon import (
-    JSON_HEADERS, Connection, create_session, create_template, post_repl, repl_body, start_daemon,
+    JSON_HEADERS,
+    Connection,
+    create_session,
+    create_template,
+    post_repl,
+    repl_body,
+    start_daemon,
     worktree,
 )
 from benchmarks.engines import LIMITS
 from benchmarks.supervised import (
-    BASE_COMMIT, WORKSPACE, BusyCounter, open_supervisor, repl_retrying,
+    BASE_COMMIT,
+    WORKSPACE,
+    BusyCounter,
+    open_supervisor,
+    repl_retrying,
 )
 from benchmarks.supervised import worktree as session_worktree
 from benchmarks.timing import CheckFailed, format_seconds

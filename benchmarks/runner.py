@@ -8,7 +8,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -58,7 +58,7 @@ def run_benchmark(scenarios: Sequence[Scenario], *, quick: bool, directory: Path
 
     `max_runs` caps every scenario's samples (the test suite's quick runs)."""
     shown = progress or NoProgress()
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     machine = machine_info()  # before the run: its load average is the machine's, not ours
     # Before the run too: the code a figure belongs to is the code that was loaded.
     code = code_identity(MEASURED_PACKAGES)
@@ -72,7 +72,7 @@ def run_benchmark(scenarios: Sequence[Scenario], *, quick: bool, directory: Path
             shown.scenario(scenario.name)
             rounds = [0]
 
-            def on_round() -> None:
+            def on_round(rounds: list[int] = rounds) -> None:
                 rounds[0] += 1
                 shown.advance()
 

@@ -174,7 +174,7 @@ def _event_problems(where: str, execution_id: str, events: Sequence[Event], sour
     if got != [(seq, type_) for seq, type_, _ in expected]:
         problems.append(f"{where}: events {got}, expected "
                         f"{[(seq, type_) for seq, type_, _ in expected]}")
-    for event, (_, type_, payload) in zip(events, expected):
+    for event, (_, type_, payload) in zip(events, expected, strict=False):  # a count mismatch is reported above
         if event.execution_id != execution_id:
             problems.append(f"{where}: event seq {event.seq} belongs to {event.execution_id}")
         if event.type != type_:
@@ -183,7 +183,7 @@ def _event_problems(where: str, execution_id: str, events: Sequence[Event], sour
             if not same_value(event.payload.get(key), want):
                 problems.append(f"{where}: {type_} event has {key}={event.payload.get(key)!r}, "
                                 f"expected {want!r}")
-    for before, after in zip(events, events[1:]):
+    for before, after in zip(events, events[1:], strict=False):
         if after.ts < before.ts:
             problems.append(f"{where}: event seq {after.seq} is timed before seq {before.seq}")
     return problems

@@ -56,7 +56,7 @@ def verify(workload: Workload, answer: Answer) -> None:
         expected, got = workload.console, answer.console
         if len(got) != len(expected):
             raise CheckFailed(f"expected {len(expected)} console lines, got {len(got)}")
-        first = next(i for i, (a, b) in enumerate(zip(expected, got)) if a != b)
+        first = next(i for i, (a, b) in enumerate(zip(expected, got, strict=True)) if a != b)
         raise CheckFailed(f"console line {first}: expected {expected[first]!r}, "
                           f"got {got[first]!r}")
 

@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from benchmarks.engines.base import TRIVIAL, Availability, Engine
-from benchmarks.timing import CheckFailed, SelfTimedSampler, Sampler
+from benchmarks.timing import CheckFailed, Sampler, SelfTimedSampler
 from benchmarks.workloads import Answer, Workload, verify
 
 NAME = "Node.js"

@@ -14,8 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.daemon import (
-    HEALTH_PATH, HEALTH_REQUEST_ID, JSON_HEADERS, REPL_PATH, REPL_REQUEST_ID, Connection,
-    create_session, create_template, post_repl, repl_body, repl_expects, spread, start_daemon,
+    HEALTH_PATH,
+    HEALTH_REQUEST_ID,
+    JSON_HEADERS,
+    REPL_PATH,
+    REPL_REQUEST_ID,
+    Connection,
+    create_session,
+    create_template,
+    post_repl,
+    repl_body,
+    repl_expects,
+    spread,
+    start_daemon,
     worktree,
 )
 from benchmarks.engines import NATIVE, VM, NativeQuickJS

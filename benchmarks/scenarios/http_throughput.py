@@ -19,15 +19,34 @@ from typing import Any
 
 from benchmarks.checks import raise_problems
 from benchmarks.daemon import (
-    HEALTH_PATH, JSON_HEADERS, ApiError, CHECK_EVERY, MAX_PER_SESSION, Connection, close_session,
-    create_session, create_template, list_executions, post_repl, repl_body, repl_expects, spread,
-    start_daemon, store_problems, worktree,
+    CHECK_EVERY,
+    HEALTH_PATH,
+    JSON_HEADERS,
+    MAX_PER_SESSION,
+    ApiError,
+    Connection,
+    close_session,
+    create_session,
+    create_template,
+    list_executions,
+    post_repl,
+    repl_body,
+    repl_expects,
+    spread,
+    start_daemon,
+    store_problems,
+    worktree,
 )
 from benchmarks.engines import VM
 from benchmarks.harness import Measured, Scenario, Setup, SetupFactory
 from benchmarks.supervised import BusyCounter
 from benchmarks.timing import (
-    CheckFailed, CountedSampler, Plan, Stats, format_seconds, machine_info,
+    CheckFailed,
+    CountedSampler,
+    Plan,
+    Stats,
+    format_seconds,
+    machine_info,
 )
 
 THREADS = 8

@@ -13,7 +13,13 @@ from benchmarks.checks import outcome_expects
 from benchmarks.engines import LIMITS, NATIVE, VM, NativeQuickJS
 from benchmarks.harness import Measured, Scenario, Setup
 from benchmarks.supervised import (
-    BASE_COMMIT, WORKSPACE, BusyCounter, execution_expects, open_supervisor, repl_retrying, worktree,
+    BASE_COMMIT,
+    WORKSPACE,
+    BusyCounter,
+    execution_expects,
+    open_supervisor,
+    repl_retrying,
+    worktree,
 )
 from benchmarks.timing import CheckFailed, Plan, Sampler, Stats, format_seconds
 from benchmarks.workloads import Workload

@@ -16,7 +16,12 @@ from benchmarks.engines import LIMITS, NATIVE, VM, NativeQuickJS
 from benchmarks.harness import Measured, Scenario, Setup
 from benchmarks.library import LIBRARY_CHECK, LIBRARY_NAME, make_library
 from benchmarks.supervised import (
-    BASE_COMMIT, WORKSPACE, close_sessions, execution_expects, open_supervisor, worktree,
+    BASE_COMMIT,
+    WORKSPACE,
+    close_sessions,
+    execution_expects,
+    open_supervisor,
+    worktree,
 )
 from benchmarks.timing import CheckFailed, Plan, Sampler, Stats
 from benchmarks.workloads import Workload

@@ -23,8 +23,16 @@ from benchmarks.checks import raise_problems, same_value
 from benchmarks.engines import LIMITS, NATIVE, VM, NativeQuickJS
 from benchmarks.harness import Measured, Scenario, Setup, SetupFactory
 from benchmarks.supervised import (
-    BASE_COMMIT, WORKSPACE, BusyCounter, collect_record, open_supervisor, record_problems,
-    repl_retrying, workload_code, worktree, close_sessions,
+    BASE_COMMIT,
+    WORKSPACE,
+    BusyCounter,
+    close_sessions,
+    collect_record,
+    open_supervisor,
+    record_problems,
+    repl_retrying,
+    workload_code,
+    worktree,
 )
 from benchmarks.timing import CheckFailed, Plan, Sampler, Stats, machine_info
 from sandbox import Sandbox

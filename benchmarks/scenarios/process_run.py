@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.engines import NATIVE, VM, NativeQuickJS, QuickJsRs, WasmJs
-from benchmarks.engines.node import NAME as NODE, node_path
+from benchmarks.engines.node import NAME as NODE
+from benchmarks.engines.node import node_path
 from benchmarks.harness import Measured, Scenario, Setup
 from benchmarks.processes import Command, process_expects, run_process, vm_system_commands
 from benchmarks.timing import Plan, Sampler
