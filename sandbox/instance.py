@@ -25,7 +25,7 @@ from wasmtime._extern import wrap_extern
 from sandbox.engine import guest_engine
 from sandbox.guest import guest_rodata_end
 from sandbox.log import get_logger
-from sandbox.errors import GuestCorrupted
+from sandbox.errors import GuestCorrupted, ImageError
 from sandbox.wasm_ffi import (
     RawFunc, arg_slots, export_extern, host_func, install_funcs, memory_data_size, new_args,
     on_epoch_deadline, set_epoch_deadline, set_global_i32,
@@ -531,8 +531,15 @@ class GuestInstance:
         if table_base != lay.table_base:
             raise GuestCorrupted("host functions landed at other table slots than in the image")
         current = self.memory_size()
+        if image.size % PAGE:
+            raise ImageError("the image's memory size is not a whole number of wasm pages")
         if image.size > current:
-            self.memory.grow(self.store, (image.size - current) // PAGE)
+            try:
+                self.memory.grow(self.store, (image.size - current) // PAGE)
+            except wasmtime.WasmtimeError as exc:
+                raise ImageError(f"the image needs {image.size} bytes of memory, more than the "
+                                 "instance may have") from exc
+        self._check_fits(image, self.memory_size())
         self._refresh_base()
         base = self._base_addr
         src = _address(image.data)
@@ -543,6 +550,20 @@ class GuestInstance:
         self.layout = lay
         self._set_stack_pointer(image.stack_pointer)
         self._fill_guards(old_stack=False)  # fresh memory: already zero
+
+    @staticmethod
+    def _check_fits(image: MemoryImage, memory: int) -> None:
+        """Refuse an image whose copies or guards would reach outside `memory` bytes: the
+        host copies with memmove, which no wasm bounds check protects. decode_image already
+        validated signed images; this holds for every image, whatever made it."""
+        lay = image.layout
+        ranges = lay.kept_ranges(image.size)
+        guards = ((lay.stack_lo, lay.stack_lo + STACK_GUARD),
+                  (lay.old_stack_lo, lay.old_stack_lo + OLD_STACK))
+        if (image.size > memory
+                or any(not 0 <= start <= end <= image.size for start, end in ranges + guards)
+                or sum(end - start for start, end in ranges) != len(image.data)):
+            raise ImageError("the image does not fit the memory it is restored into")
 
     # ----- evaluation ---------------------------------------------------------------------
 
