@@ -4,8 +4,24 @@
 // function is called with JSON arguments.
 //
 // Everything a helper needs is captured here, before any user code runs, so a script that
-// replaces JSON.stringify, Array.prototype.join or Object.keys changes nothing the host sees.
-// The host still treats what these helpers return as untrusted data and validates it.
+// replaces or redefines a built-in (JSON.stringify, Array.prototype.join, RegExp.prototype.exec,
+// Symbol.iterator, Object.prototype.toString, a prototype's Symbol.toStringTag, ...) changes
+// nothing the host sees. Three rules keep it so:
+// * no regular expression on the rendering path: String.prototype.replace/test/split look up
+//   Symbol.replace, exec, flags and lastIndex on the regexp (its prototype) when they run;
+//   quoting, identifier tests and trimming are character loops instead;
+// * no iteration protocol (for-of, spread, destructuring), no implicit conversion of an object
+//   (template literals, `+`, String()) and no property read that can reach a built-in
+//   prototype: built-ins are recognised by their internal slots (a captured getter or
+//   Error.isError), their names and tags are the ones captured here;
+// * every object the helpers build has a null prototype, or is an array only read by index.
+// What belongs to the script (its getters, its toJSON, its proxies' traps, a name it gave an
+// error class) is honoured, and may throw: the describers catch that. The host still treats
+// what these helpers return as untrusted data and validates it.
+//
+// Cost: every loop is bounded by a cap (MAX_ITEMS, MAX_DEPTH, MAX_STRING, the preview and
+// JSON sizes), never by the value's size: holes of a sparse array are skipped through its own
+// keys, and rendering stops once the text is longer than what will be kept of it.
 (function bootstrap(hostConsole) {
   'use strict';
   const G = globalThis;
@@ -16,6 +32,7 @@
   const ReflectOwnKeys = Reflect.ownKeys;
   const ReflectApply = Reflect.apply;
   const getOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
+  const getOwnPropertySymbols = Object.getOwnPropertySymbols;
   const getPrototypeOf = Object.getPrototypeOf;
   const setPrototypeOf = Object.setPrototypeOf;
   const defineProperty = Object.defineProperty;
@@ -23,24 +40,46 @@
   const isArray = Array.isArray;
   const ObjectIs = Object.is;
   const StringCtor = String;
-  const NumberIsInteger = Number.isInteger;
+  const ErrorCtor = Error;
+  const TypeErrorCtor = TypeError;
+  const isErrorBrand = Error.isError;
   const ObjectProto = Object.prototype;
-  const toTag = uncurry(Object.prototype.toString);
   const hasOwn = uncurry(Object.prototype.hasOwnProperty);
   const isEnumerable = uncurry(Object.prototype.propertyIsEnumerable);
   const join = uncurry(Array.prototype.join);
   const sliceString = uncurry(String.prototype.slice);
-  const replaceString = uncurry(String.prototype.replace);
   const indexOfString = uncurry(String.prototype.indexOf);
   const charCodeAt = uncurry(String.prototype.charCodeAt);
+  const toWellFormed = uncurry(String.prototype.toWellFormed);
+  const repeat = uncurry(String.prototype.repeat);
   const fnToString = uncurry(Function.prototype.toString);
   const symbolToString = uncurry(Symbol.prototype.toString);
-  const symbolDescription = uncurry(getOwnPropertyDescriptor(Symbol.prototype, 'description').get);
   const bigintToString = uncurry(BigInt.prototype.toString);
+  const numberToString = uncurry(Number.prototype.toString);
+  const numberValueOf = uncurry(Number.prototype.valueOf);
+  const stringValueOf = uncurry(String.prototype.valueOf);
+  const booleanValueOf = uncurry(Boolean.prototype.valueOf);
   const dateToISO = uncurry(Date.prototype.toISOString);
   const dateGetTime = uncurry(Date.prototype.getTime);
-  const regexpToString = uncurry(RegExp.prototype.toString);
   const errorToString = uncurry(Error.prototype.toString);
+  const regexpProto = RegExp.prototype;
+  const regexpSource = uncurry(getOwnPropertyDescriptor(regexpProto, 'source').get);
+  // The flags string is put together from the slots' own getters: RegExp.prototype.flags
+  // reads each flag through the (pollutable) prototype.
+  const REGEXP_FLAGS = [];
+  {
+    const names = ['hasIndices', 'd', 'global', 'g', 'ignoreCase', 'i', 'multiline', 'm',
+      'dotAll', 's', 'unicode', 'u', 'unicodeSets', 'v', 'sticky', 'y'];
+    for (let i = 0; i < names.length; i += 2) {
+      const d = getOwnPropertyDescriptor(regexpProto, names[i]);
+      if (d !== undefined && typeof d.get === 'function') {
+        REGEXP_FLAGS[REGEXP_FLAGS.length] = uncurry(d.get);
+        REGEXP_FLAGS[REGEXP_FLAGS.length] = names[i + 1];
+      }
+    }
+    setPrototypeOf(REGEXP_FLAGS, null);
+    freeze(REGEXP_FLAGS);
+  }
   const mapSize = uncurry(getOwnPropertyDescriptor(Map.prototype, 'size').get);
   const setSize = uncurry(getOwnPropertyDescriptor(Set.prototype, 'size').get);
   const mapEntries = uncurry(Map.prototype.entries);
@@ -52,16 +91,25 @@
   const typedArrayTag = uncurry(getOwnPropertyDescriptor(typedArrayProto, Symbol.toStringTag).get);
   const arrayBufferByteLength = uncurry(getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength').get);
   const dateNow = Date.now;
-  const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
-  const regexpTest = uncurry(RegExp.prototype.test);
-  const repeat = uncurry(String.prototype.repeat);
-  const numberToString = uncurry(Number.prototype.toString);
   const mathFloor = Math.floor;
   const mapGet = uncurry(Map.prototype.get);
   const mapSet = uncurry(Map.prototype.set);
   const mapHas = uncurry(Map.prototype.has);
   const mapDelete = uncurry(Map.prototype.delete);
   const ErrorPrototype = Error.prototype;
+  const MapPrototype = Map.prototype;
+  const SetPrototype = Set.prototype;
+  const DatePrototype = Date.prototype;
+  const PromisePrototype = Promise.prototype;
+  const ArrayBufferPrototype = ArrayBuffer.prototype;
+  const NumberPrototype = Number.prototype;
+  const StringPrototype = String.prototype;
+  const BooleanPrototype = Boolean.prototype;
+  const BigIntPrototype = BigInt.prototype;
+  const AsyncFunctionPrototype = getPrototypeOf(async function () {});
+  const GeneratorFunctionPrototype = getPrototypeOf(function* () {});
+  const AsyncGeneratorFunctionPrototype = getPrototypeOf(async function* () {});
+  const SymbolToStringTag = Symbol.toStringTag;
 
   const MAX_DEPTH = 2;
   const MAX_ITEMS = 100;
@@ -69,6 +117,68 @@
   const BREAK_LENGTH = 80;
   const PREVIEW_LIMIT = 4096;
   const JSON_LIMIT = 1 << 20;
+  // Containers nested deeper than this have no `json` (the value dict says why): the text
+  // crosses the host's JSON parser, SQLite and HTTP clients, where deep nesting means deep
+  // recursion. The host reads this line to check what it sends in (sandbox/sandbox.py).
+  const JSON_MAX_DEPTH = 64;
+  // One console line's rendering stops here (it ends with '…'); the output caps are smaller.
+  const CONSOLE_TEXT_LIMIT = 1 << 20;
+  // Rendering may stop once this many characters beyond the kept length were produced: more
+  // than BREAK_LENGTH, so every container whose text starts before the cut still decides its
+  // layout (one line or several) as it would with all of its entries.
+  const RENDER_MARGIN = BREAK_LENGTH + 16;
+
+  // Built-in prototypes, by the constructor name they had at start-up. A property a script
+  // plants on one of them (constructor, toJSON, Symbol.toStringTag) is not the value's own
+  // doing: the describers ignore it. Prototypes of the script's own classes are honoured.
+  const INTRINSICS = new Map();
+  {
+    const names = ['Object', 'Function', 'Array', 'String', 'Number', 'Boolean', 'Symbol', 'BigInt',
+      'Date', 'RegExp', 'Error', 'EvalError', 'RangeError', 'ReferenceError', 'SyntaxError',
+      'TypeError', 'URIError', 'AggregateError', 'InternalError', 'SuppressedError', 'Map', 'Set',
+      'WeakMap', 'WeakSet', 'WeakRef', 'FinalizationRegistry', 'Promise', 'ArrayBuffer',
+      'SharedArrayBuffer', 'DataView', 'Int8Array', 'Uint8Array', 'Uint8ClampedArray', 'Int16Array',
+      'Uint16Array', 'Int32Array', 'Uint32Array', 'Float16Array', 'Float32Array', 'Float64Array',
+      'BigInt64Array', 'BigUint64Array', 'Iterator', 'DisposableStack', 'AsyncDisposableStack'];
+    for (let i = 0; i < names.length; i++) {
+      const d = getOwnPropertyDescriptor(G, names[i]);
+      const c = d !== undefined ? d.value : undefined;
+      if (typeof c !== 'function') continue;
+      const p = getOwnPropertyDescriptor(c, 'prototype');
+      if (p !== undefined && p.value !== null && typeof p.value === 'object') mapSet(INTRINSICS, p.value, names[i]);
+    }
+    const more = [
+      [typedArrayProto, 'TypedArray'], [AsyncFunctionPrototype, 'AsyncFunction'],
+      [GeneratorFunctionPrototype, 'GeneratorFunction'], [AsyncGeneratorFunctionPrototype, 'AsyncGeneratorFunction'],
+      [getPrototypeOf(GeneratorFunctionPrototype.prototype), 'Object'],
+      [GeneratorFunctionPrototype.prototype, 'Object'], [AsyncGeneratorFunctionPrototype.prototype, 'Object'],
+      [getPrototypeOf([][Symbol.iterator]()), 'Object'], [getPrototypeOf(new Map().entries()), 'Object'],
+      [getPrototypeOf(new Set().values()), 'Object'], [getPrototypeOf(''[Symbol.iterator]()), 'Object'],
+      [getPrototypeOf(/a/[Symbol.matchAll]('')), 'Object'],
+    ];
+    for (let i = 0; i < more.length; i++) {
+      if (more[i][0] !== null && typeof more[i][0] === 'object' && !mapHas(INTRINSICS, more[i][0])) {
+        mapSet(INTRINSICS, more[i][0], more[i][1]);
+      }
+    }
+  }
+
+  // The Symbol.toStringTag each built-in prototype had at start-up ('Generator', 'Math', ...).
+  const INTRINSIC_TAGS = new Map();
+  {
+    const protos = ReflectOwnKeys(G);
+    for (let i = 0; i < protos.length; i++) {
+      const d = getOwnPropertyDescriptor(G, protos[i]);
+      const o = d !== undefined ? d.value : undefined;
+      if (o !== null && typeof o === 'object') noteTag(o);
+    }
+    const it = mapEntries(INTRINSICS);
+    for (let r = mapIterNext(it); !r.done; r = mapIterNext(it)) noteTag(r.value[0]);
+  }
+  function noteTag(o) {
+    const d = getOwnPropertyDescriptor(o, Symbol.toStringTag);
+    if (d !== undefined && typeof d.value === 'string') mapSet(INTRINSIC_TAGS, o, d.value);
+  }
 
   // Arrays the helpers build must not reach setters a script may define on Array.prototype.
   function list() {
@@ -84,55 +194,215 @@
   function isAccessor(d) {
     return !hasOwn(d, 'value') && (hasOwn(d, 'get') || hasOwn(d, 'set'));
   }
+  function dataValue(d) {
+    return d !== undefined && hasOwn(d, 'value') ? d.value : undefined;
+  }
   function accessorLabel(d) {
     const g = hasOwn(d, 'get') && d.get !== undefined, s = hasOwn(d, 'set') && d.set !== undefined;
     return g && s ? '[Getter/Setter]' : (g ? '[Getter]' : '[Setter]');
   }
 
-  function tagOf(v) {
-    try { return sliceString(toTag(v), 8, -1); } catch (e) { return 'Object'; }
+  // ----- what a value is: internal slots and prototype identity, never tags or names --------
+
+  function protoOf(v) {
+    try { return getPrototypeOf(v); } catch (e) { return null; }
+  }
+
+  // The nearest built-in prototype on v's chain (v itself included), or null.
+  function nearestIntrinsic(v) {
+    let p = v;
+    for (let i = 0; p !== null && i < 100; i++) {
+      if (mapHas(INTRINSICS, p)) return p;
+      p = protoOf(p);
+    }
+    return null;
+  }
+
+  // A property of v the script defined (on v or a prototype of its own), read as a normal
+  // property read would (a getter is called on v); undefined when the first definition found
+  // belongs to a built-in prototype.
+  function scriptProperty(v, key) {
+    let p = v;
+    for (let i = 0; p !== null && i < 100; i++) {
+      if (mapHas(INTRINSICS, p)) return undefined;
+      const d = getOwnPropertyDescriptor(p, key);
+      if (d !== undefined) {
+        if (hasOwn(d, 'value')) return d.value;
+        const g = hasOwn(d, 'get') ? d.get : undefined;
+        return typeof g === 'function' ? ReflectApply(g, v, list()) : undefined;
+      }
+      p = protoOf(p);
+    }
+    return undefined;
   }
 
   function isError(v) {
+    if (isErrorBrand(v)) return true;
     let p = v;
     for (let i = 0; p !== null && i < 100; i++) {
       if (p === ErrorPrototype) return true;
-      p = getPrototypeOf(p);
+      p = protoOf(p);
     }
-    return tagOf(v) === 'Error';
+    return false;
+  }
+
+  function hasSlot(check, v) {
+    try { check(v); return true; } catch (e) { return false; }
+  }
+
+  // Which built-in kind of object v is: 'Map', 'Set', 'Date', 'RegExp', 'ArrayBuffer',
+  // 'Promise', 'Number', 'String', 'Boolean', 'BigInt' or ''. The chain picks the candidate
+  // (so an ordinary object never pays a failed slot check); the slot confirms it.
+  function kindOf(v) {
+    const p = nearestIntrinsic(v);
+    if (p === null || p === ObjectProto) return '';
+    if (p === MapPrototype) return hasSlot(mapSize, v) ? 'Map' : '';
+    if (p === SetPrototype) return hasSlot(setSize, v) ? 'Set' : '';
+    if (p === DatePrototype) return hasSlot(dateGetTime, v) ? 'Date' : '';
+    if (p === regexpProto) return v !== regexpProto && hasSlot(regexpSource, v) ? 'RegExp' : '';
+    if (p === ArrayBufferPrototype) return hasSlot(arrayBufferByteLength, v) ? 'ArrayBuffer' : '';
+    if (p === PromisePrototype) return 'Promise';
+    if (p === NumberPrototype) return hasSlot(numberValueOf, v) ? 'Number' : '';
+    if (p === StringPrototype) return hasSlot(stringValueOf, v) ? 'String' : '';
+    if (p === BooleanPrototype) return hasSlot(booleanValueOf, v) ? 'Boolean' : '';
+    if (p === BigIntPrototype) return hasSlot(bigintToString, v) ? 'BigInt' : '';
+    return '';
+  }
+
+  // What an object calls itself: a Symbol.toStringTag of the script's, or the one a built-in
+  // (Math, JSON, a generator's prototype) had at start-up.
+  function tagOf(v) {
+    let p = v;
+    try {
+      for (let i = 0; p !== null && i < 100; i++) {
+        if (mapHas(INTRINSIC_TAGS, p)) return mapGet(INTRINSIC_TAGS, p);
+        if (mapHas(INTRINSICS, p)) return '';
+        const d = getOwnPropertyDescriptor(p, SymbolToStringTag);
+        if (d !== undefined) {
+          const g = hasOwn(d, 'get') ? d.get : undefined;
+          const t = hasOwn(d, 'value') ? d.value : (typeof g === 'function' ? ReflectApply(g, v, list()) : undefined);
+          return typeof t === 'string' ? t : '';
+        }
+        p = protoOf(p);
+      }
+    } catch (e) { return ''; }
+    return '';
+  }
+
+  function regexpText(v) {
+    let flags = '';
+    for (let i = 0; i < REGEXP_FLAGS.length; i += 2) if (REGEXP_FLAGS[i](v)) flags += REGEXP_FLAGS[i + 1];
+    return '/' + regexpSource(v) + '/' + flags;
+  }
+
+  // ----- text without regular expressions ----------------------------------------------------
+
+  // What is left of the current rendering's length budget (characters).
+  let budget = 0;
+  function spend(s) {
+    budget -= s.length;
+    return s;
+  }
+
+  function hex2(c) {
+    return (c < 16 ? '0' : '') + numberToString(c, 16);
+  }
+
+  function escapeOf(c) {
+    switch (c) {
+      case 92: return '\\\\';
+      case 10: return '\\n';
+      case 13: return '\\r';
+      case 9: return '\\t';
+      case 8: return '\\b';
+      case 12: return '\\f';
+      case 11: return '\\v';
+      default: return c < 32 || c === 127 ? '\\x' + hex2(c) : undefined;
+    }
   }
 
   function quote(s) {
     let q = "'";
     if (indexOfString(s, "'") !== -1) q = indexOfString(s, '"') === -1 ? '"' : (indexOfString(s, '`') === -1 ? '`' : "'");
-    let body = replaceString(s, /[\\\n\r\t\b\f\v\x00-\x1f\x7f]/g, (c) => {
-      switch (c) {
-        case '\\': return '\\\\';
-        case '\n': return '\\n';
-        case '\r': return '\\r';
-        case '\t': return '\\t';
-        case '\b': return '\\b';
-        case '\f': return '\\f';
-        case '\v': return '\\v';
-        default: return '\\x' + (charCodeAt(c, 0) < 16 ? '0' : '') + numberToString(charCodeAt(c, 0), 16);
-      }
-    });
-    if (q === "'" && indexOfString(body, "'") !== -1) body = replaceString(body, /'/g, "\\'");
-    return q + body + q;
+    const escapeQuote = q === "'" && indexOfString(s, "'") !== -1;
+    // JSON escapes a superset of what needs escaping here (but for DEL and the quote), in
+    // native code: most strings are copied as they are.
+    if (!escapeQuote && indexOfString(s, '\x7f') === -1 && stringify(s).length === s.length + 2) {
+      return spend(q + s + q);
+    }
+    let out = q, last = 0, i = 0;
+    const n = s.length;
+    for (; i < n; i++) {
+      if (budget - i <= 0) break;  // the rest would be cut from the text anyway
+      const c = charCodeAt(s, i);
+      const e = c === 39 && escapeQuote ? "\\'" : escapeOf(c);
+      if (e !== undefined) { out += sliceString(s, last, i) + e; last = i + 1; }
+    }
+    out += sliceString(s, last, i) + (i === n ? q : '');
+    budget -= i + 2;
+    return out;
   }
+
+  function isIdentifierStart(c) {
+    return (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c === 36;
+  }
+
+  function isIdentifier(s) {
+    const n = s.length;
+    if (n === 0 || !isIdentifierStart(charCodeAt(s, 0))) return false;
+    for (let i = 1; i < n; i++) {
+      const c = charCodeAt(s, i);
+      if (!isIdentifierStart(c) && !(c >= 48 && c <= 57)) return false;
+    }
+    return true;
+  }
+
+  // The array index a property key names (a canonical numeral below 2^32 - 1), or -1.
+  function arrayIndex(k) {
+    if (typeof k !== 'string') return -1;
+    const n = k.length;
+    if (n === 0 || n > 10 || (n > 1 && charCodeAt(k, 0) === 48)) return -1;
+    let v = 0;
+    for (let i = 0; i < n; i++) {
+      const c = charCodeAt(k, i);
+      if (c < 48 || c > 57) return -1;
+      v = v * 10 + (c - 48);
+    }
+    return v < 4294967295 ? v : -1;
+  }
+
+  function indentLines(text, pad) {
+    let out = pad, last = 0;
+    for (let i = indexOfString(text, '\n'); i !== -1; i = indexOfString(text, '\n', i + 1)) {
+      out += sliceString(text, last, i + 1) + pad;
+      last = i + 1;
+    }
+    return out + sliceString(text, last);
+  }
+
+  function withoutFirstLine(text) {
+    const i = indexOfString(text, '\n');
+    return i === -1 ? '' : sliceString(text, i + 1);
+  }
+
+  function withoutFinalNewline(text) {
+    return text.length > 0 && charCodeAt(text, text.length - 1) === 10 ? sliceString(text, 0, -1) : text;
+  }
+
+  // ----- the preview (util.inspect's format, depth 2) ----------------------------------------
 
   function formatNumber(n) {
     return ObjectIs(n, -0) ? '-0' : StringCtor(n);
   }
 
   function constructorName(v) {
-    let p;
-    try { p = getPrototypeOf(v); } catch (e) { return 'Object'; }
+    const p = protoOf(v);
     if (p === null) return null;
-    const d = getOwnPropertyDescriptor(p, 'constructor');
-    if (d && typeof d.value === 'function') {
-      const nd = getOwnPropertyDescriptor(d.value, 'name');
-      if (nd && typeof nd.value === 'string' && nd.value !== '') return nd.value;
+    if (mapHas(INTRINSICS, p)) return mapGet(INTRINSICS, p);
+    const c = dataValue(getOwnPropertyDescriptor(p, 'constructor'));
+    if (typeof c === 'function') {
+      const name = dataValue(getOwnPropertyDescriptor(c, 'name'));
+      if (typeof name === 'string' && name !== '') return name;
     }
     return 'Object';
   }
@@ -140,18 +410,22 @@
   function functionLabel(f) {
     let src = '';
     try { src = fnToString(f); } catch (e) { src = ''; }
-    const nd = getOwnPropertyDescriptor(f, 'name');
-    const name = nd && typeof nd.value === 'string' ? nd.value : '';
+    const nameValue = dataValue(getOwnPropertyDescriptor(f, 'name'));
+    const name = typeof nameValue === 'string' ? nameValue : '';
     if (sliceString(src, 0, 6) === 'class ' || src === 'class') {
       return name ? '[class ' + name + ']' : '[class (anonymous)]';
     }
-    const kind = tagOf(f) === 'AsyncFunction' ? 'AsyncFunction' : (tagOf(f) === 'GeneratorFunction' ? 'GeneratorFunction' : 'Function');
+    const p = protoOf(f);
+    const kind = p === AsyncFunctionPrototype ? 'AsyncFunction'
+      : (p === GeneratorFunctionPrototype ? 'GeneratorFunction'
+        : (p === AsyncGeneratorFunctionPrototype ? 'AsyncGeneratorFunction' : 'Function'));
     return name ? '[' + kind + ': ' + name + ']' : '[' + kind + ' (anonymous)]';
   }
 
   function keyLabel(k) {
-    if (typeof k === 'symbol') return '[' + symbolToString(k) + ']';
-    return regexpTest(IDENT, k) ? k : quote(k);
+    if (typeof k === 'symbol') return spend('[' + symbolToString(k) + ']');
+    if (k.length > MAX_STRING) return quote(sliceString(k, 0, MAX_STRING)) + spend('... ' + (k.length - MAX_STRING) + ' more characters');
+    return isIdentifier(k) ? spend(k) : quote(k);
   }
 
   function errorText(e) {
@@ -159,11 +433,12 @@
     try { stack = e.stack; } catch (x) { stack = undefined; }
     let head;
     try { head = errorToString(e); } catch (x) { head = 'Error'; }
+    if (typeof head !== 'string') head = 'Error';
     if (typeof stack === 'string' && stack !== '') {
       // QuickJS's stack holds only the frames; Node prints "Name: message" above them.
-      return indexOfString(stack, head) === 0 ? stack : head + '\n' + replaceString(stack, /\n$/, '');
+      return spend(indexOfString(stack, head) === 0 ? stack : head + '\n' + withoutFinalNewline(stack));
     }
-    return head;
+    return spend(head);
   }
 
   function reduceToSingle(entries, open, close, prefix, indent) {
@@ -181,118 +456,291 @@
     return prefix + open + pad + join(entries, ',' + pad) + '\n' + repeat(' ', indent) + close;
   }
 
+  function emptyItems(n) {
+    return spend('<' + n + ' empty item' + (n > 1 ? 's' : '') + '>');
+  }
+
+  function moreItems(n) {
+    return spend('... ' + n + ' more item' + (n > 1 ? 's' : ''));
+  }
+
+  function entryOf(v, k, d, depth, seen, indent) {
+    return isAccessor(d) ? spend(accessorLabel(d)) : inspect(d.value, depth + 1, seen, indent + 2, false);
+  }
+
+  function arrayEntries(v, entries, depth, seen, indent) {
+    const length = v.length;
+    const n = typeof length === 'number' ? length : 0;
+    let i = 0, items = 0;
+    // The dense start, index by index.
+    for (; i < n && items < MAX_ITEMS && budget > 0; i++, items++) {
+      const d = getOwnPropertyDescriptor(v, i);
+      if (d === undefined) break;
+      push(entries, entryOf(v, i, d, depth, seen, indent));
+    }
+    if (i < n && items < MAX_ITEMS && budget > 0) {
+      // A hole: the rest is walked through the array's own keys (index keys come first, in
+      // order), so a billion holes cost one count, not a billion steps.
+      const keys = ReflectOwnKeys(v);
+      for (let k = i; k < keys.length && items < MAX_ITEMS && budget > 0; k++) {
+        const index = arrayIndex(keys[k]);
+        if (index < i || index >= n) break;
+        if (index > i) {
+          push(entries, emptyItems(index - i));
+          i = index;
+          if (++items >= MAX_ITEMS) break;
+        }
+        const d = getOwnPropertyDescriptor(v, keys[k]);
+        if (d !== undefined) push(entries, entryOf(v, keys[k], d, depth, seen, indent));
+        i++;
+        items++;
+      }
+      if (i < n && items < MAX_ITEMS) { push(entries, emptyItems(n - i)); i = n; }
+    }
+    if (i < n) push(entries, moreItems(n - i));
+    // Non-index properties follow the index keys: find where they start by bisection.
+    const keys = ObjectKeys(v);
+    let lo = 0, hi = keys.length;
+    while (lo < hi) {
+      const mid = mathFloor((lo + hi) / 2);
+      if (arrayIndex(keys[mid]) !== -1) lo = mid + 1; else hi = mid;
+    }
+    for (let k = lo; k < keys.length && budget > 0; k++) {
+      if (arrayIndex(keys[k]) !== -1) continue;
+      const d = getOwnPropertyDescriptor(v, keys[k]);
+      if (d !== undefined) push(entries, keyLabel(keys[k]) + ': ' + entryOf(v, keys[k], d, depth, seen, indent));
+    }
+  }
+
+  function propertyEntries(v, entries, depth, seen, indent) {
+    const keys = ObjectKeys(v);
+    const symbols = getOwnPropertySymbols(v);
+    let items = 0;
+    for (let i = 0; i < keys.length + symbols.length && budget > 0; i++) {
+      const k = i < keys.length ? keys[i] : symbols[i - keys.length];
+      if (i >= keys.length && !isEnumerable(v, k)) continue;
+      if (items++ >= MAX_ITEMS) { push(entries, spend('... ' + (keys.length + symbols.length - i) + ' more properties')); break; }
+      const d = getOwnPropertyDescriptor(v, k);
+      if (d !== undefined) push(entries, keyLabel(k) + ': ' + entryOf(v, k, d, depth, seen, indent));
+    }
+  }
+
   function inspect(v, depth, seen, indent, top) {
     switch (typeof v) {
       case 'string':
         if (v.length > MAX_STRING) {
           const s = sliceString(v, 0, MAX_STRING);
-          return (top ? s : quote(s)) + '... ' + (v.length - MAX_STRING) + ' more characters';
+          return (top ? spend(s) : quote(s)) + spend('... ' + (v.length - MAX_STRING) + ' more characters');
         }
-        return top ? v : quote(v);
-      case 'number': return formatNumber(v);
-      case 'bigint': return bigintToString(v) + 'n';
-      case 'boolean': return v ? 'true' : 'false';
-      case 'undefined': return 'undefined';
-      case 'symbol': return symbolToString(v);
-      case 'function': {
-        const label = functionLabel(v);
-        return label;
-      }
+        return top ? spend(v) : quote(v);
+      case 'number': return spend(formatNumber(v));
+      case 'bigint': return spend(bigintToString(v) + 'n');
+      case 'boolean': return v ? spend('true') : spend('false');
+      case 'undefined': return spend('undefined');
+      case 'symbol': return spend(symbolToString(v));
+      case 'function': return spend(functionLabel(v));
     }
-    if (v === null) return 'null';
-    for (let i = 0; i < seen.length; i++) if (seen[i] === v) return '[Circular *1]';
-    const tag = tagOf(v);
+    if (v === null) return spend('null');
+    if (budget <= 0) return '';
+    for (let i = 0; i < seen.length; i++) if (seen[i] === v) return spend('[Circular *1]');
     if (isError(v)) return errorText(v);
-    if (tag === 'Date') {
+    const kind = kindOf(v);
+    if (kind === 'Date') {
       const t = dateGetTime(v);
-      return t !== t ? 'Invalid Date' : dateToISO(v);
+      return spend(t !== t ? 'Invalid Date' : dateToISO(v));
     }
-    if (tag === 'RegExp') return regexpToString(v);
-    if (tag === 'Promise') return 'Promise { <unknown> }';
-    if (tag === 'ArrayBuffer') return 'ArrayBuffer { byteLength: ' + arrayBufferByteLength(v) + ' }';
+    if (kind === 'RegExp') return spend(regexpText(v));
+    if (kind === 'Promise') return spend('Promise { <unknown> }');
+    if (kind === 'ArrayBuffer') return spend('ArrayBuffer { byteLength: ' + arrayBufferByteLength(v) + ' }');
     const ctor = constructorName(v);
     const nullProto = ctor === null;
+    const array = isArray(v);
+    if (depth > MAX_DEPTH) {
+      if (array) return spend('[Array]');
+      return spend('[' + (nullProto ? 'Object: null prototype' : (ctor || 'Object')) + ']');
+    }
     const entries = list();
     let open = '{', close = '}', prefix = '';
-    let items = 0;
-    if (depth > MAX_DEPTH) {
-      if (isArray(v)) return '[Array]';
-      return '[' + (nullProto ? 'Object: null prototype' : (ctor || 'Object')) + ']';
-    }
     push(seen, v);
     try {
-      if (isArray(v)) {
+      if (array) {
         open = '['; close = ']';
-        if (ctor !== 'Array') prefix = (nullProto ? '[Array: null prototype]' : ctor) + '(' + v.length + ') ';
-        const n = v.length;
-        let holes = 0;
-        for (let i = 0; i < n; i++) {
-          if (items >= MAX_ITEMS) { push(entries, '... ' + (n - i) + ' more item' + (n - i > 1 ? 's' : '')); break; }
-          const d = getOwnPropertyDescriptor(v, i);
-          if (d === undefined) { holes++; continue; }
-          if (holes) { push(entries, '<' + holes + ' empty item' + (holes > 1 ? 's' : '') + '>'); holes = 0; items++; }
-          push(entries, isAccessor(d) ? accessorLabel(d) : inspect(d.value, depth + 1, seen, indent + 2, false));
-          items++;
-        }
-        if (holes) push(entries, '<' + holes + ' empty item' + (holes > 1 ? 's' : '') + '>');
+        if (ctor !== 'Array') prefix = spend((nullProto ? '[Array: null prototype]' : ctor) + '(' + formatNumber(+v.length) + ') ');
+        arrayEntries(v, entries, depth, seen, indent);
       } else if (typedArrayTag(v) !== undefined) {
         open = '['; close = ']';
         const n = typedArrayLength(v);
-        prefix = typedArrayTag(v) + '(' + n + ') ';
-        for (let i = 0; i < n; i++) {
-          if (i >= MAX_ITEMS) { push(entries, '... ' + (n - i) + ' more item' + (n - i > 1 ? 's' : '')); break; }
+        prefix = spend(typedArrayTag(v) + '(' + n + ') ');
+        for (let i = 0; i < n && budget > 0; i++) {
+          if (i >= MAX_ITEMS) { push(entries, moreItems(n - i)); break; }
           push(entries, inspect(v[i], depth + 1, seen, indent + 2, false));
         }
         return reduceToSingle(entries, open, close, prefix, indent);
-      } else if (tag === 'Map') {
-        prefix = 'Map(' + mapSize(v) + ') ';
+      } else if (kind === 'Map') {
+        const size = mapSize(v);
+        prefix = spend('Map(' + size + ') ');
         const it = mapEntries(v);
-        for (let r = mapIterNext(it); !r.done; r = mapIterNext(it)) {
-          if (items++ >= MAX_ITEMS) { push(entries, '... more items'); break; }
-          push(entries, inspect(r.value[0], depth + 1, seen, indent + 2, false) + ' => ' + inspect(r.value[1], depth + 1, seen, indent + 2, false));
+        let items = 0;
+        for (let r = mapIterNext(it); !r.done && budget > 0; r = mapIterNext(it)) {
+          if (items++ >= MAX_ITEMS) { push(entries, moreItems(size - MAX_ITEMS)); break; }
+          const key = inspect(r.value[0], depth + 1, seen, indent + 2, false);
+          push(entries, key + spend(' => ') + inspect(r.value[1], depth + 1, seen, indent + 2, false));
         }
-      } else if (tag === 'Set') {
-        prefix = 'Set(' + setSize(v) + ') ';
+        if (entries.length === 0) return prefix + '{}';
+      } else if (kind === 'Set') {
+        const size = setSize(v);
+        prefix = spend('Set(' + size + ') ');
         const it = setValues(v);
-        for (let r = setIterNext(it); !r.done; r = setIterNext(it)) {
-          if (items++ >= MAX_ITEMS) { push(entries, '... more items'); break; }
+        let items = 0;
+        for (let r = setIterNext(it); !r.done && budget > 0; r = setIterNext(it)) {
+          if (items++ >= MAX_ITEMS) { push(entries, moreItems(size - MAX_ITEMS)); break; }
           push(entries, inspect(r.value, depth + 1, seen, indent + 2, false));
         }
-      } else if (nullProto) {
-        prefix = '[Object: null prototype] ';
-      } else if (ctor !== 'Object') {
-        prefix = ctor + ' ';
-      } else if (tag !== 'Object') {
-        prefix = 'Object [' + tag + '] ';
-      }
-      if (!(tag === 'Map' || tag === 'Set' || isArray(v))) {
-        const keys = ReflectOwnKeys(v);
-        for (let i = 0; i < keys.length; i++) {
-          const k = keys[i];
-          if (!isEnumerable(v, k)) continue;
-          if (items++ >= MAX_ITEMS) { push(entries, '... ' + (keys.length - i) + ' more properties'); break; }
-          const d = getOwnPropertyDescriptor(v, k);
-          push(entries, keyLabel(k) + ': ' + (isAccessor(d) ? accessorLabel(d) : inspect(d.value, depth + 1, seen, indent + 2, false)));
+        if (entries.length === 0) return prefix + '{}';
+      } else {
+        if (nullProto) prefix = spend('[Object: null prototype] ');
+        else if (ctor !== 'Object') prefix = spend(ctor + ' ');
+        else {
+          const tag = tagOf(v);
+          if (tag !== '' && tag !== 'Object') prefix = spend('Object [' + tag + '] ');
         }
-      } else if (isArray(v)) {
-        const keys = ObjectKeys(v);
-        for (let i = 0; i < keys.length; i++) {
-          const k = keys[i];
-          if (regexpTest(/^(0|[1-9][0-9]*)$/, k)) continue;
-          const d = getOwnPropertyDescriptor(v, k);
-          push(entries, keyLabel(k) + ': ' + (isAccessor(d) ? accessorLabel(d) : inspect(d.value, depth + 1, seen, indent + 2, false)));
-        }
+        propertyEntries(v, entries, depth, seen, indent);
       }
     } finally {
       seen.length = seen.length - 1;
     }
-    if (entries.length === 0 && prefix !== '' && (tag === 'Map' || tag === 'Set')) return prefix + '{}';
     return reduceToSingle(entries, open, close, prefix, indent);
   }
 
-  function show(v, top) {
-    return inspect(v, 0, list(), 0, top);
+  // A rendering with its own budget: `limit` characters are kept, a little more is produced.
+  function render(v, top, limit) {
+    const outer = budget;
+    budget = limit + RENDER_MARGIN;
+    try {
+      return inspect(v, 0, list(), 0, top);
+    } finally {
+      budget = outer;
+    }
   }
+
+  // ----- the JSON of a value -----------------------------------------------------------------
+  // What JSON.stringify gives with the built-ins as they were at start-up: a toJSON of the
+  // script's own (on the value or one of its classes) is called, one planted on a built-in
+  // prototype is not; getters and proxy traps of the value run as JSON.stringify runs them.
+  // It stops as soon as the text is too long or too deep, and says why there is none.
+
+  let jsonText = '';
+  let jsonWhy = '';
+  const jsonStack = list();
+  const SKIP = freeze({ __proto__: null });
+  const FAIL = freeze({ __proto__: null });
+
+  function jsonFail(why) {
+    if (jsonWhy === '') jsonWhy = why;
+    return FAIL;
+  }
+
+  // The value JSON.stringify would serialise for `v` under `key`: SKIP for nothing
+  // (undefined, functions, symbols), FAIL with jsonWhy set, or a primitive or object.
+  function jsonPrepare(v, key) {
+    if (typeof v === 'bigint') return jsonFail('it contains a BigInt');
+    if (v === null || (typeof v !== 'object' && typeof v !== 'function')) {
+      return v === undefined || typeof v === 'symbol' ? SKIP : v;
+    }
+    const toJSON = scriptProperty(v, 'toJSON');
+    if (typeof toJSON === 'function') {
+      v = ReflectApply(toJSON, v, [key]);
+      if (typeof v === 'bigint') return jsonFail('it contains a BigInt');
+      if (v === null || (typeof v !== 'object' && typeof v !== 'function')) {
+        return v === undefined || typeof v === 'symbol' ? SKIP : v;
+      }
+    } else {
+      switch (kindOf(v)) {
+        case 'Date': { const t = dateGetTime(v); return t !== t ? null : dateToISO(v); }
+        case 'Number': return numberValueOf(v);
+        case 'String': return stringValueOf(v);
+        case 'Boolean': return booleanValueOf(v);
+        case 'BigInt': return jsonFail('it contains a BigInt');
+      }
+    }
+    return typeof v === 'function' ? SKIP : v;
+  }
+
+  function jsonAppend(s) {
+    jsonText += s;
+    if (jsonText.length <= JSON_LIMIT) return true;
+    jsonFail('its JSON is longer than ' + JSON_LIMIT + ' characters');
+    return false;
+  }
+
+  // Writes a prepared value; false once it failed.
+  function jsonWrite(v, depth) {
+    if (v === null) return jsonAppend('null');
+    switch (typeof v) {
+      case 'string': return jsonAppend(stringify(v));
+      case 'number': return jsonAppend(v === v && v !== Infinity && v !== -Infinity ? stringify(v) : 'null');
+      case 'boolean': return jsonAppend(v ? 'true' : 'false');
+    }
+    if (depth >= JSON_MAX_DEPTH) return !jsonFail('it is nested deeper than ' + JSON_MAX_DEPTH + ' levels');
+    for (let i = 0; i < jsonStack.length; i++) if (jsonStack[i] === v) return !jsonFail('it is circular');
+    push(jsonStack, v);
+    try {
+      if (isArray(v)) {
+        const length = v.length;
+        const n = typeof length === 'number' ? length : 0;
+        // Every element takes at least one character and a comma.
+        if (jsonText.length + 2 * n + 1 > JSON_LIMIT) return !jsonFail('its JSON is longer than ' + JSON_LIMIT + ' characters');
+        if (!jsonAppend('[')) return false;
+        for (let i = 0; i < n; i++) {
+          if (i > 0 && !jsonAppend(',')) return false;
+          const e = jsonPrepare(hasOwn(v, i) ? v[i] : undefined, StringCtor(i));
+          if (e === FAIL) return false;
+          if (!(e === SKIP ? jsonAppend('null') : jsonWrite(e, depth + 1))) return false;
+        }
+        return jsonAppend(']');
+      }
+      const keys = ObjectKeys(v);
+      if (!jsonAppend('{')) return false;
+      let first = true;
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i];
+        const e = jsonPrepare(v[k], k);
+        if (e === FAIL) return false;
+        if (e === SKIP) continue;
+        if (!jsonAppend((first ? '' : ',') + stringify(k) + ':') || !jsonWrite(e, depth + 1)) return false;
+        first = false;
+      }
+      return jsonAppend('}');
+    } finally {
+      jsonStack.length = jsonStack.length - 1;
+    }
+  }
+
+  // Why a value has no JSON text, when one of the engine's limits is the reason; other
+  // failures (circular, a BigInt, a throwing toJSON) are JSON.stringify's own: no JSON form.
+  function isLimitReason(why) {
+    return indexOfString(why, 'its JSON is longer') === 0 || indexOfString(why, 'it is nested deeper') === 0;
+  }
+
+  // [text, undefined] | [undefined, why] (why: the reason, '' when unknown).
+  function toJSONText(v) {
+    jsonText = '';
+    jsonWhy = '';
+    jsonStack.length = 0;
+    let text, why;
+    try {
+      const e = jsonPrepare(v, '');
+      if (e !== SKIP && e !== FAIL && jsonWrite(e, 0)) text = jsonText;
+    } catch (x) {
+      jsonFail('a toJSON method, getter or proxy trap of it threw');
+    }
+    if (text === undefined) why = jsonWhy;
+    jsonText = '';
+    jsonStack.length = 0;
+    return [text, why];
+  }
+
+  // ----- console -----------------------------------------------------------------------------
 
   function formatWithOptions(args) {
     let out = '';
@@ -309,7 +757,7 @@
         if (i >= args.length) continue;
         const a = args[i];
         switch (c) {
-          case 's': piece = typeof a === 'string' ? a : (typeof a === 'bigint' ? bigintToString(a) + 'n' : (typeof a === 'object' && a !== null ? inspect(a, 1, list(), 0, false) : show(a, true))); break;
+          case 's': piece = typeof a === 'string' ? a : (typeof a === 'bigint' ? bigintToString(a) + 'n' : (typeof a === 'object' && a !== null ? inspect(a, 1, list(), 0, false) : inspect(a, 0, list(), 0, true))); break;
           case 'd': case 'i': {
             if (typeof a === 'bigint') piece = bigintToString(a) + 'n';
             else if (typeof a === 'symbol') piece = 'NaN';
@@ -317,8 +765,13 @@
             break;
           }
           case 'f': piece = typeof a === 'symbol' ? 'NaN' : formatNumber(+a); break;
-          case 'j': try { piece = StringCtor(stringify(a)); } catch (e) { piece = '[Circular]'; } break;
-          case 'o': case 'O': piece = show(a, false); break;
+          case 'j': {
+            const r = toJSONText(a);
+            piece = r[0] !== undefined ? r[0]
+              : (r[1] === '' ? 'undefined' : (r[1] === 'it is circular' ? '[Circular]' : '[no JSON: ' + r[1] + ']'));
+            break;
+          }
+          case 'o': case 'O': piece = inspect(a, 0, list(), 0, false); break;
           case 'c': piece = ''; break;
           default: continue;
         }
@@ -330,10 +783,21 @@
       out += sliceString(f, last);
       if (i < args.length) out += ' ';
     }
-    for (let first = true; i < args.length; i++, first = false) {
-      out += (first ? '' : ' ') + show(args[i], true);
+    for (let first = true; i < args.length && budget > 0; i++, first = false) {
+      out += (first ? '' : ' ') + inspect(args[i], 0, list(), 0, true);
     }
     return out;
+  }
+
+  function consoleText(args) {
+    const outer = budget;
+    budget = CONSOLE_TEXT_LIMIT + RENDER_MARGIN;
+    try {
+      const text = formatWithOptions(args);
+      return text.length > CONSOLE_TEXT_LIMIT ? sliceString(text, 0, CONSOLE_TEXT_LIMIT) + '…' : text;
+    } finally {
+      budget = outer;
+    }
   }
 
   // Levels are numbered on the way out; the host maps them back to names.
@@ -342,28 +806,33 @@
   const timers = new Map();
   let groupIndent = '';
   function emit(level, text) {
-    if (groupIndent !== '') text = groupIndent + replaceString(text, /\n/g, '\n' + groupIndent);
+    if (groupIndent !== '') text = indentLines(text, groupIndent);
     hostConsole(level, text);
+  }
+  function traceText() {
+    let stack;
+    try { stack = new ErrorCtor().stack; } catch (e) { stack = undefined; }
+    return typeof stack === 'string' ? withoutFirstLine(stack) : '';
   }
   const consoleObject = {};
   for (let i = 0; i < LEVELS.length; i++) {
     const level = i;
     defineProperty(consoleObject, LEVELS[i], {
-      value: { [LEVELS[i]](...args) { emit(level, formatWithOptions(args)); } }[LEVELS[i]],
+      value: { [LEVELS[i]](...args) { emit(level, consoleText(args)); } }[LEVELS[i]],
       writable: true, enumerable: true, configurable: true,
     });
   }
   const extras = {
-    trace(...args) { emit(3, 'Trace' + (args.length ? ': ' + formatWithOptions(args) : '') + '\n' + replaceString(StringCtor(new Error().stack), /^[^\n]*\n/, '')); },
-    dir(v) { emit(0, show(v, false)); },
-    table(...args) { emit(0, formatWithOptions(args)); },
-    assert(ok, ...args) { if (!ok) emit(3, 'Assertion failed' + (args.length ? ': ' + formatWithOptions(args) : '')); },
+    trace(...args) { emit(3, 'Trace' + (args.length ? ': ' + consoleText(args) : '') + '\n' + traceText()); },
+    dir(v) { emit(0, render(v, false, CONSOLE_TEXT_LIMIT)); },
+    table(...args) { emit(0, consoleText(args)); },
+    assert(ok, ...args) { if (!ok) emit(3, 'Assertion failed' + (args.length ? ': ' + consoleText(args) : '')); },
     count(label = 'default') { const n = (mapGet(counts, label) || 0) + 1; mapSet(counts, label, n); emit(0, label + ': ' + n); },
     countReset(label = 'default') { mapDelete(counts, label); },
     time(label = 'default') { mapSet(timers, label, dateNow()); },
-    timeLog(label = 'default', ...args) { if (mapHas(timers, label)) emit(0, label + ': ' + (dateNow() - mapGet(timers, label)) + 'ms' + (args.length ? ' ' + formatWithOptions(args) : '')); },
+    timeLog(label = 'default', ...args) { if (mapHas(timers, label)) emit(0, label + ': ' + (dateNow() - mapGet(timers, label)) + 'ms' + (args.length ? ' ' + consoleText(args) : '')); },
     timeEnd(label = 'default') { if (mapHas(timers, label)) { emit(0, label + ': ' + (dateNow() - mapGet(timers, label)) + 'ms'); mapDelete(timers, label); } },
-    group(...args) { if (args.length) emit(0, formatWithOptions(args)); groupIndent += '  '; },
+    group(...args) { if (args.length) emit(0, consoleText(args)); groupIndent += '  '; },
     groupEnd() { groupIndent = sliceString(groupIndent, 2); },
   };
   extras.groupCollapsed = extras.group;
@@ -374,13 +843,15 @@
   defineProperty(G, 'console', { value: consoleObject, writable: true, enumerable: false, configurable: true });
   defineProperty(G, 'print', { value: consoleObject.log, writable: true, enumerable: false, configurable: true });
 
+  // ----- the host's helpers ------------------------------------------------------------------
+
   function typeName(v) {
     if (v === null) return 'null';
     const t = typeof v;
     if (t !== 'object') return t;
     if (isArray(v)) return 'array';
     if (isError(v)) return 'error';
-    switch (tagOf(v)) {
+    switch (kindOf(v)) {
       case 'Date': return 'date';
       case 'RegExp': return 'regexp';
       case 'Map': return 'map';
@@ -391,26 +862,12 @@
   }
 
   function cleanPreview(s) {
-    // Cut first: a 5 MB message must not cost a 5 MB regex scan. Lone surrogates cannot be
+    // Cut first: a 5 MB message must not cost a 5 MB scan. Lone surrogates cannot be
     // encoded as UTF-8: the preview is for people, so they become U+FFFD.
     const cut = s.length > PREVIEW_LIMIT;
     if (cut) s = sliceString(s, 0, PREVIEW_LIMIT);
-    s = replaceString(s, /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+    s = toWellFormed(s);
     return cut ? s + '…' : s;
-  }
-
-  function jsonOf(v) {
-    switch (typeof v) {
-      case 'number': return (v === v && v !== Infinity && v !== -Infinity && !ObjectIs(v, -0)) ? stringify(v) : undefined;
-      case 'boolean': return stringify(v);
-      case 'string': return v.length <= JSON_LIMIT ? stringify(v) : undefined;
-      case 'object': break;
-      default: return undefined;
-    }
-    if (v === null) return 'null';
-    let text;
-    try { text = stringify(v); } catch (e) { return undefined; }
-    return typeof text === 'string' && text.length <= JSON_LIMIT ? text : undefined;
   }
 
   function describe(v, promiseState) {
@@ -419,18 +876,28 @@
       const exact = v === v && v !== Infinity && v !== -Infinity && p !== '-0';
       return '{"type":"number","preview":"' + p + '"' + (exact ? ',"json":' + p : '') + '}';
     }
-    let type, preview, json;
+    let type, preview, json, why;
     try {
       type = typeName(v);
-      preview = cleanPreview(show(v, false));
-      json = jsonOf(v);
+      preview = cleanPreview(render(v, false, PREVIEW_LIMIT));
     } catch (e) {
       if (type === undefined) type = 'object';
       preview = '[uninspectable ' + type + ']';
-      json = undefined;
     }
-    if (promiseState !== undefined) { type = 'promise'; preview = 'Promise { ' + (promiseState === 0 ? '<pending>' : preview) + ' }'; json = undefined; }
-    return '{"type":' + stringify(type) + ',"preview":' + stringify(preview) + (json === undefined ? '' : ',"json":' + json) + '}';
+    if (promiseState !== undefined) {
+      type = 'promise';
+      preview = 'Promise { ' + (promiseState === 0 ? '<pending>' : preview) + ' }';
+    } else if (typeof v === 'string') {
+      if (v.length + 2 <= JSON_LIMIT) json = stringify(v);
+      else why = 'its JSON is longer than ' + JSON_LIMIT + ' characters';
+    } else if (typeof v === 'object' || typeof v === 'boolean') {
+      const r = toJSONText(v);
+      json = r[0];
+      if (json === undefined && isLimitReason(r[1])) why = r[1];
+    }
+    return '{"type":' + stringify(type) + ',"preview":' + stringify(preview) +
+      (json === undefined ? '' : ',"json":' + json) +
+      (why === undefined ? '' : ',"json_omitted":' + stringify(why)) + '}';
   }
 
   function describeError(e) {
@@ -439,11 +906,11 @@
       if (e !== null && (typeof e === 'object' || typeof e === 'function') && isError(e)) {
         const n = e.name, m = e.message, s = e.stack;
         name = typeof n === 'string' ? n : 'Error';
-        message = typeof m === 'string' ? m : show(m, true);
+        message = typeof m === 'string' ? m : render(m, true, PREVIEW_LIMIT);
         stack = typeof s === 'string' && s !== '' ? s : undefined;
       } else {
         name = 'Uncaught';
-        message = show(e, false);
+        message = render(e, false, PREVIEW_LIMIT);
       }
     } catch (x) {
       name = 'Uncaught';
@@ -455,7 +922,7 @@
 
   function callGlobal(name, argsJson) {
     const f = G[name];
-    if (typeof f !== 'function') throw new TypeError(name + ' is not a function');
+    if (typeof f !== 'function') throw new TypeErrorCtor(name + ' is not a function');
     return ReflectApply(f, undefined, parseJSON(argsJson));
   }
 
@@ -463,13 +930,13 @@
     const value = deepFreeze(parseJSON(json));
     // Configurable, so the host can replace it for the next execution; the value itself is
     // frozen and the property read-only, so a script cannot change what it was given.
-    defineProperty(G, name, { value, writable: false, enumerable: false, configurable: true });
+    defineProperty(G, name, { __proto__: null, value, writable: false, enumerable: false, configurable: true });
   }
 
   function deepFreeze(v) {
     if (v !== null && typeof v === 'object') {
       const keys = ObjectKeys(v);
-      for (let i = 0; i < keys.length; i++) deepFreeze(v[keys[i]]);
+      for (let i = 0; i < keys.length; i++) deepFreeze(dataValue(getOwnPropertyDescriptor(v, keys[i])));
       freeze(v);
     }
     return v;

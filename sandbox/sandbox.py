@@ -15,6 +15,7 @@ The evaluation protocol, for every kind of evaluation (script, module, call):
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from sandbox.image import decode_image, encode_image, installation_key
 from sandbox.instance import (
     EVAL_COMPILE_ONLY, EVAL_GLOBAL, EVAL_MODULE, EVAL_STRICT, PROMISE_FULFILLED, PROMISE_PENDING,
     MAX_HELD_REJECTIONS, PROMISE_REJECTED, STACK_BLOCK, TAG_EXCEPTION, GuestInstance, MemoryImage,
-    immediate_payload, tag_of,
+    bootstrap_source, immediate_payload, tag_of,
 )
 from sandbox.limits import Limits, LimitWatch, Stop
 from sandbox.log import get_logger
@@ -46,6 +47,13 @@ log = get_logger("sandbox")
 EventCallback = Callable[[Event], None]
 
 KEPT = SessionState("kept")
+
+# How deep JSON may nest where it crosses the boundary: a value's `json` (deeper values get
+# `json_omitted` instead), `call` arguments and `define_global` values (deeper ones are
+# refused). Deep nesting means deep recursion in every parser on the way (the guest's own
+# JSON.parse runs on a 1 MiB C stack with no overflow check; Python's json raises
+# RecursionError near 1,000 levels). Defined once, in the guest's bootstrap, which enforces it.
+JSON_MAX_DEPTH = int(re.search(rb"const JSON_MAX_DEPTH = (\d+);", bootstrap_source()).group(1))
 
 
 @dataclass(frozen=True)
@@ -186,6 +194,8 @@ class Sandbox:
              on_event: EventCallback | None = None, checkpoint_label: str | None = None) -> Outcome:
         """Call the global function `name` with JSON-serialisable arguments."""
         try:
+            for arg in args:
+                _check_depth(arg)
             args_json = json.dumps(list(args), allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"call arguments must be JSON-serialisable: {exc}") from exc
@@ -197,6 +207,7 @@ class Sandbox:
 
         A script cannot change it; a later define_global of the same name replaces it."""
         try:
+            _check_depth(value)
             value_json = json.dumps(value, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"global {name!r} must be JSON-serialisable: {exc}") from exc
@@ -515,13 +526,39 @@ def _filename(name: str) -> bytes:
     return name.encode("utf-8", "replace").replace(b"\0", b"?")
 
 
+def _check_depth(value: Any) -> None:
+    """ValueError if containers in `value` nest deeper than JSON_MAX_DEPTH; without recursion,
+    so any depth is only a refusal (json.dumps itself would raise RecursionError)."""
+    todo: list[tuple[Any, int]] = [(value, 0)]
+    # The deepest each container was reached at: a shared one is walked again only deeper,
+    # and a cycle gets deeper until it is refused.
+    deepest: dict[int, int] = {}
+    while todo:
+        v, depth = todo.pop()
+        if isinstance(v, dict):
+            children = v.values()
+        elif isinstance(v, (list, tuple)):
+            children = v
+        else:
+            continue
+        if depth >= JSON_MAX_DEPTH:
+            raise ValueError(f"nested deeper than {JSON_MAX_DEPTH} levels")
+        if deepest.get(id(v), -1) >= depth:
+            continue
+        deepest[id(v)] = depth
+        todo.extend((c, depth + 1) for c in children)
+
+
 def _parse_payload(raw: bytes, required: tuple[str, ...]) -> dict[str, Any]:
     """What the guest's helpers return is untrusted: it must be a JSON object of strings."""
     try:
         payload = json.loads(raw.decode("utf-8", "surrogatepass"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # The describers never nest deeper than JSON_MAX_DEPTH; a deeper payload is corrupt.
         raise GuestCorrupted(f"the guest returned an unreadable description: {exc}") from exc
     if not isinstance(payload, dict) or not all(isinstance(payload.get(k), str) for k in required):
+        raise GuestCorrupted("the guest returned a malformed description")
+    if "json_omitted" in payload and not isinstance(payload["json_omitted"], str):
         raise GuestCorrupted("the guest returned a malformed description")
     return payload
 
