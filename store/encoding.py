@@ -60,28 +60,113 @@ def id_or_new(value: str | None, what: str) -> str:
     return new_id() if value is None else check_id(value, what)
 
 
+# How deep any JSON the store writes may nest: `[]` is 1 level, `{"a": []}` 2. The one
+# constant of the daemon's depth contract: the HTTP layer refuses request bodies deeper than
+# this, and a stored value whose `json` would go deeper is kept without it (`fit_value`).
+# Small enough that every recursive JSON codec of the process (json, pickle between worker
+# processes, the response encoder) stays far from Python's recursion limit.
+MAX_JSON_DEPTH = 64
+# Why a value's `json` is absent (a value's `preview` and `type` are always kept).
+JSON_OMITTED = "json_omitted"
+TOO_DEEP = f"nested deeper than {MAX_JSON_DEPTH} levels"
+NOT_JSON = "not representable as strict JSON"
+
 # Compact separators: events are the bulk of the file. One encoder for the process:
-# json.dumps with non-default options builds a new encoder on every call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# json.dumps with non-default options builds a new encoder on every call. NaN and Infinity
+# are not JSON: refused, so every column reads back as strict JSON.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+# For text holding a lone surrogate (a JavaScript string can): UTF-8 cannot encode it, a
+# \u escape keeps it exactly (it reads back as the same code unit).
+_ASCII_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+# Rows written before NaN was refused may hold NaN/Infinity: they read as null (what
+# JSON.stringify makes of them), so what is served stays strict JSON.
+_DECODER = json.JSONDecoder(parse_constant=lambda _name: None)
+
+
+def nests_deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` has containers nested more than `limit` deep. Iterative: any depth,
+    even one no recursive walk survives, is answered."""
+    if not isinstance(value, dict | list | tuple):
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list | tuple):
+                stack.append((child, depth + 1))
+    return False
+
+
+def _may_nest_deeper(text: str) -> bool:
+    # A JSON text nests at most as deep as it has brackets (C-speed count): most columns are
+    # settled without walking the value.
+    return text.count("[") + text.count("{") > MAX_JSON_DEPTH
+
+
+class _TooDeep(InvalidValue):
+    pass
 
 
 def dump_json(value: Any, what: str) -> str:
+    """The column text of `value`; InvalidValue saying why when it has none."""
     try:
-        return _ENCODER.encode(value)
+        text = _ENCODER.encode(value)
+    except RecursionError:
+        raise _TooDeep(f"{what} is {TOO_DEEP}") from None
     except (TypeError, ValueError) as exc:
         raise InvalidValue(f"{what} is not JSON-serialisable: {exc}") from None
+    if _may_nest_deeper(text) and nests_deeper_than(value, MAX_JSON_DEPTH):
+        raise _TooDeep(f"{what} is {TOO_DEEP}")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = _ASCII_ENCODER.encode(value)
+    return text
 
 
 def dump_json_or_none(value: Any, what: str) -> str | None:
     return None if value is None else dump_json(value, what)
 
 
+def fit_value(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A value description (`{"type", "preview", "json"?}`) as it can be stored: whatever
+    the engine sent, a `json` nested deeper than MAX_JSON_DEPTH (counted from the column) or
+    not strict JSON is left out, and `json_omitted` says why."""
+    if not isinstance(value, dict) or "json" not in value:
+        return value
+    try:
+        dump_json(value, "value")
+    except InvalidValue as exc:
+        fitted = {k: v for k, v in value.items() if k != "json"}
+        fitted[JSON_OMITTED] = TOO_DEEP if isinstance(exc, _TooDeep) else NOT_JSON
+        return fitted
+    return value
+
+
 def load_json(text: str) -> Any:
-    return json.loads(text)
+    """A column's value. Never raises for its depth: a column nested deeper than
+    MAX_JSON_DEPTH (only older versions wrote them) reads as a value without its `json`, or
+    as `{"json_omitted": ...}` when that is not enough, so no row is ever unreadable and
+    nothing served nests deeper than the contract says."""
+    try:
+        value = _DECODER.decode(text)
+    except RecursionError:
+        return {JSON_OMITTED: TOO_DEEP}
+    if _may_nest_deeper(text) and nests_deeper_than(value, MAX_JSON_DEPTH):
+        if isinstance(value, dict) and "json" in value:
+            fitted = {k: v for k, v in value.items() if k != "json"}
+            if not nests_deeper_than(fitted, MAX_JSON_DEPTH):
+                fitted[JSON_OMITTED] = TOO_DEEP
+                return fitted
+        return {JSON_OMITTED: TOO_DEEP}
+    return value
 
 
 def load_json_or_none(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    return None if text is None else load_json(text)
 
 
 def require_dict(value: Any, what: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from .encoding import (
     Clock,
     dump_json,
     dump_json_or_none,
+    fit_value,
     format_ts,
     id_or_new,
     load_json,
@@ -126,7 +127,9 @@ def _encode_events(
             ts = stamp
         else:
             ts = format_ts(event.ts)
-        rows.append((execution_id, seq, ts, type_, dump_json(event.payload, "payload")))
+        # The value event carries the same description as the row's result: fitted the same way.
+        payload = fit_value(event.payload) if type_ == "value" else event.payload
+        rows.append((execution_id, seq, ts, type_, dump_json(payload, "payload")))
     return rows
 
 
@@ -292,6 +295,9 @@ class ExecutionsMixin:
         `remaining_events` must end with the terminal event matching `status`.
         """
         _check_outcome(status, result, error, remaining_events)
+        # Whatever the engine sent, the row stays readable: a `json` too deep for the store's
+        # depth contract, or not strict JSON, is left out (the value's preview stays).
+        result = fit_value(result)
         metrics = {} if metrics is None else require_dict(metrics, "metrics")
         if session_state is not None:
             require_dict(session_state, "session_state")

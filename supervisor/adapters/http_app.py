@@ -1,4 +1,4 @@
-"""The REST API (API.md) over the supervisor core: decode, validate, call, encode.
+"""The REST API (docs/api.md) over the supervisor core: decode, validate, call, encode.
 
 Cross-cutting rules live in one ASGI middleware (request ids, bearer token, body size, the
 access log) and in the exception handlers (every error as the one envelope, the status from
@@ -9,7 +9,6 @@ synchronous and releases the GIL while a guest runs.
 from __future__ import annotations
 
 import hmac
-import json
 import re
 import time
 import uuid
@@ -18,7 +17,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import StreamingResponse
@@ -39,6 +38,7 @@ log = structlog.get_logger("supervisor.http")
 PREFIX = "/api/v1"
 DEFAULT_MAX_BODY = 1024 * 1024
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_EVENT_ID = re.compile(r"[0-9]{1,19}")
 # How often the event stream looks for new events, and how often it says it is alive.
 STREAM_POLL_S = 0.05
 STREAM_HEARTBEAT_S = 15.0
@@ -99,7 +99,7 @@ class RequestContext:
                                      f"the request body is larger than {self.max_body} bytes"))
                 return
             if scope.get("method") in ("POST", "PATCH", "PUT") and "json" not in headers.get("content-type", ""):
-                # Every body is JSON (API.md), whatever the client labelled it (curl -d says
+                # Every body is JSON (docs/api.md), whatever the client labelled it (curl -d says
                 # form-urlencoded): decode it as JSON rather than refuse a well-formed body.
                 scope = dict(scope)
                 scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-type"]
@@ -115,7 +115,9 @@ class RequestContext:
                 return message
 
             try:
-                await self.app(scope, limited_receive, send_with_id)
+                app_receive = await _checked_body(scope, limited_receive, receive, reply)
+                if app_receive is not None:
+                    await self.app(scope, app_receive, send_with_id)
             except _TooLarge:
                 if not sent_start["done"]:
                     await reply(envelope("PAYLOAD_TOO_LARGE",
@@ -126,9 +128,59 @@ class RequestContext:
             structlog.contextvars.clear_contextvars()
 
 
+# Methods whose body a route decodes: each body is checked whole (http_json.check_body)
+# before FastAPI sees it.
+_BODY_METHODS = ("POST", "PATCH", "PUT")
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body (the size limit is the caller's receive), None on disconnect."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _checked_body(scope: Scope, limited: Receive, receive: Receive,
+                        reply: Callable[[Any], Awaitable[None]]) -> Receive | None:
+    """The receive the app gets: for a method with a body, the body read whole and checked
+    (refused with 400 INVALID_REQUEST, then None), then replayed. None: nothing to serve."""
+    if scope.get("method") not in _BODY_METHODS:
+        return limited
+    body = await _read_body(limited)
+    if body is None:
+        return None  # the client went away before sending all of it
+    try:
+        out.check_body(body)
+    except out.BodyProblem as problem:
+        await reply(envelope("INVALID_REQUEST", problem.message, problem.details))
+        return None
+    return _replay(body, receive)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands the app the body already read, then the client's own messages
+    (a disconnect) as they come."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replay
+
+
+_RANGE_ERRORS = ("less_than_equal", "greater_than_equal")
+
+
 def _validation_code(errors: list[dict[str, Any]]) -> tuple[str, str]:
     """Malformed JSON, an empty body, unknown fields and wrong types: INVALID_REQUEST; a
-    missing field or a bad query/path value: VALIDATION_ERROR (API.md)."""
+    missing field or a bad query/path value: VALIDATION_ERROR (docs/api.md)."""
     for error in errors:
         loc = error.get("loc", ())
         kind = error.get("type", "")
@@ -142,6 +194,8 @@ def _validation_code(errors: list[dict[str, Any]]) -> tuple[str, str]:
                 return "INVALID_REQUEST", "the request body is empty"
             if kind == "extra_forbidden":
                 return "INVALID_REQUEST", f"unknown field: {field}"
+            if kind in _RANGE_ERRORS:  # the right type, a value out of range: an invalid field
+                return "VALIDATION_ERROR", f"{field}: {error.get('msg', 'out of range')}"
             return "INVALID_REQUEST", f"{field}: {error.get('msg', 'invalid')}"
     first = errors[0] if errors else {}
     field = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
@@ -346,14 +400,16 @@ def _routes(app: FastAPI, sup: Supervisor) -> None:  # noqa: C901 - one flat lis
 
     @app.get(f"{PREFIX}/executions/{{execution_id}}/events", response_model=list[m.EventOut],
              responses=ERRORS, tags=["executions"])
-    def list_events(execution_id: str, after_seq: int = 0) -> Any:
+    def list_events(execution_id: str, after_seq: int = Query(0, le=m.SQL_INT_MAX)) -> Any:
         return out.JSONBody(out.record(sup.list_events(execution_id, after_seq)))
 
     @app.get(f"{PREFIX}/executions/{{execution_id}}/events/stream", responses=ERRORS,
              tags=["executions"], response_class=StreamingResponse)
     def stream_events(execution_id: str, request: Request) -> Any:
         last = request.headers.get("last-event-id", "0")
-        after = int(last) if last.isdigit() else 0
+        # Only what an event id can be (ASCII digits, within SQLite's integers); anything else
+        # is no cursor at all.
+        after = int(last) if _EVENT_ID.fullmatch(last) and int(last) <= m.SQL_INT_MAX else 0
         sup.list_events(execution_id, after)  # 400/404 before the stream starts
         return StreamingResponse(_event_stream(sup, execution_id, after), media_type="text/event-stream",
                                  headers={"cache-control": "no-cache"})
@@ -390,7 +446,7 @@ def _deleted(found: bool, what: str, ident: str) -> None:
 
 
 def _sse(event: Any) -> bytes:
-    data = json.dumps(out.record(event), separators=(",", ":"))
+    data = out.dumps(out.record(event))
     return f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n".encode()
 
 

@@ -6,7 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+# Integers that end up in an SQLite INTEGER column (or compared with one) must fit its
+# 64 bits: Python's ints do not stop there, SQLite refuses them with an OverflowError.
+SQL_INT_MIN = -(2**63)
+SQL_INT_MAX = 2**63 - 1
 
 
 class Body(BaseModel):
@@ -33,7 +38,7 @@ class CapabilityCreate(Body):
 
 class StartupFileCreate(Body):
     path: StrictStr
-    order_index: StrictInt = 0
+    order_index: StrictInt = Field(0, ge=SQL_INT_MIN, le=SQL_INT_MAX)
     mode: StrictStr = "eval"
 
 
