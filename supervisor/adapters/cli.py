@@ -11,13 +11,15 @@ from supervisor.adapters import (
     bench_command, daemon, exec_commands, exit_codes, ops_commands, run_command,
     session_commands, template_commands,
 )
-from supervisor.adapters.client import ClientError
+from supervisor.adapters.cli_common import UsageError, error_line
+from supervisor.adapters.client import ClientError, DaemonUnreachable
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        # argparse prints the whole usage; one line is easier to read and to test.
-        self.exit(exit_codes.USAGE, f"{self.prog}: error: {message}\n")
+        # argparse prints the whole usage and `PROG SUBCOMMAND: error:`; one line with the
+        # prefix of every other error is easier to read and to test.
+        self.exit(exit_codes.USAGE, error_line(f"{message} (see '{self.prog} --help')") + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vm-system",
         description="Run untrusted JavaScript safely: QuickJS in WebAssembly, with CPU, "
                     "wall-clock, memory, output and event limits enforced while it runs.",
+        epilog=exit_codes.SUMMARY,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -57,13 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_logging()
     try:
         return int(args.handler(args))
-    except (run_command.UsageError, daemon.ServeError) as exc:
-        sys.stderr.write(f"vm-system: error: {exc}\n")
+    except (UsageError, daemon.ServeError) as exc:
+        sys.stderr.write(error_line(str(exc)) + "\n")
         return exit_codes.USAGE
     except ClientError as exc:
         # An API error envelope, or no daemon at the address: one line, no traceback.
-        sys.stderr.write(exc.one_line() + "\n")
-        return exit_codes.SCRIPT_ERROR
+        sys.stderr.write(error_line(exc.one_line()) + "\n")
+        return exit_codes.NO_DAEMON if isinstance(exc, DaemonUnreachable) else exit_codes.SCRIPT_ERROR
     except BrokenPipeError:
         # The reader went away (`| head`): not our error.
         sys.stderr.close()

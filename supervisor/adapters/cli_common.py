@@ -1,6 +1,7 @@
-"""What the commands that talk to the daemon share: the connection options, building a client,
-JSON arguments, and output (rich tables and colours on a terminal, plain text when piped, the
-API's JSON with --json).
+"""What the commands share: the error line and usage errors, the connection options and
+building a client, JSON arguments, output (rich tables and colours on a terminal, plain text
+when piped, the API's JSON with --json), and how a script's outcome is printed (`run`,
+`exec repl`, `exec run-file`).
 
 Nothing heavy at import time: httpx and rich are imported when a command runs, never for
 `vm-system --help`.
@@ -17,8 +18,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
 from supervisor.adapters import exit_codes
-from supervisor.adapters.run_command import UsageError
 
+# Every error line the CLI writes starts with this, whatever the command and whatever failed
+# (arguments, input, the daemon's answer, no daemon at all).
+ERROR_PREFIX = "vm-system: error: "
 URL_ENV = "VM_SYSTEM_URL"
 TOKEN_ENV = "VM_SYSTEM_TOKEN"
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -27,6 +30,14 @@ _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 FOLDING_COLUMNS = frozenset({"INPUT", "WORKTREE", "CONFIG", "PATH"})
 
 Handler = Callable[[Any, argparse.Namespace, "Output"], int]
+
+
+class UsageError(Exception):
+    """Bad input: one readable line, exit code 2, nothing ran."""
+
+
+def error_line(message: str) -> str:
+    return ERROR_PREFIX + message
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +59,8 @@ def command(subparsers: Any, name: str, handler: Handler, help: str,
     """A leaf command that talks to the daemon: the common options, and a handler run with a
     connected client and an output."""
     p = subparsers.add_parser(name, help=help, description=description or help[:1].upper() + help[1:] + ".",
-                              epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              epilog=f"{epilog}\n\n{exit_codes.SUMMARY}" if epilog else exit_codes.SUMMARY,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_options(p)
     p.set_defaults(handler=lambda args: run_handler(handler, args))
     return p
@@ -318,3 +330,54 @@ def status_style(status: str) -> str:
 
 def exit_code_for(status: str) -> int:
     return exit_codes.BY_STATUS.get(status, exit_codes.SCRIPT_ERROR)
+
+
+# ----- a script's outcome ------------------------------------------------------------------
+# One set of printers for every command that runs a script, on the API's shapes (an event
+# {"type", "payload"}, a value {"type", "preview", "json"?}, an error {"kind", "name",
+# "message", ...}); the embedded run hands over its outcome's `to_dict()`.
+
+
+def print_execution_id(out: Output, execution_id: str) -> None:
+    """A daemon's execution is recorded: its id (for `exec get|events`), on stderr first."""
+    out.raw(f"[vm-system] execution {execution_id}\n", err=True)
+
+
+def print_console_event(out: Output, event: dict[str, Any]) -> None:
+    """Console output as the script wrote it (warn and error to stderr); system notes on stderr;
+    other events print nothing."""
+    payload = event.get("payload") or {}
+    if event.get("type") == "console":
+        level = payload.get("level", "log")
+        out.raw(str(payload.get("text", "")) + "\n", err=level in ("warn", "error"))
+    elif event.get("type") == "system":
+        out.raw(f"[vm-system] {payload.get('message', '')}\n", err=True)
+
+
+def print_ending(out: Output, status: str, value: dict[str, Any] | None,
+                 error: dict[str, Any] | None, *, is_module: bool = False) -> None:
+    """A finished script's value (stdout) or error (stderr).
+
+    Nothing for `undefined`, nor for a module that exports nothing: a module's value is its
+    namespace, which is then empty."""
+    if status == "ok" and isinstance(value, dict) and value.get("type") != "undefined" \
+            and not (is_module and value.get("json") == {}):
+        out.raw(str(value.get("preview", "")) + "\n")
+    if error:
+        if error.get("kind") == "exception":
+            # The script's own uncaught exception, printed as Node prints one.
+            out.raw(f"Uncaught {error.get('name') or 'Error'}: {error.get('message', '')}\n", err=True)
+            if error.get("stack"):
+                out.raw(str(error["stack"]).rstrip("\n") + "\n", err=True)
+        else:
+            # vm-system stopped it (a limit, a cancellation, a crash).
+            out.raw(error_line(f"{error.get('kind', 'error')}: {error.get('message', '')}") + "\n",
+                    err=True)
+
+
+def metrics_line(metrics: dict[str, Any]) -> str:
+    m = metrics or {}
+    # `fuel` is left out: the engine does not meter it (it is always null).
+    return (f"wall {m.get('wall_ms')} ms, cpu {m.get('cpu_ms')} ms, memory "
+            f"{m.get('peak_memory_bytes')} B, output {m.get('output_bytes')} B, events "
+            f"{m.get('events')}")

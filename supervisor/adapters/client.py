@@ -1,4 +1,4 @@
-"""A small synchronous client of the vm-system daemon's REST API (API.md, /api/v1).
+"""A small synchronous client of the vm-system daemon's REST API (docs/api.md, /api/v1).
 
     from supervisor.adapters.client import Client, ApiError, DaemonUnreachable
     with Client("http://127.0.0.1:3210", token=None) as api:
@@ -10,7 +10,8 @@
 
 One method per route, returning the decoded JSON. An error envelope raises `ApiError(code,
 message, details, status)`; a daemon that cannot be reached (refused, unknown host, timed out)
-raises `DaemonUnreachable`. Importing this module is cheap: httpx is imported when the first
+raises `DaemonUnreachable`. `run(..., on_event=callback)` hands over a one-shot run's events
+as they happen (POST /run as server-sent events). Importing this module is cheap: httpx is imported when the first
 client is made, so `vm-system --help` never pays for it.
 """
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -39,10 +40,11 @@ TERMINAL_EVENT_TYPES = frozenset({"value", "exception", "limit"})
 
 
 class ClientError(Exception):
-    """Base of the client's errors; `one_line()` is what the CLI prints."""
+    """Base of the client's errors; `one_line()` is what the CLI prints after its error
+    prefix."""
 
     def one_line(self) -> str:
-        return f"error: {self}"
+        return str(self)
 
 
 class ApiError(ClientError):
@@ -59,7 +61,7 @@ class ApiError(ClientError):
         self.request_id = request_id
 
     def one_line(self) -> str:
-        line = f"error: {self.code}: {' '.join(self.message.split())}"
+        line = f"{self.code}: {' '.join(self.message.split())}"
         if self.status >= 500 and self.request_id:
             # The daemon logs the details of a 500 under this id, never sends them.
             line += f" (request id {self.request_id})"
@@ -77,9 +79,9 @@ class DaemonUnreachable(ClientError):
 
     def one_line(self) -> str:
         if self.timed_out:
-            return (f"error: the vm-system daemon at {self.base_url} did not answer in time "
+            return (f"the vm-system daemon at {self.base_url} did not answer in time "
                     f"({self.reason})")
-        return (f"error: no vm-system daemon at {self.base_url} ({self.reason}); "
+        return (f"no vm-system daemon at {self.base_url} ({self.reason}); "
                 f"start one with `vm-system serve`, or point --server-url / VM_SYSTEM_URL at it")
 
 
@@ -175,6 +177,17 @@ def _split_lines(chunks: Iterable[str]) -> Iterator[str]:
         buffer = buffer[start:]
     if buffer:
         yield buffer
+
+
+def _events_in(response: httpx.Response) -> Iterator[tuple[str | None, Any]]:
+    """The (event id, decoded event) pairs of an event stream, as they arrive."""
+    for message in parse_sse(_split_lines(response.iter_text())):
+        try:
+            event = json.loads(message.data)
+        except ValueError as exc:
+            raise ApiError("INVALID_RESPONSE", f"an event of the stream is not "
+                           f"JSON: {message.data[:80]!r}") from exc
+        yield message.id, event
 
 
 # ----- the client --------------------------------------------------------------------------
@@ -387,9 +400,52 @@ class Client:
         return self._request("POST", "/executions/run-file", body=body, long=True)
 
     def run(self, *, code: str | None = None, path: str | None = None,
-            template_id: str | None = None, limits: dict[str, Any] | None = None) -> dict[str, Any]:
+            template_id: str | None = None, limits: dict[str, Any] | None = None,
+            on_event: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """A one-shot run; the finished execution. With `on_event`, each of its events (the
+        decoded event JSON) is handed over as the daemon records it."""
         body = _drop_none({"code": code, "path": path, "template_id": template_id, "limits": limits})
-        return self._request("POST", "/run", body=body, long=True)
+        if on_event is None:
+            return self._request("POST", "/run", body=body, long=True)
+        return self._run_streamed(body, on_event)
+
+    def _run_streamed(self, body: dict[str, Any],
+                      on_event: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        import httpx
+
+        headers = {"Accept": "text/event-stream", "Content-Type": "application/json"}
+        last: str | None = None
+        try:
+            # No read timeout, as for any event stream: the daemon sends a heartbeat instead.
+            timeout = httpx.Timeout(None, connect=self._connect_timeout)
+            with self._http.stream("POST", "/run", content=json.dumps(body), headers=headers,
+                                   timeout=timeout) as response:
+                if not response.is_success:
+                    response.read()
+                    self._decode(response)
+                location = response.headers.get("location", "")
+                if not response.headers.get("content-type", "").startswith("text/event-stream") \
+                        or "/executions/" not in location:
+                    response.read()
+                    raise ApiError("INVALID_RESPONSE", "the daemon did not answer the run as an "
+                                   "event stream", status=response.status_code,
+                                   request_id=response.headers.get("x-request-id"))
+                execution_id = location.rsplit("/", 1)[-1]
+                try:
+                    for message_id, event in _events_in(response):
+                        last = message_id if message_id is not None else last
+                        on_event(event)
+                except (httpx.TransportError, OSError):
+                    pass  # resumed below from the last event seen, as any event stream
+        except (httpx.TransportError, OSError) as exc:
+            raise self._unreachable(exc) from exc
+        execution = self.get_execution(execution_id)
+        if execution.get("status") == "running":
+            # The stream broke (or ended early): the rest of the events from where it stopped.
+            for event in self.iter_event_stream(execution_id, last_event_id=last):
+                on_event(event)
+            execution = self.get_execution(execution_id)
+        return execution
 
     def list_executions(self, session_id: str, limit: int | None = None) -> list[dict[str, Any]]:
         return self._request("GET", "/executions", params={"session_id": session_id, "limit": limit})
@@ -425,14 +481,9 @@ class Client:
                     if not response.is_success:
                         response.read()
                         self._decode(response)
-                    for message in parse_sse(_split_lines(response.iter_text())):
-                        if message.id is not None:
-                            last = message.id
-                        try:
-                            event = json.loads(message.data)
-                        except ValueError as exc:
-                            raise ApiError("INVALID_RESPONSE", f"an event of the stream is not "
-                                           f"JSON: {message.data[:80]!r}") from exc
+                    for message_id, event in _events_in(response):
+                        if message_id is not None:
+                            last = message_id
                         failures = 0
                         yield event
                         if isinstance(event, dict) and event.get("type") in TERMINAL_EVENT_TYPES:

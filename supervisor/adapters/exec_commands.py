@@ -8,14 +8,14 @@ from typing import Any
 
 from supervisor.adapters import exit_codes
 from supervisor.adapters.cli_common import (
-    Output, command, exit_code_for, group, json_object, one_line, read_code, scalar, when,
+    Output, UsageError, command, exit_code_for, group, json_object, metrics_line, one_line,
+    print_console_event, print_ending, print_execution_id, read_code, scalar, when,
 )
-from supervisor.adapters.run_command import UsageError, metrics_line
 
 OUTCOME_EPILOG = """\
-Prints the script's console output, then its value (stdout) or its error (stderr), the way
-`vm-system run` does; --json prints the execution instead. Exit codes: 0 ok, 1 script error
-(or an API error), 2 usage error, 3 a limit stopped the script, 130 cancelled."""
+Prints the execution's id first on stderr (for `exec get` and `exec events`), then the
+script's console output, then its value (stdout) or its error (stderr), the way `vm-system run`
+does (an ES module's value is its namespace); --json prints the execution instead."""
 
 EVENTS_EPILOG = """\
 One line per event: seq, type, content. --follow streams the events as they happen (server-sent
@@ -63,38 +63,17 @@ def add_parser(subparsers: Any) -> None:
 # ----- printing an outcome like `vm-system run` -------------------------------------------
 
 
-def print_console_event(out: Output, event: dict[str, Any]) -> None:
-    payload = event.get("payload") or {}
-    if event.get("type") == "console":
-        level = payload.get("level", "log")
-        out.raw(str(payload.get("text", "")) + "\n", err=level in ("warn", "error"))
-    elif event.get("type") == "system":
-        out.raw(f"[vm-system] {payload.get('message', '')}\n", err=True)
-
-
-def print_error(out: Output, error: dict[str, Any]) -> None:
-    if error.get("kind") == "exception":
-        out.raw(f"Uncaught {error.get('name', 'Error')}: {error.get('message', '')}\n", err=True)
-        if error.get("stack"):
-            out.raw(str(error["stack"]).rstrip("\n") + "\n", err=True)
-    else:
-        out.raw(f"error: {error.get('kind', 'error')}: {error.get('message', '')}\n", err=True)
-
-
-def print_outcome(api: Any, out: Output, execution: dict[str, Any], *, show_value: bool = True,
-                  metrics: bool = False) -> int:
-    """An execution as `vm-system run` prints its outcome; the exit code for its status."""
+def _print_execution(api: Any, out: Output, execution: dict[str, Any], *, is_module: bool,
+                     metrics: bool) -> int:
+    """A finished execution as `vm-system run` prints its outcome; the exit code for its status."""
     if out.as_json:
         out.json(execution)
     else:
+        print_execution_id(out, str(execution.get("id")))
         for event in api.list_events(execution["id"]):
             print_console_event(out, event)
-        value = execution.get("result")
-        if show_value and isinstance(value, dict) and value.get("type") != "undefined" \
-                and execution.get("status") == "ok":
-            out.raw(str(value.get("preview", "")) + "\n")
-        if execution.get("error"):
-            print_error(out, execution["error"])
+        print_ending(out, str(execution.get("status")), execution.get("result"),
+                     execution.get("error"), is_module=is_module)
     if metrics:
         out.raw(metrics_line(execution.get("metrics") or {}) + "\n", err=True)
     return exit_code_for(str(execution.get("status")))
@@ -103,16 +82,16 @@ def print_outcome(api: Any, out: Output, execution: dict[str, Any], *, show_valu
 def _repl(api: Any, args: argparse.Namespace, out: Output) -> int:
     code = read_code(args.code)
     execution = api.repl(args.session, code)
-    return print_outcome(api, out, execution, metrics=args.metrics)
+    return _print_execution(api, out, execution, is_module=False, metrics=args.metrics)
 
 
 def _run_file(api: Any, args: argparse.Namespace, out: Output) -> int:
     script_args = json_object(args.args, "--args") if args.args is not None else None
     env = json_object(args.env, "--env") if args.env is not None else None
     execution = api.run_file(args.session, args.path, args=script_args, env=env)
-    # A file is a script: its completion value is printed as for -e (modules have none).
-    return print_outcome(api, out, execution, show_value=not str(args.path).endswith(".mjs"),
-                         metrics=args.metrics)
+    # The daemon runs `.mjs` files as modules.
+    return _print_execution(api, out, execution, is_module=str(args.path).endswith(".mjs"),
+                            metrics=args.metrics)
 
 
 # ----- executions --------------------------------------------------------------------------

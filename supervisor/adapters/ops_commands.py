@@ -14,7 +14,7 @@ def add_parser(subparsers: Any) -> None:
                 description="Operations: the daemon's health and what it is running.")
     command(sub, "health", _health, help="check that the daemon answers",
             description="Check that the daemon answers. Exit code 0 when it is healthy, 1 when "
-                        "it is not running or unhealthy.")
+                        "it answers unhealthy, 4 when no daemon answers.")
     command(sub, "runtime-summary", _runtime_summary,
             help="live sessions, workers and memory of the daemon")
 

@@ -1,15 +1,20 @@
-"""`vm-system run`: one script in an embedded sandbox, no daemon."""
+"""`vm-system run`: one script in a fresh sandbox, embedded (no daemon) unless asked otherwise."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import signal
-import sys
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from supervisor.adapters import exit_codes
+from supervisor.adapters.cli_common import (
+    URL_ENV, Output, UsageError, exit_code_for, make_client, metrics_line, print_console_event,
+    print_ending, print_execution_id,
+)
+
+__all__ = ["UsageError", "add_parser", "run"]
 
 LIMIT_FLAGS = (
     ("--cpu-ms", "cpu_ms", "CPU time limit in milliseconds"),
@@ -19,18 +24,29 @@ LIMIT_FLAGS = (
     ("--max-output-kb", "max_output_kb", "maximum console output in KiB"),
 )
 
+DESCRIPTION = f"""\
+Run FILE (or -e CODE) once in a fresh sandbox and print its console output as it happens, then
+its value or its error. An ES module's value is its namespace (what it exports), printed unless
+it exports nothing.
 
-class UsageError(Exception):
-    """Bad input: one readable line, exit code 2, nothing ran."""
+Embedded by default: no daemon is needed, and none is used even when ${URL_ENV} is set (the
+environment picks which daemon, never whether). --remote runs it on the daemon at ${URL_ENV}
+(default http://127.0.0.1:3210), --server-url URL on the daemon at URL: the console output
+still streams as it happens, the run is recorded there and its execution id is printed first
+on stderr; ES modules run embedded only.
+
+--json prints one document, the same embedded and on a daemon: execution_id (null when
+embedded), status, value, error, events (each with type, payload and ts; the code itself is not
+echoed) and metrics.
+
+{exit_codes.SUMMARY}"""
 
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "run",
         help="run one script in a fresh sandbox (embedded: no daemon needed)",
-        description="Run FILE (or -e CODE) once in a fresh sandbox and print its console output "
-                    "as it happens, then its value or error. Exit codes: 0 ok, 1 script error, "
-                    "2 usage error, 3 a limit stopped the script, 130 interrupted.",
+        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("file", nargs="?", metavar="FILE", help="JavaScript file to run")
@@ -42,10 +58,13 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true",
                    help="print the whole outcome (events, value or error, metrics) as JSON")
     p.add_argument("--metrics", action="store_true", help="print the metrics line to stderr")
-    p.add_argument("--server-url", metavar="URL",
-                   help="run it on a daemon instead of embedded (POST /api/v1/run); scripts only")
-    p.add_argument("--token", default=None,
-                   help="bearer token for --server-url (default: $VM_SYSTEM_TOKEN)")
+    remote = p.add_argument_group("on a daemon (POST /api/v1/run; scripts only)")
+    remote.add_argument("--remote", action="store_true",
+                        help=f"run it on the daemon at ${URL_ENV} (default http://127.0.0.1:3210)")
+    remote.add_argument("--server-url", metavar="URL",
+                        help="run it on the daemon at URL (implies --remote)")
+    remote.add_argument("--token", default=None,
+                        help="bearer token of that daemon (default: $VM_SYSTEM_TOKEN)")
     p.add_argument("--timeout", type=float, default=None, help=argparse.SUPPRESS)
     p.set_defaults(handler=run)
 
@@ -74,61 +93,35 @@ def _read_source(args: argparse.Namespace) -> tuple[str, str, bool]:
     return code, str(path), bool(args.module) or path.suffix == ".mjs"
 
 
+def _given_limits(args: argparse.Namespace) -> dict[str, int]:
+    return {dest: getattr(args, dest) for _, dest, _ in LIMIT_FLAGS if getattr(args, dest) is not None}
+
+
 def _limits(args: argparse.Namespace) -> Any:
     from sandbox import Limits
 
-    given = {dest: getattr(args, dest) for _, dest, _ in LIMIT_FLAGS if getattr(args, dest) is not None}
     try:
-        return Limits().replace(**given)
+        return Limits().replace(**_given_limits(args))
     except ValueError as exc:
-        flag = next((f for f, d, _ in LIMIT_FLAGS if str(exc).startswith(d)), None)
-        raise UsageError(f"{flag or 'limit'}: {exc}") from exc
+        # The engine names the field ("mem_mb must be ..."): say the flag instead.
+        text = str(exc)
+        for flag, dest, _ in LIMIT_FLAGS:
+            if text.startswith(dest + " "):
+                raise UsageError(flag + text[len(dest):]) from exc
+        raise UsageError(text) from exc
 
 
-def _print_event(event: Any, out: TextIO, err: TextIO) -> None:
-    if event.type == "console":
-        stream = err if event.payload["level"] in ("warn", "error") else out
-        stream.write(event.payload["text"] + "\n")
-        stream.flush()
-    elif event.type == "system":
-        err.write(f"[vm-system] {event.payload['message']}\n")
+def _ts(seconds: float) -> str:
+    # The API's form (RFC 3339, UTC, microseconds): one document whichever ran it.
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).replace(tzinfo=None) \
+        .isoformat(timespec="microseconds") + "Z"
 
 
-def _print_error(error: Any, err: TextIO) -> None:
-    if error.kind == "exception":
-        err.write(f"Uncaught {error.name}: {error.message}\n")
-        if error.stack:
-            err.write(error.stack.rstrip("\n") + "\n")
-    else:
-        err.write(f"error: {error.kind}: {error.message}\n")
-
-
-def _run_remote(args: argparse.Namespace, code: str, is_module: bool) -> int:
-    """The same job on a daemon: the code is sent, the outcome printed the same way."""
-    from supervisor.adapters.cli_common import Output, make_client
-    from supervisor.adapters.exec_commands import print_outcome
-
-    if is_module:
-        raise UsageError("ES modules run embedded only; drop --server-url or --module")
-    given = {dest: getattr(args, dest) for _, dest, _ in LIMIT_FLAGS if getattr(args, dest) is not None}
-    api = make_client(args)
-    try:
-        execution = api.run(code=code, limits=given or None)
-        return print_outcome(api, Output(as_json=args.json), execution, metrics=args.metrics)
-    finally:
-        api.close()
-
-
-def run(args: argparse.Namespace) -> int:
-    code, filename, is_module = _read_source(args)
-    limits = _limits(args)
-    if args.server_url:
-        return _run_remote(args, code, is_module)
-
+def _run_embedded(code: str, filename: str, is_module: bool, limits: Any,
+                  out: Output) -> dict[str, Any]:
     from sandbox import Sandbox
 
-    out, err = sys.stdout, sys.stderr
-    on_event = None if args.json else (lambda e: _print_event(e, out, err))
+    on_event = None if out.as_json else (lambda e: print_console_event(out, e.to_dict()))
     with Sandbox(limits=limits, auto_checkpoint=False) as sb:
         previous = signal.signal(signal.SIGINT, lambda *_: sb.cancel())
         try:
@@ -138,22 +131,58 @@ def run(args: argparse.Namespace) -> int:
                 outcome = sb.eval(code, filename=filename, on_event=on_event)
         finally:
             signal.signal(signal.SIGINT, previous)
-    if args.json:
-        out.write(json.dumps(outcome.to_dict(), indent=2) + "\n")
+    return {
+        "execution_id": None,
+        "status": outcome.status,
+        "value": outcome.value,
+        "error": outcome.error.to_dict() if outcome.error is not None else None,
+        "events": [{"type": e.type, "payload": e.payload, "ts": _ts(e.ts)} for e in outcome.events],
+        "metrics": outcome.metrics.to_dict() if outcome.metrics is not None else None,
+    }
+
+
+def _run_remote(args: argparse.Namespace, code: str, is_module: bool,
+                out: Output) -> dict[str, Any]:
+    """The same job on a daemon, its events printed as the daemon records them."""
+    if is_module:
+        raise UsageError("ES modules run embedded only; drop --remote/--server-url or --module")
+    events: list[dict[str, Any]] = []
+
+    def on_event(event: dict[str, Any]) -> None:
+        if not events and not out.as_json:
+            print_execution_id(out, str(event.get("execution_id")))
+        events.append(event)
+        if not out.as_json:
+            print_console_event(out, event)
+
+    api = make_client(args)
+    try:
+        execution = api.run(code=code, limits=_given_limits(args) or None, on_event=on_event)
+    finally:
+        api.close()
+    return {
+        "execution_id": execution.get("id"),
+        "status": execution.get("status"),
+        "value": execution.get("result"),
+        "error": execution.get("error"),
+        "events": [{"type": e.get("type"), "payload": e.get("payload"), "ts": e.get("ts")}
+                   for e in events if e.get("type") != "input_echo"],
+        "metrics": execution.get("metrics"),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    code, filename, is_module = _read_source(args)
+    limits = _limits(args)
+    out = Output(as_json=args.json)
+    if args.remote or args.server_url:
+        doc = _run_remote(args, code, is_module, out)
     else:
-        if outcome.value is not None and outcome.value.get("type") != "undefined" and not is_module:
-            out.write(outcome.value["preview"] + "\n")
-        if outcome.error is not None:
-            _print_error(outcome.error, err)
-    if args.metrics and outcome.metrics is not None:
-        m = outcome.metrics
-        err.write(metrics_line(m.to_dict()) + "\n")
-    return exit_codes.BY_STATUS[outcome.status]
-
-
-def metrics_line(metrics: dict[str, Any]) -> str:
-    m = metrics or {}
-    # `fuel` is left out: the engine does not meter it (it is always null).
-    return (f"wall {m.get('wall_ms')} ms, cpu {m.get('cpu_ms')} ms, memory "
-            f"{m.get('peak_memory_bytes')} B, output {m.get('output_bytes')} B, events "
-            f"{m.get('events')}")
+        doc = _run_embedded(code, filename, is_module, limits, out)
+    if out.as_json:
+        out.json(doc)
+    else:
+        print_ending(out, str(doc["status"]), doc["value"], doc["error"], is_module=is_module)
+    if args.metrics and doc["metrics"] is not None:
+        out.raw(metrics_line(doc["metrics"]) + "\n", err=True)
+    return exit_code_for(str(doc["status"]))

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.adapters import exit_codes
-from supervisor.adapters.cli_common import Output, command, group, resolve_template, when
-from supervisor.adapters.run_command import UsageError
+from supervisor.adapters.cli_common import (
+    Output, UsageError, command, group, resolve_template, when,
+)
 
 STATUSES = ("starting", "ready", "crashed", "closed")
 DEFAULT_BASE_COMMIT = "unknown"

@@ -8,9 +8,8 @@ from typing import Any
 
 from supervisor.adapters import exit_codes
 from supervisor.adapters.cli_common import (
-    Output, command, group, json_object, resolve_template, scalar, when,
+    Output, UsageError, command, group, json_object, resolve_template, scalar, when,
 )
-from supervisor.adapters.run_command import UsageError
 
 SECTIONS = ("limits", "runtime", "resolver")
 

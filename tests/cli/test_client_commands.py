@@ -147,9 +147,9 @@ def test_line_splitting_across_chunks(chunks: list[str]) -> None:
 
 def test_error_lines() -> None:
     assert ApiError("SESSION_BUSY", "another execution\nis running", status=409).one_line() == \
-        "error: SESSION_BUSY: another execution is running"
+        "SESSION_BUSY: another execution is running"
     assert ApiError("INTERNAL", "internal error", status=500, request_id="r-1").one_line() == \
-        "error: INTERNAL: internal error (request id r-1)"
+        "INTERNAL: internal error (request id r-1)"
     line = DaemonUnreachable("http://127.0.0.1:9", "connection refused").one_line()
     assert "no vm-system daemon at http://127.0.0.1:9" in line and "vm-system serve" in line
 
@@ -215,12 +215,12 @@ def test_settings_help_documents_both_ways_of_patching() -> None:
     ["exec", "repl", str(uuid.uuid4()), "1 + 1"],
     ["exec", "events", str(uuid.uuid4()), "--follow"],
 ])
-def test_no_daemon_gives_one_line_and_exit_1(args: list[str]) -> None:
+def test_no_daemon_gives_one_line_and_exit_4(args: list[str]) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     out = vm(*args, "--server-url", url)
-    assert out.returncode == 1
+    assert out.returncode == 4
     line = one_line(out)
-    assert line.startswith(f"error: no vm-system daemon at {url} (connection refused)")
+    assert line.startswith(f"vm-system: error: no vm-system daemon at {url} (connection refused)")
     assert "vm-system serve" in line
     assert out.stdout == ""
 
@@ -233,8 +233,8 @@ def test_a_daemon_that_does_not_answer_times_out_in_one_line() -> None:
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/"  # a trailing slash is fine
         started = time.monotonic()
         out = vm("ops", "health", "--server-url", url, "--timeout", "0.5")
-    assert out.returncode == 1
-    assert one_line(out) == ("error: the vm-system daemon at http://127.0.0.1:"
+    assert out.returncode == 4
+    assert one_line(out) == ("vm-system: error: the vm-system daemon at http://127.0.0.1:"
                              f"{url.rsplit(':', 1)[1].rstrip('/')} did not answer in time (read timeout)")
     assert time.monotonic() - started < 10
 
@@ -242,7 +242,7 @@ def test_a_daemon_that_does_not_answer_times_out_in_one_line() -> None:
 def test_the_url_comes_from_the_environment_when_not_given() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     out = vm("ops", "health", url=url)
-    assert out.returncode == 1 and url in one_line(out)
+    assert out.returncode == 4 and url in one_line(out)
 
 
 @pytest.mark.parametrize(("args", "expected"), [
@@ -350,7 +350,7 @@ def test_a_non_json_error_from_something_in_between() -> None:
         server.shutdown()
         server.server_close()
     assert out.returncode == 1
-    assert one_line(out).startswith("error: HTTP_502: <html>")
+    assert one_line(out).startswith("vm-system: error: HTTP_502: <html>")
 
 
 # ----- end to end against `vm-system serve` ------------------------------------------------------
@@ -373,7 +373,7 @@ def test_template_commands(daemon: Daemon) -> None:
     assert out.stdout.startswith(f"created template {name}\n")
     dup = vm("template", "create", name, url=daemon.url)
     assert dup.returncode == 1
-    assert one_line(dup).startswith("error: TEMPLATE_EXISTS: ")
+    assert one_line(dup).startswith("vm-system: error: TEMPLATE_EXISTS: ")
 
     listed = ok_json(vm("template", "list", "--json", url=daemon.url))
     template = next(t for t in listed if t["name"] == name)
@@ -390,7 +390,7 @@ def test_template_commands(daemon: Daemon) -> None:
     assert patched["limits"]["cpu_ms"] == 500 and patched["runtime"]["strict"] is False
     assert patched["limits"]["wall_ms"] == 5000  # untouched
     too_big = vm("template", "settings", name, "--set", "limits.cpu_ms=999999999", url=daemon.url)
-    assert too_big.returncode == 1 and one_line(too_big).startswith("error: VALIDATION_ERROR: ")
+    assert too_big.returncode == 1 and one_line(too_big).startswith("vm-system: error: VALIDATION_ERROR: ")
 
     # Startup files, modules, libraries, capabilities.
     startup = ok_json(vm("template", "add-startup", name, "init.js", "--order", "3", "--json",
@@ -398,20 +398,20 @@ def test_template_commands(daemon: Daemon) -> None:
     assert (startup["path"], startup["order_index"], startup["mode"]) == ("init.js", 3, "eval")
     assert vm("template", "add-startup", name, "../out.js", url=daemon.url).returncode == 1
     mode = vm("template", "add-startup", name, "x.js", "--mode", "module", url=daemon.url)
-    assert one_line(mode).startswith("error: STARTUP_MODE_UNSUPPORTED: ")
+    assert one_line(mode).startswith("vm-system: error: STARTUP_MODE_UNSUPPORTED: ")
     listing = vm("template", "list-startup", name, url=daemon.url).stdout.splitlines()
     assert listing[0].split() == ["ORDER", "MODE", "PATH", "ID"] and "init.js" in listing[1]
 
     assert vm("template", "add-module", name, "crypto", url=daemon.url).stdout == "added module crypto\n"
     builtin = vm("template", "add-module", name, "json", url=daemon.url)
-    assert one_line(builtin).startswith("error: MODULE_NOT_ALLOWED: ")
+    assert one_line(builtin).startswith("vm-system: error: MODULE_NOT_ALLOWED: ")
     assert [m["name"] for m in ok_json(vm("template", "list-modules", name, "--json", url=daemon.url))] == ["crypto"]
     assert vm("template", "remove-module", name, "crypto", url=daemon.url).returncode == 0
     assert ok_json(vm("template", "list-modules", name, "--json", url=daemon.url)) == []
 
     assert vm("template", "add-library", name, "greet@1.0", url=daemon.url).returncode == 0
     missing = vm("template", "add-library", name, "nope@1.0", url=daemon.url)
-    assert one_line(missing).startswith("error: LIBRARY_NOT_FOUND: ")
+    assert one_line(missing).startswith("vm-system: error: LIBRARY_NOT_FOUND: ")
     assert "greet@1.0" in vm("template", "list-libraries", name, url=daemon.url).stdout
 
     cap = ok_json(vm("template", "add-capability", name, "--kind", "env", "--name", "HOME",
@@ -434,9 +434,9 @@ def test_template_commands(daemon: Daemon) -> None:
     assert gone.stdout == f"deleted template {template['id']}\n"
     for args in (["get", name], ["get", template["id"]], ["delete", str(uuid.uuid4())]):
         out = vm("template", *args, url=daemon.url)
-        assert out.returncode == 1 and one_line(out).startswith("error: TEMPLATE_NOT_FOUND: ")
+        assert out.returncode == 1 and one_line(out).startswith("vm-system: error: TEMPLATE_NOT_FOUND: ")
     bad = vm("template", "get", "not-a-uuid-and-no-such-name", url=daemon.url)
-    assert one_line(bad).startswith("error: TEMPLATE_NOT_FOUND: ")
+    assert one_line(bad).startswith("vm-system: error: TEMPLATE_NOT_FOUND: ")
 
 
 def test_session_and_exec_end_to_end(daemon: Daemon, worktree: Path) -> None:
@@ -459,18 +459,20 @@ def test_session_and_exec_end_to_end(daemon: Daemon, worktree: Path) -> None:
     assert "status       ready" in got.stdout and f"worktree     {worktree.resolve()}" in got.stdout
     assert sid in ok_json(vm("ops", "runtime-summary", "--json", url=daemon.url))["active_session_ids"]
 
-    # repl: console output, then the value, as `vm-system run` prints them.
+    # repl: the execution's id, console output, then the value, as `vm-system run` prints them.
     out = vm("exec", "repl", sid, "console.log('hi', {a: 1}); console.error('oops'); counter + 2",
              url=daemon.url)
-    assert (out.returncode, out.stdout, out.stderr) == (0, "hi { a: 1 }\n42\n", "oops\n")
+    assert (out.returncode, out.stdout) == (0, "hi { a: 1 }\n42\n")
+    id_line, *rest = out.stderr.splitlines()
+    assert id_line.startswith("[vm-system] execution ") and rest == ["oops"]
     assert vm("exec", "repl", sid, "undefined", url=daemon.url).stdout == ""
     assert vm("exec", "repl", sid, "-", stdin="greet('stdin')", url=daemon.url).stdout == "'hello, stdin'\n"
     thrown = vm("exec", "repl", sid, "console.log('before'); null.x", url=daemon.url)
     assert thrown.returncode == 1 and thrown.stdout == "before\n"
-    assert thrown.stderr.startswith("Uncaught TypeError: ")
+    assert thrown.stderr.splitlines()[1].startswith("Uncaught TypeError: ")
     limited = vm("exec", "repl", sid, "for (;;) {}", url=daemon.url)
     assert limited.returncode == 3
-    assert one_line(limited).startswith("error: cpu_limit: ")
+    assert limited.stderr.splitlines()[1].startswith("vm-system: error: cpu_limit: ")
     as_json = ok_json(vm("exec", "repl", sid, "6 * 7", "--json", url=daemon.url))
     assert (as_json["status"], as_json["kind"], as_json["result"]["json"]) == ("ok", "repl", 42)
 
@@ -479,11 +481,11 @@ def test_session_and_exec_end_to_end(daemon: Daemon, worktree: Path) -> None:
              "--metrics", url=daemon.url)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout == "args { n: 1 } env { WHO: 'cli' }\n'hello, cli 42'\n"
-    assert ran.stderr.splitlines()[0] == "careful" and ran.stderr.splitlines()[1].startswith("wall ")
+    assert ran.stderr.splitlines()[1] == "careful" and ran.stderr.splitlines()[2].startswith("wall ")
     for path, code in (("missing.js", "FILE_NOT_FOUND"), ("../escape.js", "INVALID_PATH"),
                        ("/etc/passwd", "INVALID_PATH")):
         bad = vm("exec", "run-file", sid, path, url=daemon.url)
-        assert bad.returncode == 1 and one_line(bad).startswith(f"error: {code}: "), path
+        assert bad.returncode == 1 and one_line(bad).startswith(f"vm-system: error: {code}: "), path
 
     # exec list / get / events.
     executions = ok_json(vm("exec", "list", sid, "--json", url=daemon.url))
@@ -518,14 +520,14 @@ def test_session_and_exec_end_to_end(daemon: Daemon, worktree: Path) -> None:
                        (["session", "get", str(uuid.uuid4())], "SESSION_NOT_FOUND"),
                        (["exec", "list", str(uuid.uuid4())], "SESSION_NOT_FOUND")):
         out = vm(*args, url=daemon.url)
-        assert out.returncode == 1 and one_line(out).startswith(f"error: {code}: "), args
+        assert out.returncode == 1 and one_line(out).startswith(f"vm-system: error: {code}: "), args
 
     # close: idempotent; a closed session refuses executions.
     closed = vm("session", "close", sid, url=daemon.url)
     assert closed.stdout == f"session {sid} is closed\n"
     assert ok_json(vm("session", "close", sid, "--json", url=daemon.url))["status"] == "closed"
     refused = vm("exec", "repl", sid, "1", url=daemon.url)
-    assert refused.returncode == 1 and one_line(refused).startswith("error: SESSION_NOT_READY: ")
+    assert refused.returncode == 1 and one_line(refused).startswith("vm-system: error: SESSION_NOT_READY: ")
     assert sid not in ok_json(vm("ops", "runtime-summary", "--json", url=daemon.url))["active_session_ids"]
 
 
@@ -576,9 +578,9 @@ def test_a_daemon_with_a_token(tmp_path: Path) -> None:
     try:
         assert vm("ops", "health", url=secured.url).returncode == 0  # health needs no token
         denied = vm("template", "list", url=secured.url)
-        assert denied.returncode == 1 and one_line(denied).startswith("error: UNAUTHORIZED: ")
+        assert denied.returncode == 1 and one_line(denied).startswith("vm-system: error: UNAUTHORIZED: ")
         wrong = vm("template", "list", "--token", "nope", url=secured.url)
-        assert one_line(wrong).startswith("error: UNAUTHORIZED: ")
+        assert one_line(wrong).startswith("vm-system: error: UNAUTHORIZED: ")
         assert vm("template", "list", "--token", "s3cret", url=secured.url).returncode == 0
         assert vm("template", "list", url=secured.url, env={"VM_SYSTEM_TOKEN": "s3cret"}).returncode == 0
     finally:
@@ -594,6 +596,7 @@ def test_run_with_server_url_runs_on_the_daemon(daemon: Daemon) -> None:
     assert limited.returncode == 3
     assert "wall-clock limit of 200 ms exceeded" in limited.stderr
     as_json = ok_json(vm("run", "-e", "6 * 7", "--json", "--server-url", daemon.url))
-    assert (as_json["kind"], as_json["session_id"], as_json["result"]["json"]) == ("run", None, 42)
+    assert (as_json["status"], as_json["value"]["json"]) == ("ok", 42)
+    assert ok_json(vm("exec", "get", as_json["execution_id"], "--json", url=daemon.url))["kind"] == "run"
     module = vm("run", "examples/async.mjs", "--server-url", daemon.url)
     assert module.returncode == 2 and "embedded only" in one_line(module)

@@ -30,7 +30,8 @@ def test_hello_example_runs_with_no_daemon() -> None:
 def test_module_example() -> None:
     out = vm("run", "examples/async.mjs")
     assert out.returncode == 0, out.stderr
-    assert out.stdout == "settled inside the sandbox\n"
+    # A module's value is its namespace.
+    assert out.stdout == "settled inside the sandbox\n[Object: null prototype] { answer: 42 }\n"
 
 
 def test_eval_prints_the_value() -> None:
