@@ -36,8 +36,8 @@ def test_corpus_is_large_and_well_formed() -> None:
 def test_hostile_script(case: Case) -> None:
     with Sandbox(limits=BASE) as sb:
         plant_canary(sb)
-        out, call_ms = run(sb, case)
-        check_outcome(case, out, call_ms)
+        out, call = run(sb, case)
+        check_outcome(case, out, call)
         check_usable(sb)
 
 
@@ -56,8 +56,8 @@ def test_shared_sandbox_gauntlet() -> None:
         plant_canary(sb)
         for case in shared:
             try:
-                out, call_ms = run(sb, case)
-                check_outcome(case, out, call_ms)
+                out, call = run(sb, case)
+                check_outcome(case, out, call)
                 check_usable(sb)
             except AssertionError as exc:
                 failures.append(f"{case.name}: {str(exc).splitlines()[0][:400]}")

@@ -4,7 +4,6 @@ host above it, no module it can import."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 import wasmtime
@@ -119,6 +118,7 @@ def test_call_of_a_looping_function_is_stopped_and_state_kept() -> None:
         sb.eval("var calls = 0; function spin(n) { calls++; for (;;) {} }")
         out = sb.call("spin", 1)
         assert out.status == "timeout" and out.error.kind == "cpu_limit"
+        # CPU time: load does not inflate it, and the loop reaches the check every ~10,000 operations.
         assert out.metrics.cpu_ms <= 150 + 50
         assert out.session_state.state == "kept"
         assert sb.eval("calls").value["json"] == 1
@@ -137,13 +137,15 @@ def test_cancel_from_another_thread_stops_a_tight_loop() -> None:
         sb.eval("var kept = 'yes'")
         timer = threading.Timer(0.1, sb.cancel)
         timer.start()
-        t0 = time.perf_counter()
         out = sb.eval("for (;;) { try { for (;;) {} } catch (e) {} }")
-        elapsed = time.perf_counter() - t0
         timer.join()
+        # Only the cancel can have ended the loop (the limits are 10 s), the guest's catch did
+        # not swallow it, and the graceful check took it (kept: the backstop would roll back).
         assert out.status == "cancelled" and out.error.kind == "cancelled"
-        assert elapsed < 1.0
         assert out.session_state.state == "kept"
+        # generous: the cancel comes at 0.1 s (later if the timer thread starts late under
+        # load); only proves it was not left pending for seconds
+        assert out.metrics.wall_ms < 5_000
         assert sb.eval("kept").value["json"] == "yes"
 
 

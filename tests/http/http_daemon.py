@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -329,7 +330,9 @@ class Background:
 
 
 def sse_events(response: httpx.Response, stop_after: int | None = None) -> Iterator[dict[str, Any]]:
-    """Parse an event stream: dicts with id, event, data (decoded JSON) and the arrival time."""
+    """Parse an event stream: dicts with id, event, data (decoded JSON) and the arrival time, on
+    the monotonic clock (`arrived`) and as an aware UTC datetime comparable with the daemon's
+    stored timestamps (`arrived_at`: same host, same wall clock)."""
     fields: dict[str, str] = {}
     data: list[str] = []
     count = 0
@@ -338,7 +341,7 @@ def sse_events(response: httpx.Response, stop_after: int | None = None) -> Itera
             if data or fields:
                 yield {"id": fields.get("id"), "event": fields.get("event"),
                        "data": json.loads("\n".join(data)) if data else None,
-                       "arrived": time.monotonic()}
+                       "arrived": time.monotonic(), "arrived_at": datetime.now(timezone.utc)}
                 count += 1
                 if stop_after is not None and count >= stop_after:
                     return

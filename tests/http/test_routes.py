@@ -465,11 +465,16 @@ def test_closing_interrupts_a_running_execution(api: httpx.Client, slow_tpl: dic
     r = api.post(f"/sessions/{session['id']}/close")
     assert r.status_code == 200 and r.json()["status"] == "closed"
     response = long.result()
-    assert time.monotonic() - started < 5.0, "closing waited for the script instead of interrupting it"
+    # generous: the script runs 8 s; only proves the close did not wait for it
+    assert time.monotonic() - started < 7.0, "closing waited for the script instead of interrupting it"
     assert response.status_code == 201, response.text
+    # Interrupted, not waited for: a script left to finish would end `ok`.
     assert response.json()["status"] == "cancelled"
     execution = api.get(f"/executions/{running['id']}").json()
     assert execution["status"] == "cancelled"
+    # The engine's own clock: it stopped well before the script's 8 s were up.
+    # generous: the close comes within ms of the row being seen running
+    assert execution["metrics"]["wall_ms"] < 7_000, execution["metrics"]
     check_events(events_of(api, running["id"]), execution)
 
 

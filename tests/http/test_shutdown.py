@@ -50,9 +50,12 @@ def test_sigterm_cancels_running_work_and_a_restart_restores_the_session(tmp_pat
     rc = first.wait()
     took = time.monotonic() - signalled
     call.result()
-    # it did not wait for the 5 s script: the grace period (1 s) plus the HTTP server's own
-    # drain (uvicorn: grace + 1 s) bound it well under the script's length
-    assert took < SCRIPT_S - 0.5, f"shutdown took {took:.2f}s"
+    # It did not wait for the 5 s script: the execution below ends `cancelled` (one the shutdown
+    # waited for would end `ok`) and after the restart the script's last line never ran
+    # (`typeof after_long`). Normally the grace period (1 s) plus the HTTP server's own drain
+    # (uvicorn: grace + 1 s) take ~2 s.
+    # generous: far below the 60 s a stuck drain would wait (STOP_TIMEOUT_S); a hang guard
+    assert took < 30, f"shutdown took {took:.2f}s"
 
     with Store.open(first.db) as store:
         execution = store.get_execution(running["id"])

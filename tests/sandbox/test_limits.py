@@ -17,7 +17,11 @@ def test_wall_clock_limit_is_graceful_and_keeps_state() -> None:
         assert out.error.limit["value"] == 150 and out.error.limit["used"] >= 150
         assert out.session_state.state == "kept"
         assert [e.type for e in out.events] == ["limit"]
-        assert out.metrics is not None and out.metrics.wall_ms < 150 + 50
+        # The graceful check stopped it (state kept: the backstop would have rolled back), on the
+        # wall clock (kind and limit name above). The deadline is checked every few ms, but a
+        # descheduled host thread overshoots it by however long it was away.
+        # generous: only proves the loop did not run on to the 5 s CPU limit
+        assert out.metrics is not None and 150 <= out.metrics.wall_ms < 2_000
         follow = sb.eval("before")
         assert follow.value is not None and follow.value["json"] == "kept"
 
@@ -28,6 +32,8 @@ def test_cpu_limit_is_graceful() -> None:
         assert out.status == "timeout"
         assert out.error is not None and out.error.kind == "cpu_limit"
         assert out.session_state.state == "kept"
+        # Tight on purpose: CPU time does not advance while the thread is descheduled, and a tight
+        # loop reaches the interrupt check every ~10,000 operations whatever the load.
         assert out.metrics is not None and 100 <= out.metrics.cpu_ms < 150
         assert sb.eval("1 + 1").value["json"] == 2  # type: ignore[index]
 

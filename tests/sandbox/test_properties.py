@@ -234,8 +234,13 @@ def check(out: Outcome, exp: Expected, lim: Limits, source: str) -> None:
     m = out.metrics
     assert m.peak_memory_bytes <= MEM_MB * 1024 * 1024, info
     if exp.kind == "cpu_limit":
+        # CPU time does not advance while the thread is descheduled, and the heavy statement is
+        # a JS loop that reaches the interrupt check every ~10,000 operations: tight holds.
         assert m.cpu_ms <= lim.cpu_ms + 50, info
-    assert m.wall_ms <= lim.wall_ms + 50, info
+    # No program outlives the wall limit; which limit stopped it is judged by the kind above. A
+    # descheduled host overshoots a deadline by however long it was away.
+    # generous: these programs stop within the 80 ms CPU limit; only a hang guard
+    assert m.wall_ms <= lim.wall_ms + 2_000, info
 
 
 # ----- the property ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 
 from store import Store
 from supervisor.errors import SessionBusy, SupervisorError, ValidationError
-from supervisor.shards import ShardedSupervisor, WorkerLost
+from supervisor.shards import RESTART_WAIT_S, ShardedSupervisor, WorkerLost
 from store.errors import SessionNotFound, StoreOpenError
 
 
@@ -192,7 +192,9 @@ def test_a_restart_that_fails_is_reported_to_every_request(db_path: Path, worktr
             sup.repl(sid, "1")
         with pytest.raises(SupervisorError, match="could not be restarted"):
             sup.runtime_summary()
-        assert time.monotonic() - started < 5
+        # generous: a request that waited for workers would wait RESTART_WAIT_S (60 s); only
+        # proves these answered without that wait
+        assert time.monotonic() - started < RESTART_WAIT_S / 3
         assert sup.get_session(sid).status == "ready"  # reads still answer from the database
     finally:
         sup.close()
