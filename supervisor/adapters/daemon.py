@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import socket
 import sys
 from pathlib import Path
@@ -26,7 +27,7 @@ class ServeError(Exception):
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "serve", help="run the daemon (REST API on 127.0.0.1:3210 by default)",
-        description="Serve the REST API of API.md. Sessions survive a restart: their state is "
+        description="Serve the REST API of docs/api.md. Sessions survive a restart: their state is "
                     "restored from the database. SIGINT/SIGTERM shut down gracefully.")
     p.add_argument("--db", metavar="PATH",
                    help="the SQLite database (default: $VM_SYSTEM_DB or the user data directory)")
@@ -49,23 +50,46 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(handler=serve)
 
 
+# HOST:PORT, the host a name, an IPv4 address or a bracketed IPv6 address ([::1]:3210); the
+# port ASCII digits (str.isdigit would take "²" and other Unicode digits int() refuses).
+_LISTEN = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+(%[\w.-]+)?\]|[^\s:\[\]]+):(?P<port>[0-9]+)")
+
+
+def parse_listen(listen: str) -> tuple[int, str, int]:
+    """(address family, host, port) of a --listen value; ServeError for anything else."""
+    match = _LISTEN.fullmatch(listen)
+    if match is None:
+        raise ServeError(f"--listen must be HOST:PORT (IPv6 as [ADDR]:PORT), got {listen!r}")
+    host, digits = match.group("host"), match.group("port").lstrip("0") or "0"
+    # Checked before int(): Python refuses to convert thousands of digits.
+    if len(digits) > 5 or int(digits) > 65535:
+        raise ServeError(f"--listen port must be 0 to 65535 (0 picks a free one), got {digits[:20]}")
+    port = int(digits)
+    if host.startswith("["):
+        return socket.AF_INET6, host[1:-1], port
+    return socket.AF_INET, host, port
+
+
 def _bind(listen: str) -> socket.socket:
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise ServeError(f"--listen must be HOST:PORT, got {listen!r}")
-    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted connections inherit this (Linux): a response written as headers then body must
-    # not wait for the client's delayed ACK (40 ms per keep-alive request otherwise).
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    family, host, port = parse_listen(listen)
     try:
-        sock.bind((host.strip("[]"), int(port)))
+        sock = socket.socket(family, socket.SOCK_STREAM)
     except OSError as exc:
-        sock.close()
         raise ServeError(f"cannot listen on {listen}: {exc.strerror or exc}") from exc
-    sock.listen(2048)
-    sock.setblocking(False)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit this (Linux): a response written as headers then body
+        # must not wait for the client's delayed ACK (40 ms per keep-alive request otherwise).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+        sock.setblocking(False)
+    except (OSError, OverflowError, ValueError, UnicodeError) as exc:
+        # Never leave the socket open behind the error (a host name that does not resolve,
+        # an address in use, a name IDNA cannot encode, ...).
+        sock.close()
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ServeError(f"cannot listen on {listen}: {reason}") from exc
     return sock
 
 
@@ -129,7 +153,7 @@ def serve(args: argparse.Namespace) -> int:
                             timeout_graceful_shutdown=max(1, int(args.shutdown_grace) + 1))
     server = _Server(config)
     host, port = sock.getsockname()[:2]
-    url = f"http://{host}:{port}"
+    url = f"http://[{host}]:{port}" if sock.family == socket.AF_INET6 else f"http://{host}:{port}"
     # The one line on stdout: scripts and tests read the address from it.
     sys.stdout.write(f"vm-system listening on {url}\n")
     sys.stdout.flush()
