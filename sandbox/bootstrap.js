@@ -24,6 +24,9 @@
 // keys, and rendering stops once the text is longer than what will be kept of it.
 (function bootstrap(hostConsole) {
   'use strict';
+  // QuickJS drops the line tables of these functions: every sandbox's heap carries them, and a
+  // fresh sandbox must stay small enough for whole-copy checkpoints (sandbox/checkpoints.py).
+  'use strip';
   const G = globalThis;
   const uncurry = Function.prototype.bind.bind(Function.prototype.call);
   const stringify = JSON.stringify;
@@ -121,6 +124,11 @@
   // crosses the host's JSON parser, SQLite and HTTP clients, where deep nesting means deep
   // recursion. The host reads this line to check what it sends in (sandbox/sandbox.py).
   const JSON_MAX_DEPTH = 64;
+  // Values (elements, properties) the JSON walk may visit: a value shared by many parents is
+  // walked at each, and values JSON skips (undefined, functions) cost without adding text.
+  const JSON_MAX_VALUES = 1 << 18;
+  // Symbol keys looked at per object for the preview (only enumerable ones are shown).
+  const MAX_SYMBOLS = 1000;
   // One console line's rendering stops here (it ends with '…'); the output caps are smaller.
   const CONSOLE_TEXT_LIMIT = 1 << 20;
   // Rendering may stop once this many characters beyond the kept length were produced: more
@@ -514,7 +522,12 @@
 
   function propertyEntries(v, entries, depth, seen, indent) {
     const keys = ObjectKeys(v);
-    const symbols = getOwnPropertySymbols(v);
+    let symbols = getOwnPropertySymbols(v);
+    if (symbols.length > MAX_SYMBOLS) {
+      const some = list();
+      for (let i = 0; i < MAX_SYMBOLS; i++) push(some, symbols[i]);
+      symbols = some;
+    }
     let items = 0;
     for (let i = 0; i < keys.length + symbols.length && budget > 0; i++) {
       const k = i < keys.length ? keys[i] : symbols[i - keys.length];
@@ -631,6 +644,13 @@
 
   let jsonText = '';
   let jsonWhy = '';
+  let jsonValues = 0;
+  function jsonCount(n) {
+    jsonValues += n;
+    if (jsonValues <= JSON_MAX_VALUES) return true;
+    jsonFail('it has more than ' + JSON_MAX_VALUES + ' values');
+    return false;
+  }
   const jsonStack = list();
   const SKIP = freeze({ __proto__: null });
   const FAIL = freeze({ __proto__: null });
@@ -649,12 +669,12 @@
     }
     const toJSON = scriptProperty(v, 'toJSON');
     if (typeof toJSON === 'function') {
-      v = ReflectApply(toJSON, v, [key]);
+      v = ReflectApply(toJSON, v, [typeof key === 'string' ? key : StringCtor(key)]);
       if (typeof v === 'bigint') return jsonFail('it contains a BigInt');
       if (v === null || (typeof v !== 'object' && typeof v !== 'function')) {
         return v === undefined || typeof v === 'symbol' ? SKIP : v;
       }
-    } else {
+    } else if (typeof v !== 'function') {
       switch (kindOf(v)) {
         case 'Date': { const t = dateGetTime(v); return t !== t ? null : dateToISO(v); }
         case 'Number': return numberValueOf(v);
@@ -671,6 +691,17 @@
     if (jsonText.length <= JSON_LIMIT) return true;
     jsonFail('its JSON is longer than ' + JSON_LIMIT + ' characters');
     return false;
+  }
+
+  // The JSON text of a primitive that has one (the common case, kept cheap), else undefined.
+  function leafText(x) {
+    switch (typeof x) {
+      case 'string': return stringify(x);
+      case 'number': return x === x && x !== Infinity && x !== -Infinity ? '' + x : 'null';
+      case 'boolean': return x ? 'true' : 'false';
+      case 'object': return x === null ? 'null' : undefined;
+      default: return undefined;
+    }
   }
 
   // Writes a prepared value; false once it failed.
@@ -690,21 +721,35 @@
         const n = typeof length === 'number' ? length : 0;
         // Every element takes at least one character and a comma.
         if (jsonText.length + 2 * n + 1 > JSON_LIMIT) return !jsonFail('its JSON is longer than ' + JSON_LIMIT + ' characters');
+        if (!jsonCount(n)) return false;
         if (!jsonAppend('[')) return false;
         for (let i = 0; i < n; i++) {
+          const x = hasOwn(v, i) ? v[i] : undefined;
+          const leaf = leafText(x);
+          if (leaf !== undefined) {
+            if (!jsonAppend(i > 0 ? ',' + leaf : leaf)) return false;
+            continue;
+          }
           if (i > 0 && !jsonAppend(',')) return false;
-          const e = jsonPrepare(hasOwn(v, i) ? v[i] : undefined, StringCtor(i));
+          const e = jsonPrepare(x, i);
           if (e === FAIL) return false;
           if (!(e === SKIP ? jsonAppend('null') : jsonWrite(e, depth + 1))) return false;
         }
         return jsonAppend(']');
       }
       const keys = ObjectKeys(v);
-      if (!jsonAppend('{')) return false;
+      if (!jsonCount(keys.length) || !jsonAppend('{')) return false;
       let first = true;
       for (let i = 0; i < keys.length; i++) {
         const k = keys[i];
-        const e = jsonPrepare(v[k], k);
+        const x = v[k];
+        const leaf = leafText(x);
+        if (leaf !== undefined) {
+          if (!jsonAppend((first ? '' : ',') + stringify(k) + ':' + leaf)) return false;
+          first = false;
+          continue;
+        }
+        const e = jsonPrepare(x, k);
         if (e === FAIL) return false;
         if (e === SKIP) continue;
         if (!jsonAppend((first ? '' : ',') + stringify(k) + ':') || !jsonWrite(e, depth + 1)) return false;
@@ -719,13 +764,15 @@
   // Why a value has no JSON text, when one of the engine's limits is the reason; other
   // failures (circular, a BigInt, a throwing toJSON) are JSON.stringify's own: no JSON form.
   function isLimitReason(why) {
-    return indexOfString(why, 'its JSON is longer') === 0 || indexOfString(why, 'it is nested deeper') === 0;
+    return indexOfString(why, 'its JSON is longer') === 0 || indexOfString(why, 'it is nested deeper') === 0 ||
+      indexOfString(why, 'it has more than') === 0;
   }
 
   // [text, undefined] | [undefined, why] (why: the reason, '' when unknown).
   function toJSONText(v) {
     jsonText = '';
     jsonWhy = '';
+    jsonValues = 0;
     jsonStack.length = 0;
     let text, why;
     try {

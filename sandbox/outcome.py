@@ -86,7 +86,12 @@ class SessionState:
 @dataclass(frozen=True)
 class Outcome:
     status: Status
-    value: dict[str, Any] | None  # {"type", "preview", "json"?} when status is ok
+    # When status is ok: {"type", "preview", "json"?, "json_omitted"?}. `json` is absent when
+    # the value has no JSON form (undefined, functions, symbols, BigInts, NaN, -0, circular
+    # values, a toJSON that throws); `json_omitted` (a sentence) says when it is absent because
+    # of an engine limit: nested deeper than JSON_MAX_DEPTH (64) levels, longer than 1 MiB
+    # (1,048,576 characters), or more than 262,144 values to walk.
+    value: dict[str, Any] | None
     error: ErrorInfo | None
     events: list[Event] = field(default_factory=list)
     metrics: Metrics | None = None
