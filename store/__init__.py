@@ -1,6 +1,7 @@
 """Durable persistence of vm-system on one SQLite file (see docs/store.md)."""
 
 from .defaults import DEFAULT_LIMITS, DEFAULT_RESOLVER, DEFAULT_RUNTIME, default_settings
+from .encoding import MAX_JSON_DEPTH, VALUE_COLUMN_DEPTH
 from .errors import (
     AlreadyExists,
     CapabilityExists,
@@ -65,10 +66,12 @@ __all__ = [
     "EXECUTION_KINDS",
     "EXECUTION_STATUSES",
     "FINISHED_STATUSES",
+    "MAX_JSON_DEPTH",
     "SCHEMA_VERSION",
     "SESSION_STATUSES",
     "TERMINAL_EVENT_TYPES",
     "TERMINAL_FOR_STATUS",
+    "VALUE_COLUMN_DEPTH",
     "AlreadyExists",
     "Capability",
     "CapabilityExists",

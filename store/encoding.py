@@ -66,9 +66,13 @@ def id_or_new(value: str | None, what: str) -> str:
 # Small enough that every recursive JSON codec of the process (json, pickle between worker
 # processes, the response encoder) stays far from Python's recursion limit.
 MAX_JSON_DEPTH = 64
-# Why a value's `json` is absent (a value's `preview` and `type` are always kept).
+# A value's `json` may nest MAX_JSON_DEPTH levels (the engine's limit is the same), inside its
+# description `{"type", "preview", "json"}`: the columns holding one go one level deeper.
+VALUE_COLUMN_DEPTH = MAX_JSON_DEPTH + 1
+# Why a value's `json` is absent (a value's `preview` and `type` are always kept). The same
+# words as the engine's reason for the same limit.
 JSON_OMITTED = "json_omitted"
-TOO_DEEP = f"nested deeper than {MAX_JSON_DEPTH} levels"
+TOO_DEEP = f"it is nested deeper than {MAX_JSON_DEPTH} levels"
 NOT_JSON = "not representable as strict JSON"
 
 # Compact separators: events are the bulk of the file. One encoder for the process:
@@ -99,26 +103,27 @@ def nests_deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
-def _may_nest_deeper(text: str) -> bool:
+def _may_nest_deeper(text: str, limit: int) -> bool:
     # A JSON text nests at most as deep as it has brackets (C-speed count): most columns are
     # settled without walking the value.
-    return text.count("[") + text.count("{") > MAX_JSON_DEPTH
+    return text.count("[") + text.count("{") > limit
 
 
 class _TooDeep(InvalidValue):
     pass
 
 
-def dump_json(value: Any, what: str) -> str:
-    """The column text of `value`; InvalidValue saying why when it has none."""
+def dump_json(value: Any, what: str, limit: int = MAX_JSON_DEPTH) -> str:
+    """The column text of `value` (nested at most `limit` deep); InvalidValue saying why when
+    it has none."""
     try:
         text = _ENCODER.encode(value)
     except RecursionError:
         raise _TooDeep(f"{what} is {TOO_DEEP}") from None
     except (TypeError, ValueError) as exc:
         raise InvalidValue(f"{what} is not JSON-serialisable: {exc}") from None
-    if _may_nest_deeper(text) and nests_deeper_than(value, MAX_JSON_DEPTH):
-        raise _TooDeep(f"{what} is {TOO_DEEP}")
+    if _may_nest_deeper(text, limit) and nests_deeper_than(value, limit):
+        raise _TooDeep(f"{what} is nested deeper than {limit} levels")
     if not text.isascii():
         try:
             text.encode("utf-8")
@@ -132,13 +137,13 @@ def dump_json_or_none(value: Any, what: str) -> str | None:
 
 
 def fit_value(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A value description (`{"type", "preview", "json"?}`) as it can be stored: whatever
-    the engine sent, a `json` nested deeper than MAX_JSON_DEPTH (counted from the column) or
-    not strict JSON is left out, and `json_omitted` says why."""
+    """A value description (`{"type", "preview", "json"?}`) as it can be stored (in a column
+    of VALUE_COLUMN_DEPTH): whatever the engine sent, a `json` nested deeper than
+    MAX_JSON_DEPTH or not strict JSON is left out, and `json_omitted` says why."""
     if not isinstance(value, dict) or "json" not in value:
         return value
     try:
-        dump_json(value, "value")
+        dump_json(value, "value", VALUE_COLUMN_DEPTH)
     except InvalidValue as exc:
         fitted = {k: v for k, v in value.items() if k != "json"}
         fitted[JSON_OMITTED] = TOO_DEEP if isinstance(exc, _TooDeep) else NOT_JSON
@@ -155,7 +160,7 @@ def load_json(text: str) -> Any:
         value = _DECODER.decode(text)
     except RecursionError:
         return {JSON_OMITTED: TOO_DEEP}
-    if _may_nest_deeper(text) and nests_deeper_than(value, MAX_JSON_DEPTH):
+    if _may_nest_deeper(text, VALUE_COLUMN_DEPTH) and nests_deeper_than(value, VALUE_COLUMN_DEPTH):
         if isinstance(value, dict) and "json" in value:
             fitted = {k: v for k, v in value.items() if k != "json"}
             if not nests_deeper_than(fitted, MAX_JSON_DEPTH):

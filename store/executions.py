@@ -17,6 +17,8 @@ from typing import Any
 
 from .database import Database, fetch_dict, unique_violation
 from .encoding import (
+    MAX_JSON_DEPTH,
+    VALUE_COLUMN_DEPTH,
     Clock,
     dump_json,
     dump_json_or_none,
@@ -128,8 +130,11 @@ def _encode_events(
         else:
             ts = format_ts(event.ts)
         # The value event carries the same description as the row's result: fitted the same way.
-        payload = fit_value(event.payload) if type_ == "value" else event.payload
-        rows.append((execution_id, seq, ts, type_, dump_json(payload, "payload")))
+        if type_ == "value":
+            payload, limit = fit_value(event.payload), VALUE_COLUMN_DEPTH
+        else:
+            payload, limit = event.payload, MAX_JSON_DEPTH
+        rows.append((execution_id, seq, ts, type_, dump_json(payload, "payload", limit)))
     return rows
 
 
@@ -306,7 +311,7 @@ class ExecutionsMixin:
         update = (
             status,
             format_ts(ended_at if ended_at is not None else now),
-            dump_json_or_none(result, "result"),
+            None if result is None else dump_json(result, "result", VALUE_COLUMN_DEPTH),
             dump_json_or_none(error, "error"),
             dump_json(metrics, "metrics"),
             dump_json_or_none(session_state, "session_state"),

@@ -1,4 +1,4 @@
-"""Error codes to HTTP statuses: the one table (API.md), and the error envelope."""
+"""Error codes to HTTP statuses: the one table (docs/api.md), and the error envelope."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from typing import Any
 from starlette.responses import Response
 
 import store as store_mod
-from store.encoding import MAX_JSON_DEPTH
+from store import MAX_JSON_DEPTH
 
 
 def timestamp(value: datetime | None) -> str | None:

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strict_json import nested_list, read_all, strict_client
 
-MAX_DEPTH = 64  # the documented limit (store.encoding.MAX_JSON_DEPTH), written down again here
+MAX_DEPTH = 64  # the documented limit (store.MAX_JSON_DEPTH), written down again here
 JSON = {"content-type": "application/json"}
 CONTRACT_4XX = {400, 404, 409, 413, 422}
 
@@ -246,22 +246,22 @@ def test_deep_script_values_leave_the_session_readable(client: httpx.Client, tpl
     assert served == execution
 
 
-def test_a_value_at_the_storage_depth_keeps_its_json(client: httpx.Client, sess: dict[str, Any]) -> None:
-    """63 nested arrays inside the result column's object is exactly 64 levels: kept whole
-    (unless the engine itself left it out); 64 arrays is one too many: the json is omitted."""
-    kept = client.post("/executions/repl", json={"session_id": sess["id"],
-                                                 "input": "var a = 1; for (let i = 0; i < 63; i++) a = [a]; a"})
-    result = kept.json()["result"]
-    if "json" in result:
-        assert result["json"] == json.loads(nested_list(63))
-    cut = client.post("/executions/repl", json={"session_id": sess["id"],
-                                                "input": "var a = 1; for (let i = 0; i < 64; i++) a = [a]; a"})
-    result = cut.json()["result"]
-    assert "json" not in result and result["type"] == "array", result
-    if "json_omitted" in result:  # the daemon's own cut (the engine may have cut first)
-        assert result["json_omitted"] == f"nested deeper than {MAX_DEPTH} levels"
-    events = client.get(f"/executions/{cut.json()['id']}/events").json()
-    assert events[-1]["type"] == "value" and events[-1]["payload"] == result
+def test_a_value_at_the_depth_limit_keeps_its_json(client: httpx.Client, sess: dict[str, Any]) -> None:
+    """A value whose json nests exactly 64 levels is kept whole by the engine and the store, in
+    the execution and its value event; one level more and both leave it out for the same
+    stated reason."""
+    def nested(levels: int) -> str:
+        return f"var a = 1; for (let i = 0; i < {levels}; i++) a = [a]; a"
+
+    kept = client.post("/executions/repl", json={"session_id": sess["id"], "input": nested(MAX_DEPTH)}).json()
+    assert kept["result"]["json"] == json.loads(nested_list(MAX_DEPTH)), kept["result"]
+    events = client.get(f"/executions/{kept['id']}/events").json()
+    assert events[-1]["type"] == "value" and events[-1]["payload"] == kept["result"]
+    cut = client.post("/executions/repl", json={"session_id": sess["id"], "input": nested(MAX_DEPTH + 1)}).json()
+    assert cut["result"] == {"type": "array", "preview": "[ [ [ [Array] ] ] ]",
+                             "json_omitted": f"it is nested deeper than {MAX_DEPTH} levels"}, cut["result"]
+    events = client.get(f"/executions/{cut['id']}/events").json()
+    assert events[-1]["type"] == "value" and events[-1]["payload"] == cut["result"]
 
 
 @pytest.mark.parametrize(("code", "expected"), [

@@ -39,7 +39,7 @@ def test_deep_and_nan_rows_are_served_as_strict_json(tmp_path: Path, worktree: P
             executions = read_all(client, session["id"])
             served = next(e for e in executions if e["id"] == execution["id"])
             assert served["args"] == {"a": None, "b": [None, None]}
-            assert served["env"] == {"json_omitted": "nested deeper than 64 levels"}
+            assert served["env"] == {"json_omitted": "it is nested deeper than 64 levels"}
             assert "json" not in served["result"]
             for url in (f"/templates/{template['id']}", f"/templates/{template['id']}/capabilities"):
                 r = client.get(url)

@@ -162,7 +162,7 @@ def test_a_write_waits_for_another_connection_s_transaction(db_path: Path) -> No
     import sqlite3
     import time
 
-    from store.errors import StoreWriteError
+    from store import StoreWriteError
 
     with Store.open(db_path, busy_timeout_s=1.0) as store:
         other = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False)

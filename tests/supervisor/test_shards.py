@@ -14,7 +14,7 @@ import pytest
 from store import Store
 from supervisor.errors import SessionBusy, SupervisorError, ValidationError
 from supervisor.shards import RESTART_WAIT_S, ShardedSupervisor, WorkerLost
-from store.errors import SessionNotFound, StoreOpenError
+from store import SessionNotFound, StoreOpenError
 
 
 @pytest.fixture
