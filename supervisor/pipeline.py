@@ -6,7 +6,8 @@ holds the invariants of DESIGN.md:
   returns, whatever failed: a failed finish is retried as `crashed`, and only if that fails
   too does the caller get PersistenceFailed (the next start-up's reconcile then closes it);
 * events are numbered 1..n in the order they happen, `input_echo` first and exactly one
-  terminal event last, and they are streamed to the store as they happen (in small batches);
+  terminal event last, and they are streamed to the store as they happen (in small batches,
+  none held back longer than ~50 ms: supervisor.event_recorder);
 * an event the store refused is not lost: it goes out again with the finishing transaction;
 * an execution whose end could not be recorded even as `crashed` is recorded as such before
   the next execution of its session starts (the store allows one running row per session).
@@ -19,7 +20,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import structlog
@@ -28,15 +28,11 @@ import store as store_mod
 from sandbox import ErrorInfo, Event, Outcome, SessionState
 from store import NewEvent, Store
 from supervisor.errors import SupervisorError
-from supervisor.ids import execution_label
+from supervisor.event_recorder import FLUSHER, EventRecorder
 from supervisor.host import ExecRequest, SessionHost
+from supervisor.ids import execution_label
 
 log = structlog.get_logger("supervisor.pipeline")
-
-# Streamed events are written in batches: at most this many, or this old, before a flush.
-FLUSH_EVENTS = 256
-FLUSH_SECONDS = 0.05
-
 
 class PersistenceFailed(SupervisorError):
     """The store could not record an execution's end."""
@@ -55,38 +51,6 @@ class ExecSpec:
     args: dict[str, Any]
     env: dict[str, Any]
     echo: str  # the input_echo text: the code, or the path for run_file
-
-
-def _ts(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
-
-
-class _Recorder:
-    """Numbers events and streams them to the store; keeps what was not written yet."""
-
-    def __init__(self, store: Store, execution_id: str) -> None:
-        self._store = store
-        self._id = execution_id
-        self.seq = 0
-        self.pending: list[NewEvent] = []
-        self._last_flush = time.monotonic()
-
-    def add(self, event: Event) -> None:
-        self.seq += 1
-        self.pending.append(NewEvent(self.seq, event.type, event.payload, _ts(event.ts)))
-        if event.type in store_mod.TERMINAL_EVENT_TYPES:
-            return  # the terminal event goes with the finishing transaction
-        if len(self.pending) >= FLUSH_EVENTS or time.monotonic() - self._last_flush >= FLUSH_SECONDS:
-            self.flush()
-
-    def flush(self) -> None:
-        batch = [e for e in self.pending if e.type not in store_mod.TERMINAL_EVENT_TYPES]
-        if not batch:
-            return
-        # Raises StoreWriteError: the sandbox then stops the script as `crashed`.
-        self._store.append_events(self._id, batch)
-        self.pending = [e for e in self.pending if e.type in store_mod.TERMINAL_EVENT_TYPES]
-        self._last_flush = time.monotonic()
 
 
 def _session_state(state: SessionState, closed: bool) -> dict[str, Any]:
@@ -108,7 +72,7 @@ class _Unfinished:
     """An execution whose end the store refused twice: finished at the next chance."""
 
     execution_id: str
-    recorder: _Recorder
+    recorder: EventRecorder
     metrics: dict[str, Any]
     state: dict[str, Any]
 
@@ -159,19 +123,22 @@ class Pipeline:
         self._finish_leftovers(spec.session_id)
         self._store.create_execution(spec.kind, session_id=spec.session_id, input=spec.input,
                                      path=spec.path, args=spec.args, env=spec.env, id=execution_id)
-        recorder = _Recorder(self._store, execution_id)
+        recorder = EventRecorder(self._store, execution_id)
         recorder.add(Event("input_echo", {"text": spec.echo}, time.time()))
         request = ExecRequest(request.kind, request.code, request.filename, request.strict,
                               request.globals, request.limits, execution_id)
+        FLUSHER.watch(recorder)
         try:
             outcome = host.execute(request, recorder.add)
         except Exception as exc:  # noqa: BLE001 - a host failure still ends the row
             log.error("host_failed", error=repr(exc))
             outcome = _crash_outcome(f"the session host failed: {type(exc).__name__}")
             recorder.add(outcome.events[-1])
+        finally:
+            FLUSHER.forget(recorder)
         return self._persist(execution_id, spec, outcome, recorder, closed())
 
-    def _persist(self, execution_id: str, spec: ExecSpec, outcome: Outcome, recorder: _Recorder,
+    def _persist(self, execution_id: str, spec: ExecSpec, outcome: Outcome, recorder: EventRecorder,
                  closed: bool) -> store_mod.Execution:
         metrics = outcome.metrics.to_dict() if outcome.metrics else {}
         metrics["events"] = recorder.seq
@@ -195,7 +162,7 @@ class Pipeline:
                         _Unfinished(execution_id, recorder, metrics, state))
                 raise
 
-    def _finish_crashed(self, execution_id: str, recorder: _Recorder, metrics: dict[str, Any],
+    def _finish_crashed(self, execution_id: str, recorder: EventRecorder, metrics: dict[str, Any],
                         state: dict[str, Any], cause: Exception | None) -> store_mod.Execution:
         message = "the execution's outcome could not be persisted"
         events = [e for e in recorder.pending if e.type not in store_mod.TERMINAL_EVENT_TYPES]
