@@ -1,4 +1,4 @@
-"""A generated 70 KB JavaScript library: what a template's vendored library looks like (a data
+"""A generated 70 KiB JavaScript library: what a template's vendored library looks like (a data
 table and many small documented functions), deterministic so that every run loads the same
 file."""
 

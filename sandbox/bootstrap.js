@@ -909,7 +909,7 @@
   }
 
   function cleanPreview(s) {
-    // Cut first: a 5 MB message must not cost a 5 MB scan. Lone surrogates cannot be
+    // Cut first: a 5 MiB message must not cost a 5 MiB scan. Lone surrogates cannot be
     // encoded as UTF-8: the preview is for people, so they become U+FFFD.
     const cut = s.length > PREVIEW_LIMIT;
     if (cut) s = sliceString(s, 0, PREVIEW_LIMIT);

@@ -1,7 +1,7 @@
 """Which pages of a guest's memory were written since they were last write-protected.
 
 A checkpoint after every evaluation copies the whole heap: ~13 µs for a fresh sandbox, but
-~30 ms for a 40 MB heap, most of which the evaluation never touched. On Linux 6.7 and newer,
+~30 ms for a 40 MiB heap, most of which the evaluation never touched. On Linux 6.7 and newer,
 userfaultfd's asynchronous write protection lets the kernel itself mark the pages a guest
 writes (no fault reaches this process), and the PAGEMAP_SCAN ioctl on /proc/self/pagemap
 lists them and protects them again in one call. A checkpoint then copies only those pages.

@@ -256,7 +256,7 @@ class LimitWatch:
         if self.output_bytes + size > limits.max_output_kb * 1024:
             used_kb = round((self.output_bytes + size) / 1024, 3)
             self.stop = Stop("output_limit", "max_output_kb", limits.max_output_kb, used_kb,
-                             f"output limit of {limits.max_output_kb} KB exceeded")
+                             f"output limit of {limits.max_output_kb} KiB exceeded")
             return False
         self.console_events += 1
         self.output_bytes += size

@@ -7,7 +7,7 @@ corrupt file is recompiled rather than handed to wasmtime. A missing, unwritable
 cache directory only costs the compile time.
 
 Entries are never updated in place: a new guest, wasmtime version or engine configuration
-writes a new one (3-4 MB) and leaves the old behind. So using an entry refreshes its mtime,
+writes a new one (3-4 MiB) and leaves the old behind. So using an entry refreshes its mtime,
 and writing one deletes the directory's entries unused for `STALE_AFTER_S` (another install
 sharing the directory that still uses its entry keeps it; one unused for a month recompiles
 once if it comes back).

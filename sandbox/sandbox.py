@@ -610,7 +610,7 @@ def _error_from_exception(payload: dict[str, Any], limits: Limits, memory: int) 
     starved = memory >= limits.memory_bytes * 0.9 and (
         (name == "Uncaught" and message == "null") or message == UNDESCRIBABLE)
     if (name == "InternalError" and message == "out of memory") or starved:
-        return ErrorInfo("memory_limit", name, f"memory limit of {limits.mem_mb} MB exceeded",
+        return ErrorInfo("memory_limit", name, f"memory limit of {limits.mem_mb} MiB exceeded",
                          stack, {"name": "mem_mb", "value": limits.mem_mb,
                                  "used": round(memory / 1048576, 3)})
     return ErrorInfo("exception", name, message, stack)

@@ -1,4 +1,4 @@
-"""JSON.parse then JSON.stringify of a 1 MB document, which must come back byte for byte.
+"""JSON.parse then JSON.stringify of a 1 MiB document, which must come back byte for byte.
 
 The document (records with numbers, strings, arrays, nested objects and literals; ASCII,
 integers only, so that every engine writes it back identically) is made here, deterministically,
@@ -45,7 +45,7 @@ def document(size: int = SIZE) -> tuple[str, int]:
 
 def workload() -> Workload:
     text, count = document()
-    return Workload("json-1mb", f"JSON.parse + JSON.stringify of a {len(text) / 2**20:.2f} MB "
+    return Workload("json-1mb", f"JSON.parse + JSON.stringify of a {len(text) / 2**20:.2f} MiB "
                     "document", CODE, count, Plan(3, 31, 1, 3),
                     prelude=f"globalThis.DOC = {json.dumps(text)};")
 

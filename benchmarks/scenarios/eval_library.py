@@ -1,4 +1,4 @@
-"""Loading a 70 KB library (benchmarks.library) into a fresh context: parsing, compiling and
+"""Loading a 70 KiB library (benchmarks.library) into a fresh context: parsing, compiling and
 running a vendored library, as a template's session start-up does without an image. The fresh
 context is made outside the timed part; what the library defined is checked afterwards."""
 
@@ -16,7 +16,7 @@ def workload() -> Workload:
     size = len(library.source.encode()) / 1024
     # The library's completion value is `undefined` (null in JSON): its effect is checked by
     # `after`.
-    return Workload("library-70k", f"load a {size:.0f} KB library into a fresh context",
+    return Workload("library-70k", f"load a {size:.0f} KiB library into a fresh context",
                     library.source, None, Plan(5, 60, 1, 5), fresh_context=True,
                     after=LIBRARY_CHECK, after_expected=library.expected_check,
                     unit="library load")

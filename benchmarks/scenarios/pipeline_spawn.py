@@ -1,4 +1,4 @@
-"""A new session from a template with a 70 KB library: `sup.create_session` (the supervisor
+"""A new session from a template with a 70 KiB library: `sup.create_session` (the supervisor
 clones the template's base image). Outside the timed part each new session must answer a REPL
 about the library's global, and is closed. References: the engine's own clone of a sandbox
 holding the library, loading the library afresh (what cloning avoids), the signed image of that
@@ -94,7 +94,7 @@ def setup(stack: ExitStack, directory: Path, quick: bool) -> Setup:
     load = Workload("library", "load", "void 0", None, Plan(1, 1), fresh_context=True,
                     prelude=library.source, after=LIBRARY_CHECK,
                     after_expected=library.expected_check)
-    size = f"{len(library.source) / 1024:.0f} KB"
+    size = f"{len(library.source) / 1024:.0f} KiB"
     return Setup([
         Measured(VM, f"vm-system: sup.create_session, template with a {size} library",
                  Sampler(spawn, before=lambda: sessions,
@@ -136,6 +136,6 @@ def _details(stats: Mapping[str, Stats], library: Any) -> dict[str, Any]:
 
 
 def scenario() -> Scenario:
-    return Scenario("pipeline-spawn-70k", "pipeline", "a session from a template with a 70 KB "
+    return Scenario("pipeline-spawn-70k", "pipeline", "a session from a template with a 70 KiB "
                     "library (base image cloned)", "session", setup,
                     Plan(quick_runs=15, full_runs=300, quick_warmup=2, full_warmup=20))

@@ -1,4 +1,4 @@
-"""A small evaluation in a sandbox holding a big heap (~50 MB of objects): what the checkpoint
+"""A small evaluation in a sandbox holding a big heap (~50 MiB of objects): what the checkpoint
 after each evaluation costs once the heap is big. With page tracking (Linux 6.7+, see
 docs/engine.md) a checkpoint copies only the pages the evaluation wrote; a whole copy of the
 same memory (what every checkpoint cost before) and the evaluation without any checkpoint are
@@ -63,7 +63,7 @@ def setup(stack: ExitStack, directory: Path, quick: bool) -> Setup:
             raise CheckFailed(f"the heap is only {size} bytes")
 
     return Setup([
-        Measured(VM, f"vm-system: eval + checkpoint ({how}), {megabytes:.0f} MB memory",
+        Measured(VM, f"vm-system: eval + checkpoint ({how}), {megabytes:.0f} MiB memory",
                  _stepping(tracked)),
         Measured(VM, "vm-system: eval, auto_checkpoint=False", _stepping(plain)),
         Measured(VM, "vm-system: a whole checkpoint copy of that memory, no evaluation",
@@ -74,5 +74,5 @@ def setup(stack: ExitStack, directory: Path, quick: bool) -> Setup:
 
 def scenario() -> Scenario:
     return Scenario("sandbox-big-heap", "sandbox", "a small evaluation in a sandbox holding "
-                    "~50 MB of objects, checkpointed after it", "evaluation", setup,
+                    "~50 MiB of objects, checkpointed after it", "evaluation", setup,
                     Plan(10, 100, 2, 10))
