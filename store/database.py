@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import sqlite_utils
 import structlog
 
-from .errors import StoreClosed, StoreError, StoreOpenError, StoreReadError, StoreWriteError
+from .errors import InvalidValue, StoreClosed, StoreError, StoreOpenError, StoreReadError, StoreWriteError
 from .faults import FaultInjector
 from .schema import check_not_too_new, migrate
 
@@ -163,7 +163,7 @@ class _WriteTransaction:
             raise translated from exc
         # Anything else (the store's own typed errors included) propagates unchanged.
 
-    def _abort(self, exc: BaseException) -> StoreWriteError | None:
+    def _abort(self, exc: BaseException) -> StoreError | None:
         """Roll back and release the lock; return the typed error to raise for `exc`, if
         it needs one (a sqlite3 error becomes StoreWriteError)."""
         try:
@@ -173,6 +173,13 @@ class _WriteTransaction:
             self._db._write_lock.release()
         if isinstance(exc, sqlite3.Error):
             return StoreWriteError(self._op, exc)
+        if isinstance(exc, UnicodeEncodeError):
+            # The only text UTF-8 cannot encode is a lone surrogate (a Python str can hold one,
+            # from a JavaScript string or a JSON \ud800 escape), bound to a TEXT column: the
+            # caller's value, refused as such, in every write of the store alike. (JSON columns
+            # keep them as \u escapes.)
+            return InvalidValue(f"{self._op}: a text value holds a lone surrogate (an unpaired "
+                                f"\\ud800-\\udfff code point) at position {exc.start}, which is not Unicode text")
         return None
 
 

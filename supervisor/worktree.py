@@ -19,12 +19,28 @@ from supervisor.errors import InvalidPath, ValidationError, WorktreeFileNotFound
 MAX_FILE_BYTES = 8 * 1024 * 1024
 
 
+def _encodable(text: str) -> bool:
+    """Whether the file system can be asked about `text` at all (a lone surrogate, which a
+    JSON \\ud800 escape or a JavaScript string can make, has no encoding)."""
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("ascii", "replace")
+
+
 def check_relative(path: str) -> str:
     """The normalised relative form of `path`, or InvalidPath. Touches no file."""
     if not isinstance(path, str) or not path.strip():
         raise InvalidPath("path must be a non-empty relative path", path=path)
     if "\0" in path:
         raise InvalidPath("path must not contain NUL", path=path)
+    if not _encodable(path):
+        raise InvalidPath("path must be Unicode text (it holds a lone surrogate)", path=_printable(path))
     if path.startswith(("/", "\\")) or PurePosixPath(path).is_absolute() or (len(path) > 1 and path[1] == ":"):
         raise InvalidPath("path must be relative to the worktree", path=path)
     normal = os.path.normpath(path)
@@ -37,6 +53,9 @@ def check_worktree(worktree: str) -> Path:
     """The worktree must be an existing absolute directory (docs/api.md: 422 otherwise)."""
     if not isinstance(worktree, str) or not os.path.isabs(worktree) or "\0" in worktree:
         raise InvalidPath("worktree_path must be an absolute path", worktree_path=str(worktree))
+    if not _encodable(worktree):
+        raise InvalidPath("worktree_path must be Unicode text (it holds a lone surrogate)",
+                          worktree_path=_printable(worktree))
     root = Path(worktree)
     if not root.is_dir():
         raise InvalidPath("worktree_path must be an existing directory", worktree_path=worktree)
