@@ -5,6 +5,7 @@ arguments): progress on stderr while it runs, then the table, the notes, and the
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from typing import Any
 
 from supervisor.adapters import exit_codes
@@ -70,11 +71,8 @@ def run(args: argparse.Namespace) -> int:
         chosen = select(suite, args.scenario)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    if args.plot is not None:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError as exc:
-            raise UsageError("--plot needs matplotlib: pip install 'vm-system[bench]'") from exc
+    if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
+        raise UsageError("--plot needs matplotlib: pip install 'vm-system[bench]'")
 
     from benchmarks import report as rep
     from benchmarks.runner import run_benchmark

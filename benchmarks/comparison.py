@@ -36,7 +36,7 @@ def engine_rows(engines: Sequence[Engine], label: Callable[[Engine], str],
             continue
         try:
             made = sampler(engine)
-        except Exception as exc:  # noqa: BLE001 - reported as this engine's failure
+        except Exception as exc:  # reported as this engine's failure
             made = failing_sampler(exc)
         rows.append(Measured(engine.name, label(engine), made, found.note, engine.name == NATIVE,
                              found.version))

@@ -143,7 +143,7 @@ def run_scenario(scenario: Scenario, *, quick: bool, directory: Path,
     with ExitStack() as stack:
         try:
             setup = scenario.setup(stack, directory, quick)
-        except Exception as exc:  # noqa: BLE001 - reported as this scenario's failure
+        except Exception as exc:  # reported as this scenario's failure
             result.status, result.error = _failed_status(exc), _failure_text(exc)  # type: ignore[assignment]
             return result
         opened.append(setup)
@@ -169,7 +169,7 @@ def _measure(setup: Setup, result: ScenarioResult, runs: int, warmup: int,
         try:
             # Each row warms up on its own (not inside `interleave`): a failure names its row.
             m.sampler.warm_up(max(warmup, 1))
-        except Exception as exc:  # noqa: BLE001 - this row's failure, the others go on
+        except Exception as exc:  # this row's failure, the others go on
             figures[index].status, figures[index].error = _failed_status(exc), _failure_text(exc)
             continue
         live.append(index)
@@ -196,7 +196,7 @@ def _measure(setup: Setup, result: ScenarioResult, runs: int, warmup: int,
     if setup.details is not None and not failures:
         try:
             result.details = setup.details({f.label: f.stats for f in figures if f.stats})
-        except Exception as exc:  # noqa: BLE001 - the figures stand; the details failed
+        except Exception as exc:  # the figures stand; the details failed
             result.status, result.error = "error", f"details: {_failure_text(exc)}"
 
 

@@ -4,7 +4,12 @@ Knows nothing of templates, sessions, HTTP or SQLite.
 """
 
 from sandbox.errors import (
-    EngineUnavailable, GuestCorrupted, ImageError, SandboxBusy, SandboxClosed, SandboxError,
+    EngineUnavailable,
+    GuestCorrupted,
+    ImageError,
+    SandboxBusy,
+    SandboxClosed,
+    SandboxError,
 )
 from sandbox.limits import Limits
 from sandbox.outcome import ErrorInfo, Event, Metrics, Outcome, SessionState

@@ -140,7 +140,8 @@ def _plan(scanned: tuple[tuple[int, int, int], ...], written: list[list[tuple[in
     """The copies that bring the buffer up to date: written ranges clipped to their kept range,
     neighbours closer than _MERGE_GAP copied as one."""
     plan: list[Copy] = []
-    for (start, end, image_at), ranges in zip(scanned, written):
+    # One list of written ranges per kept range.
+    for (start, end, image_at), ranges in zip(scanned, written, strict=True):
         merged: list[list[int]] = []
         for w_start, w_end in ranges:
             s, e = max(w_start, start), min(w_end, end)

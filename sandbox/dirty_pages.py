@@ -108,7 +108,7 @@ class DirtyPages:
             if n < 0:
                 return None
             flat = values[:3 * n].tolist()  # (start, end, categories) per region
-            found.extend(zip(flat[0::3], flat[1::3]))
+            found.extend(zip(flat[0::3], flat[1::3], strict=True))
             if scan.walk_end <= start:
                 return None
             start = scan.walk_end

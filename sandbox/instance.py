@@ -19,16 +19,25 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import wasmtime
-from wasmtime import _bindings, _ffi as ffi
+from wasmtime import _bindings
+from wasmtime import _ffi as ffi
 from wasmtime._extern import wrap_extern
 
 from sandbox.engine import guest_engine
+from sandbox.errors import GuestCorrupted, ImageError
 from sandbox.guest import guest_rodata_end
 from sandbox.log import get_logger
-from sandbox.errors import GuestCorrupted, ImageError
 from sandbox.wasm_ffi import (
-    RawFunc, arg_slots, export_extern, host_func, install_funcs, memory_data_size, new_args,
-    on_epoch_deadline, set_epoch_deadline, set_global_i32,
+    RawFunc,
+    arg_slots,
+    export_extern,
+    host_func,
+    install_funcs,
+    memory_data_size,
+    new_args,
+    on_epoch_deadline,
+    set_epoch_deadline,
+    set_global_i32,
 )
 from sandbox.wasm_patch import STACK_POINTER_EXPORT, TABLE_EXPORT
 
@@ -189,9 +198,9 @@ class Layout:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Layout:
-        fields = dict(data)
-        fields["helpers"] = tuple(int(h) for h in fields["helpers"])
-        return cls(**{k: int(v) if k != "helpers" else v for k, v in fields.items()})
+        fields: dict[str, Any] = {k: int(v) for k, v in data.items() if k != "helpers"}
+        fields["helpers"] = tuple(int(h) for h in data["helpers"])
+        return cls(**fields)
 
 
 @dataclass(frozen=True)
@@ -260,28 +269,29 @@ class GuestInstance:
         self._nested_args = new_args(8)
         slots = _arg_slots()
         args, nested_args = self.args, self._nested_args
+        store, outer = self.store, self
 
         class Exports(dict):  # bound on first use: a clone that evaluates little binds little
-            def __missing__(exports, name: str) -> RawFunc:
-                func = exports[name] = RawFunc(self.store, export_func(name), args, slots[name], name)
+            def __missing__(self, name: str) -> RawFunc:
+                func = self[name] = RawFunc(store, export_func(name), args, slots[name], name)
                 return func
 
         class NestedExports(dict):
-            def __missing__(nested, name: str) -> RawFunc:
-                func = nested[name] = self._f[name].with_args(nested_args)
+            def __missing__(self, name: str) -> RawFunc:
+                func = self[name] = outer._f[name].with_args(nested_args)
                 return func
 
         self._f: dict[str, RawFunc] = Exports()
         self._nf: dict[str, RawFunc] = NestedExports()
         self.memory: wasmtime.Memory = export("memory")
-        self._memory_ref = ctypes.byref(self.memory._memory)  # type: ignore[attr-defined]
+        self._memory_ref = ctypes.byref(self.memory._memory)
         self._base_addr = 0
         self._rest_sp = 0  # the stack pointer between evaluations (see _set_stack_pointer)
         self._plan: tuple[int, tuple[tuple[int, int, int], ...]] = (-1, ())
         self._interrupt_calls = 0
         self._table: wasmtime.Table = export(TABLE_EXPORT)
         self._sp_global: wasmtime.Global = export(STACK_POINTER_EXPORT)
-        self._sp_raw = self._sp_global._global  # type: ignore[attr-defined]
+        self._sp_raw = self._sp_global._global
         self._sp_val = ffi.wasmtime_val_t()
         self._guard_expected = _GUARD_PATTERN
         self._old_guard_expected = _ZEROS
@@ -421,7 +431,7 @@ class GuestInstance:
         second = snapshot()
         spin(1000)
         third = snapshot()
-        candidates = [i for i, (a, b, c) in enumerate(zip(first, second, third))
+        candidates = [i for i, (a, b, c) in enumerate(zip(first, second, third, strict=True))
                       if 0 < c < b < a <= 10_000 and (b - c) > (a - b)]
         if len(candidates) != 1:
             log.warning("interrupt_counter_not_found", candidates=len(candidates))
@@ -460,7 +470,7 @@ class GuestInstance:
             helpers.append(a[0].i64)
         self.free_value(helpers_array)
         self.free(name)
-        return tuple(helpers)  # type: ignore[return-value]
+        return tuple(helpers)
 
     def _fill_guards(self, old_stack: bool = True) -> None:
         self.write(self.layout.stack_lo, self._guard_expected)

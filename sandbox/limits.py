@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
-
 # The hard backstop (the guest trapped, its instance discarded) fires this long after a limit
 # was passed or a stop requested, if the guest has not stopped gracefully by then: it never
 # reached an interrupt check (a long native call, a corrupted allocator spinning).

@@ -15,6 +15,7 @@ once if it comes back).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
@@ -95,10 +96,8 @@ def _write(path: Path, payload: bytes | bytearray) -> None:
 
 def mark_used(path: Path) -> None:
     """Note that an entry was used (its mtime): entries in use are never pruned."""
-    try:
+    with contextlib.suppress(OSError):  # a read-only cache directory: nothing is pruned there either
         os.utime(path)
-    except OSError:
-        pass  # a read-only cache directory: nothing is pruned there either
 
 
 def prune_stale(keep: Path) -> int:

@@ -54,10 +54,8 @@ def current_thread_is_roomy() -> bool:
     roomy: bool | None = getattr(_known, "roomy", None)
     if roomy is None:
         size = _pthread_stack_size()
-        if size is None:
-            roomy = threading.current_thread() is threading.main_thread()
-        else:
-            roomy = size >= REQUIRED_STACK
+        # Unknown size: only the main thread's stack is known to be the process' (large) one.
+        roomy = threading.current_thread() is threading.main_thread() if size is None else size >= REQUIRED_STACK
         _known.roomy = roomy
     return roomy
 
@@ -80,7 +78,7 @@ class _Worker:
             if fut.set_running_or_notify_cancel():
                 try:
                     fut.set_result(fn())
-                except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+                except BaseException as exc:  # handed back to the caller
                     fut.set_exception(exc)
 
     def submit(self, fn: Callable[[], T]) -> T:

@@ -18,7 +18,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,17 +29,35 @@ from sandbox.engine import guest_engine, guest_started, guest_stopped
 from sandbox.errors import GuestCorrupted, SandboxBusy, SandboxClosed
 from sandbox.image import decode_image, encode_image, installation_key
 from sandbox.instance import (
-    EVAL_COMPILE_ONLY, EVAL_GLOBAL, EVAL_MODULE, EVAL_STRICT, PROMISE_FULFILLED, PROMISE_PENDING,
-    MAX_HELD_REJECTIONS, PROMISE_REJECTED, STACK_BLOCK, TAG_EXCEPTION, GuestInstance, MemoryImage,
-    bootstrap_source, immediate_payload, tag_of,
+    EVAL_COMPILE_ONLY,
+    EVAL_GLOBAL,
+    EVAL_MODULE,
+    EVAL_STRICT,
+    MAX_HELD_REJECTIONS,
+    PROMISE_FULFILLED,
+    PROMISE_PENDING,
+    PROMISE_REJECTED,
+    STACK_BLOCK,
+    TAG_EXCEPTION,
+    GuestInstance,
+    MemoryImage,
+    bootstrap_source,
+    immediate_payload,
+    tag_of,
 )
 from sandbox.limits import Limits, LimitWatch, Stop
 from sandbox.log import get_logger
 from sandbox.native_stack import on_roomy_stack
-from sandbox.pristine import pristine_image
 from sandbox.outcome import (
-    LEVELS, STATUS_OF_KIND, ErrorInfo, Event, Metrics, Outcome, SessionState,
+    LEVELS,
+    STATUS_OF_KIND,
+    ErrorInfo,
+    Event,
+    Metrics,
+    Outcome,
+    SessionState,
 )
+from sandbox.pristine import pristine_image
 from sandbox.wasm_ffi import GuestTrap
 
 log = get_logger("sandbox")
@@ -53,7 +71,14 @@ KEPT = SessionState("kept")
 # refused). Deep nesting means deep recursion in every parser on the way (the guest's own
 # JSON.parse runs on a 1 MiB C stack with no overflow check; Python's json raises
 # RecursionError near 1,000 levels). Defined once, in the guest's bootstrap, which enforces it.
-JSON_MAX_DEPTH = int(re.search(rb"const JSON_MAX_DEPTH = (\d+);", bootstrap_source()).group(1))
+def _bootstrap_constant(name: str) -> int:
+    found = re.search(rb"const " + name.encode() + rb" = (\d+);", bootstrap_source())
+    if found is None:
+        raise GuestCorrupted(f"the bootstrap defines no {name}")
+    return int(found.group(1))
+
+
+JSON_MAX_DEPTH = _bootstrap_constant("JSON_MAX_DEPTH")
 
 
 @dataclass(frozen=True)
@@ -289,7 +314,7 @@ class Sandbox:
             mark = watch.host_started()  # the consumer's time is not the script's CPU time
             try:
                 cb(event)
-            except Exception as exc:  # noqa: BLE001 - reported as the evaluation's failure
+            except Exception as exc:  # reported as the evaluation's failure
                 # While the script runs this stops it; once it has ended (terminal and system
                 # events) the stop is never read: the outcome stands.
                 log.warning("event_consumer_failed", error=repr(exc))
@@ -334,19 +359,7 @@ class Sandbox:
         watch.end()
         peak = inst.memory_size()
 
-        stop = watch.stop
-        rollback_reason: str | None = None
-        if trap is not None:
-            stop = stop or _stop_for_trap(trap, inst)
-            rollback_reason = f"the instance trapped ({_trap_label(trap)})"
-        elif not inst.guard_intact():
-            stop = Stop("stack_overflow", "stack", STACK_BLOCK // 1024, STACK_BLOCK // 1024,
-                        "Maximum call stack size exceeded (the stack guard region was overwritten)")
-            rollback_reason = "the stack guard region was overwritten"
-        elif stop is not None and stop.kind == "stack_overflow":
-            rollback_reason = "the stack ran into its red zone"
-        elif stop is not None and inst.jobs_pending():
-            rollback_reason = "the stopped script left pending jobs"
+        stop, rollback_reason = _stop_and_rollback(inst, trap, watch.stop)
 
         # What the evaluation produced, before deciding the session's fate: a memory limit
         # rolls back too (what the script allocated may still fill the heap).
@@ -376,18 +389,12 @@ class Sandbox:
             else:
                 self._at_checkpoint = False
 
-        if error is None:
-            self._emit(Event("value", payload, time.time()))
-        elif error.kind == "exception":
-            self._emit(Event("exception", payload, time.time()))
-        else:
-            self._emit(Event("limit", {"kind": error.kind, "message": error.message,
-                                         "limit": error.limit}, time.time()))
+        self._emit(_terminal_event(error, payload))
         status = "ok" if error is None else STATUS_OF_KIND[error.kind]
         metrics = Metrics(round(wall_ms, 3), round(cpu_ms, 3), None, peak,
                           watch.output_bytes, len(self._events))
         self._event_cb = None
-        return Outcome(status, value, error, self._events, metrics, state)  # type: ignore[arg-type]
+        return Outcome(status, value, error, self._events, metrics, state)
 
     def _roll_back(self, reason: str) -> SessionState:
         old = self._instance
@@ -535,6 +542,7 @@ def _check_depth(value: Any) -> None:
     deepest: dict[int, int] = {}
     while todo:
         v, depth = todo.pop()
+        children: Iterable[Any]
         if isinstance(v, dict):
             children = v.values()
         elif isinstance(v, (list, tuple)):
@@ -561,6 +569,30 @@ def _parse_payload(raw: bytes, required: tuple[str, ...]) -> dict[str, Any]:
     if "json_omitted" in payload and not isinstance(payload["json_omitted"], str):
         raise GuestCorrupted("the guest returned a malformed description")
     return payload
+
+
+def _stop_and_rollback(inst: GuestInstance, trap: GuestTrap | None,
+                       stop: Stop | None) -> tuple[Stop | None, str | None]:
+    """What stopped the evaluation, and why the instance may not go on (None: it may)."""
+    if trap is not None:
+        return stop or _stop_for_trap(trap, inst), f"the instance trapped ({_trap_label(trap)})"
+    if not inst.guard_intact():
+        return (Stop("stack_overflow", "stack", STACK_BLOCK // 1024, STACK_BLOCK // 1024,
+                     "Maximum call stack size exceeded (the stack guard region was overwritten)"),
+                "the stack guard region was overwritten")
+    if stop is not None and stop.kind == "stack_overflow":
+        return stop, "the stack ran into its red zone"
+    if stop is not None and inst.jobs_pending():
+        return stop, "the stopped script left pending jobs"
+    return stop, None
+
+
+def _terminal_event(error: ErrorInfo | None, payload: Any) -> Event:
+    if error is None:
+        return Event("value", payload, time.time())
+    if error.kind == "exception":
+        return Event("exception", payload, time.time())
+    return Event("limit", {"kind": error.kind, "message": error.message, "limit": error.limit}, time.time())
 
 
 def _stop_for_trap(trap: GuestTrap, inst: GuestInstance) -> Stop:

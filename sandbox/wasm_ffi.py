@@ -19,17 +19,17 @@ from collections.abc import Callable
 from typing import Any
 
 import wasmtime
-from wasmtime import _ffi as ffi
 from wasmtime import _bindings
+from wasmtime import _ffi as ffi
 from wasmtime._func import Func
 
 RawArgs = ctypes.Array  # of ffi.wasmtime_val_raw_t
 
-_call_unchecked = _bindings._wasmtime_func_call_unchecked  # type: ignore[attr-defined]
-_new_unchecked = _bindings._wasmtime_func_new_unchecked  # type: ignore[attr-defined]
+_call_unchecked = _bindings._wasmtime_func_call_unchecked
+_new_unchecked = _bindings._wasmtime_func_new_unchecked
 # Called once or twice per evaluation: the raw entry points skip wasmtime-py's wrappers.
-memory_data_size = _bindings._wasmtime_memory_data_size  # type: ignore[attr-defined]
-set_epoch_deadline = _bindings._wasmtime_context_set_epoch_deadline  # type: ignore[attr-defined]
+memory_data_size = _bindings._wasmtime_memory_data_size
+set_epoch_deadline = _bindings._wasmtime_context_set_epoch_deadline
 _byref = ctypes.byref
 
 
@@ -104,7 +104,7 @@ def _dispatch(env: int, _caller: Any, args: Any, _nargs: int) -> int:
     try:
         _HOST_CALLBACKS[env or 0](args)
         return 0
-    except BaseException as exc:  # noqa: BLE001 - a host bug must trap the guest, not unwind C
+    except BaseException as exc:  # a host bug must trap the guest, not unwind C
         message = f"host function failed: {type(exc).__name__}: {exc}".encode()
         trap = ffi.wasmtime_trap_new(ctypes.create_string_buffer(message), len(message))
         return ctypes.cast(trap, ctypes.c_void_p).value or 0
@@ -140,7 +140,7 @@ DEADLINE_TRAP = "vm-system: hard deadline reached"
 def _on_deadline(_ctx: Any, env: int, delta: Any, kind: Any) -> int:
     try:
         stop = _HOST_CALLBACKS[env or 0]()
-    except BaseException as exc:  # noqa: BLE001 - a host bug must trap the guest, not unwind C
+    except BaseException as exc:  # a host bug must trap the guest, not unwind C
         stop = True
         message = f"deadline check failed: {type(exc).__name__}: {exc}"
     else:

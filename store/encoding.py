@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import InvalidValue
@@ -19,14 +19,14 @@ Clock = Callable[[], datetime]
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def format_ts(value: datetime) -> str:
     if value.tzinfo is None:
         raise InvalidValue(f"naive datetime {value!r}: the store only keeps aware UTC times")
-    if value.tzinfo is not timezone.utc:
-        value = value.astimezone(timezone.utc)
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
     # isoformat is C code (this runs once per streamed event); timespec keeps the width
     # fixed even when microsecond is 0.
     return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

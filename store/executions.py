@@ -364,9 +364,9 @@ class ExecutionsMixin:
             sql += " ORDER BY started_at DESC, rowid DESC LIMIT ?"
             params.append(limit)
             rows = list(db.query(sql, params))
-            if not rows and before is None:
-                if not list(db.query("SELECT 1 AS found FROM sessions WHERE id = ?", [session_id])):
-                    raise SessionNotFound(f"session {session_id} not found")
+            if not rows and before is None and not list(
+                    db.query("SELECT 1 AS found FROM sessions WHERE id = ?", [session_id])):
+                raise SessionNotFound(f"session {session_id} not found")
         return [execution_from_row(row) for row in rows]
 
     def list_events(
@@ -382,7 +382,6 @@ class ExecutionsMixin:
             params.append(limit)
         with self._db.read("list_events") as db:
             rows = list(db.query(sql, params))
-            if not rows:
-                if not list(db.query("SELECT 1 AS found FROM executions WHERE id = ?", [execution_id])):
-                    raise ExecutionNotFound(f"execution {execution_id} not found")
+            if not rows and not list(db.query("SELECT 1 AS found FROM executions WHERE id = ?", [execution_id])):
+                raise ExecutionNotFound(f"execution {execution_id} not found")
         return [_event(row) for row in rows]

@@ -82,7 +82,7 @@ class SessionsMixin:
             if row is None:
                 raise TemplateNotFound(f"template {template_id} not found")
             if settings_json is None:
-                settings = {k: load_json(v) for k, v in zip(("limits", "runtime", "resolver"), row)}
+                settings = {k: load_json(v) for k, v in zip(("limits", "runtime", "resolver"), row, strict=True)}
                 settings_json = dump_json(settings, "settings")
             try:
                 conn.execute(

@@ -230,7 +230,7 @@ class TemplatesMixin:
                 (template_id,),
             ).fetchone()
             merged = {}
-            for key, stored in zip(SETTINGS_SECTIONS, row):
+            for key, stored in zip(SETTINGS_SECTIONS, row, strict=True):
                 section = load_json(stored)
                 if patch[key] is not None:
                     section.update(patch[key])

@@ -29,7 +29,11 @@ from store import Store
 from supervisor.base_images import BaseImages
 from supervisor.durability import ImageWriter
 from supervisor.errors import (
-    SessionBusy, SessionNotReady, SessionStartFailed, SupervisorError, ValidationError,
+    SessionBusy,
+    SessionNotReady,
+    SessionStartFailed,
+    SupervisorError,
+    ValidationError,
 )
 from supervisor.host import ExecRequest, InThreadHost
 from supervisor.ids import check_uuid, execution_label

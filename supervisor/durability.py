@@ -125,7 +125,7 @@ class ImageWriter:
                     self.persist(live, wait=wait)
             except StoreError:
                 pass  # logged; the session stays dirty and is retried next round
-            except Exception as exc:  # noqa: BLE001 - the writer must outlive one bad session
+            except Exception as exc:  # the writer must outlive one bad session
                 log.error("image_capture_failed", session_id=live.id, error=repr(exc))
 
     def flush(self) -> None:

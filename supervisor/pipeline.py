@@ -130,7 +130,7 @@ class Pipeline:
         FLUSHER.watch(recorder)
         try:
             outcome = host.execute(request, recorder.add)
-        except Exception as exc:  # noqa: BLE001 - a host failure still ends the row
+        except Exception as exc:  # a host failure still ends the row
             log.error("host_failed", error=repr(exc))
             outcome = _crash_outcome(f"the session host failed: {type(exc).__name__}")
             recorder.add(outcome.events[-1])

@@ -49,7 +49,7 @@ def portable(exc: BaseException) -> BaseException:
     try:
         pickle.loads(pickle.dumps(exc))
         return exc
-    except Exception:  # noqa: BLE001 - any failure to round-trip means: describe it instead
+    except Exception:  # any failure to round-trip means: describe it instead
         return SupervisorError(f"{type(exc).__name__}: {exc}")
 
 
@@ -65,7 +65,7 @@ def worker_main(conns: list[Connection], config: WorkerConfig) -> None:
                               ceilings=config.ceilings, image_key=config.image_key,
                               run_root=config.run_root, image_interval=config.image_interval,
                               shard=config.shard)
-    except BaseException as exc:  # noqa: BLE001 - reported to the router, which fails to start
+    except BaseException as exc:  # reported to the router, which fails to start
         first.send((False, portable(exc)))
         return
     first.send((True, sorted(s.id for s in sup._live_sessions())))
@@ -99,7 +99,7 @@ class _Server:
             except (OSError, EOFError):
                 self._stop(0.0)
                 return
-            except Exception as exc:  # noqa: BLE001 - a result that does not pickle
+            except Exception as exc:  # a result that does not pickle
                 conn.send((False, portable(exc)))
             if method == "close":
                 self.stopped.set()
@@ -123,7 +123,7 @@ class _Server:
                     self._sup.close(*args, **kwargs)
                 return True, None
             return True, getattr(self._sup, method)(*args, **kwargs)
-        except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller
+        except BaseException as exc:  # every failure goes back to the caller
             return False, portable(exc)
 
 

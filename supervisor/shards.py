@@ -18,6 +18,7 @@ the owner over a pipe, holding no GIL while it waits.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import queue
@@ -157,10 +158,8 @@ class _Worker:
 
     def close(self, grace: float) -> None:
         self.closing = True
-        try:
+        with contextlib.suppress(WorkerLost, _NotDelivered):  # a worker gone already is closed
             self.control("close", grace)
-        except (WorkerLost, _NotDelivered):
-            pass
         self.stop()
         for conn in self._all:
             conn.close()
@@ -281,7 +280,7 @@ class ShardedSupervisor(StoreReads):
         try:
             reconcile(self.store)
             self._start_workers()
-        except BaseException as exc:  # noqa: BLE001 - logged; requests fail with the reason
+        except BaseException as exc:  # logged; requests fail with the reason
             self._failure = f"{type(exc).__name__}: {exc}"
             log.error("shard_restart_failed", error=self._failure)
             with self._state:

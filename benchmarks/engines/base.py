@@ -77,7 +77,7 @@ class EvalDriver(Driver):
         ctx.lines.clear()
         try:
             extra = ctx.js.eval(after) if after is not None else None
-        except Exception as exc:  # noqa: BLE001 - the engine's error is the check's failure
+        except Exception as exc:  # the engine's error is the check's failure
             raise CheckFailed(f"{type(exc).__name__}: {exc}") from exc
         return Answer(self.plain(raw), lines, self.plain(extra))
 

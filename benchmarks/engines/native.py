@@ -16,7 +16,7 @@ NAME = "native QuickJS"
 
 class _Context:
     def __init__(self) -> None:
-        import quickjs  # type: ignore[import-untyped]
+        import quickjs
 
         self.js = quickjs.Context()
         self.lines: list[str] = []

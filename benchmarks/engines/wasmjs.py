@@ -38,7 +38,7 @@ class _WasmJsDriver(Driver):
         try:
             lines = ctx.eval("__lines.splice(0)")
             extra = ctx.eval(after) if after is not None else None
-        except Exception as exc:  # noqa: BLE001 - the engine's error is the check's failure
+        except Exception as exc:  # the engine's error is the check's failure
             raise CheckFailed(f"{type(exc).__name__}: {exc}") from exc
         return Answer(raw, lines, extra)
 

@@ -140,7 +140,7 @@ def throughput_setup(threads: int = THREADS, quick_window_s: float = 1.0,
                         if answered >= MAX_PER_SESSION:
                             window.capped = True
                             stop.set()
-                except BaseException as exc:  # noqa: BLE001 - reported by the check
+                except BaseException as exc:  # reported by the check
                     window.failures.append(f"thread {k}: {exc}" if isinstance(exc, CheckFailed)
                                            else f"thread {k}: {type(exc).__name__}: {exc}")
                     stop.set()

@@ -89,7 +89,7 @@ def concurrency_setup(threads: int = THREADS, quick_per_session: int = 250,
                 def worker(session_id: str) -> None:
                     try:
                         run_session(session_id)
-                    except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+                    except BaseException as exc:  # re-raised in the calling thread
                         errors.append(exc)
 
                 runners = [threading.Thread(target=worker, args=(sid,), name=f"bench-{n}")

@@ -39,7 +39,7 @@ def _stepping(sb: Sandbox) -> Sampler[Any]:
 
     def check(out: Any) -> None:
         counter = sb.eval("counter").value
-        index = (counter or {}).get("json", 0) % 400000  # type: ignore[operator]
+        index = (counter or {}).get("json", 0) % 400000
         outcome_expects(index)(out)
 
     return Sampler(step, check=check)

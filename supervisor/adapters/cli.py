@@ -8,8 +8,14 @@ import sys
 from collections.abc import Sequence
 
 from supervisor.adapters import (
-    bench_command, daemon, exec_commands, exit_codes, ops_commands, run_command,
-    session_commands, template_commands,
+    bench_command,
+    daemon,
+    exec_commands,
+    exit_codes,
+    ops_commands,
+    run_command,
+    session_commands,
+    template_commands,
 )
 from supervisor.adapters.cli_common import UsageError, error_line
 from supervisor.adapters.client import ClientError, DaemonUnreachable

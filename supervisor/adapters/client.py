@@ -90,7 +90,7 @@ def check_base_url(url: str) -> str:
     url = url.strip()
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
+        _ = parts.port  # reading it raises ValueError on a bad port
     except ValueError as exc:
         raise ValueError(f"invalid server URL {url!r}: {exc}") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -142,9 +142,8 @@ def parse_sse(lines: Iterable[str]) -> Iterator[SseMessage]:
         elif name == "data":
             data.append(value)
             has_data = True
-        elif name == "id":
-            if "\0" not in value:
-                last_id = value
+        elif name == "id" and "\0" not in value:
+            last_id = value
         # `retry` and unknown fields: ignored (we reconnect on our own terms).
 
 
@@ -281,7 +280,7 @@ class Client:
             doc = None
             if response.is_success:
                 raise ApiError("INVALID_RESPONSE", "the daemon answered with something that is "
-                               "not JSON", status=response.status_code, request_id=request_id)
+                               "not JSON", status=response.status_code, request_id=request_id) from None
         if response.is_success:
             return doc
         error = doc.get("error") if isinstance(doc, dict) else None

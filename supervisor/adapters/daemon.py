@@ -116,7 +116,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from supervisor.adapters.http_app import create_app
 
-    _Server = _server_class()
+    server_class = _server_class()
     from supervisor.core import Supervisor, default_db_path
 
     log = structlog.get_logger("supervisor.daemon")
@@ -151,7 +151,7 @@ def serve(args: argparse.Namespace) -> int:
                      close_supervisor=close_supervisor)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
                             timeout_graceful_shutdown=max(1, int(args.shutdown_grace) + 1))
-    server = _Server(config)
+    server = server_class(config)
     host, port = sock.getsockname()[:2]
     url = f"http://[{host}]:{port}" if sock.family == socket.AF_INET6 else f"http://{host}:{port}"
     # The one line on stdout: scripts and tests read the address from it.

@@ -8,8 +8,20 @@ from typing import Any
 
 from supervisor.adapters import exit_codes
 from supervisor.adapters.cli_common import (
-    Output, UsageError, command, exit_code_for, group, json_object, metrics_line, one_line,
-    print_console_event, print_ending, print_execution_id, read_code, scalar, when,
+    Output,
+    UsageError,
+    command,
+    exit_code_for,
+    group,
+    json_object,
+    metrics_line,
+    one_line,
+    print_console_event,
+    print_ending,
+    print_execution_id,
+    read_code,
+    scalar,
+    when,
 )
 
 OUTCOME_EPILOG = """\

@@ -30,8 +30,8 @@ from supervisor.adapters import http_models as m
 from supervisor.adapters.http_errors import envelope, status_of
 from supervisor.adapters.http_run_stream import stream_run, wants_event_stream
 from supervisor.core import Supervisor
-from supervisor.shards import ShardedSupervisor
 from supervisor.errors import NotFound, SupervisorError
+from supervisor.shards import ShardedSupervisor
 
 log = structlog.get_logger("supervisor.http")
 
@@ -43,8 +43,12 @@ _EVENT_ID = re.compile(r"[0-9]{1,19}")
 STREAM_POLL_S = 0.05
 STREAM_HEARTBEAT_S = 15.0
 
-ERRORS = {400: {"model": m.ErrorOut}, 404: {"model": m.ErrorOut}, 409: {"model": m.ErrorOut},
-          413: {"model": m.ErrorOut}, 422: {"model": m.ErrorOut}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": m.ErrorOut}, 404: {"model": m.ErrorOut}, 409: {"model": m.ErrorOut},
+    413: {"model": m.ErrorOut}, 422: {"model": m.ErrorOut}}
+
+# The routes serve either supervisor: sessions in this process, or in worker processes.
+AnySupervisor = Supervisor | ShardedSupervisor
 
 
 class _TooLarge(Exception):
@@ -241,7 +245,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         return envelope("INTERNAL", "internal error")
 
 
-def create_app(sup: Supervisor | ShardedSupervisor, *, token: str | None = None, max_body: int = DEFAULT_MAX_BODY,
+def create_app(sup: AnySupervisor, *, token: str | None = None, max_body: int = DEFAULT_MAX_BODY,
                close_supervisor: Callable[[], Awaitable[None]] | None = None) -> FastAPI:
     """The ASGI app. `close_supervisor` runs at shutdown (the daemon passes its graceful close)."""
 
@@ -254,15 +258,13 @@ def create_app(sup: Supervisor | ShardedSupervisor, *, token: str | None = None,
     app = FastAPI(title="vm-system", version="1", openapi_url=f"{PREFIX}/openapi.json",
                   docs_url=f"{PREFIX}/docs", redoc_url=None, lifespan=lifespan)
     _install_error_handlers(app)
-    _routes(app, sup)
+    for add_routes in (_ops_routes, _template_routes, _session_routes, _execution_routes):
+        add_routes(app, sup)
     app.add_middleware(RequestContext, token=token, max_body=max_body)
     return app
 
 
-def _routes(app: FastAPI, sup: Supervisor) -> None:  # noqa: C901 - one flat list of routes
-    tpl = sup.templates
-
-    # ----- ops -----------------------------------------------------------------------------
+def _ops_routes(app: FastAPI, sup: AnySupervisor) -> None:
     @app.get(f"{PREFIX}/health", response_model=m.HealthOut, tags=["ops"])
     def health() -> Any:
         return out.JSONBody({"status": "ok"})
@@ -271,7 +273,10 @@ def _routes(app: FastAPI, sup: Supervisor) -> None:  # noqa: C901 - one flat lis
     def runtime_summary() -> Any:
         return out.JSONBody(out.record(sup.runtime_summary()))
 
-    # ----- templates ------------------------------------------------------------------------
+
+def _template_routes(app: FastAPI, sup: AnySupervisor) -> None:
+    tpl = sup.templates
+
     @app.post(f"{PREFIX}/templates", status_code=201, response_model=m.TemplateOut, responses=ERRORS,
               tags=["templates"])
     def create_template(body: m.TemplateCreate) -> Any:
@@ -340,7 +345,8 @@ def _routes(app: FastAPI, sup: Supervisor) -> None:  # noqa: C901 - one flat lis
     for kind in ("modules", "libraries"):
         _named_routes(app, sup, kind)
 
-    # ----- sessions -------------------------------------------------------------------------
+
+def _session_routes(app: FastAPI, sup: AnySupervisor) -> None:
     @app.post(f"{PREFIX}/sessions", status_code=201, response_model=m.SessionOut, responses=ERRORS,
               tags=["sessions"])
     def create_session(body: m.SessionCreate) -> Any:
@@ -367,7 +373,8 @@ def _routes(app: FastAPI, sup: Supervisor) -> None:  # noqa: C901 - one flat lis
     def delete_session(session_id: str) -> Any:
         return out.JSONBody(out.session(sup.close_session(session_id)))
 
-    # ----- executions -----------------------------------------------------------------------
+
+def _execution_routes(app: FastAPI, sup: AnySupervisor) -> None:
     @app.post(f"{PREFIX}/executions/repl", status_code=201, response_model=m.ExecutionOut,
               responses=ERRORS, tags=["executions"])
     def repl(body: m.ReplBody) -> Any:
@@ -415,7 +422,7 @@ def _routes(app: FastAPI, sup: Supervisor) -> None:  # noqa: C901 - one flat lis
                                  headers={"cache-control": "no-cache"})
 
 
-def _named_routes(app: FastAPI, sup: Supervisor, kind: str) -> None:
+def _named_routes(app: FastAPI, sup: AnySupervisor, kind: str) -> None:
     tpl = sup.templates
     add = tpl.add_module if kind == "modules" else tpl.add_library
     lister = tpl.list_modules if kind == "modules" else tpl.list_libraries
@@ -450,7 +457,7 @@ def _sse(event: Any) -> bytes:
     return f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n".encode()
 
 
-def _event_stream(sup: Supervisor, execution_id: str, after: int) -> Iterator[bytes]:
+def _event_stream(sup: AnySupervisor, execution_id: str, after: int) -> Iterator[bytes]:
     """Each event once, in order, from `after`; ends after the terminal event."""
     last_beat = time.monotonic()
     while True:

@@ -39,7 +39,7 @@ def stream_run(sup: Any, body: Any, event_stream: EventStream, poll_s: float,
         try:
             done.set_result(sup.run(code=body.code, path=body.path, template_id=body.template_id,
                                     limits=body.limits, execution_id=execution_id))
-        except BaseException as exc:  # noqa: BLE001 - handed to the request's thread
+        except BaseException as exc:  # handed to the request's thread
             done.set_exception(exc)
 
     # In the request's context: the run's log lines carry its request id.

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import argparse
 import signal
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from supervisor.adapters import exit_codes
 from supervisor.adapters.cli_common import (
-    URL_ENV, Output, UsageError, exit_code_for, make_client, metrics_line, print_console_event,
-    print_ending, print_execution_id,
+    URL_ENV,
+    Output,
+    UsageError,
+    exit_code_for,
+    make_client,
+    metrics_line,
+    print_console_event,
+    print_ending,
+    print_execution_id,
 )
 
 __all__ = ["UsageError", "add_parser", "run"]
@@ -113,7 +120,7 @@ def _limits(args: argparse.Namespace) -> Any:
 
 def _ts(seconds: float) -> str:
     # The API's form (RFC 3339, UTC, microseconds): one document whichever ran it.
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).replace(tzinfo=None) \
+    return datetime.fromtimestamp(seconds, tz=UTC).replace(tzinfo=None) \
         .isoformat(timespec="microseconds") + "Z"
 
 

@@ -9,7 +9,12 @@ from typing import Any
 
 from supervisor.adapters import exit_codes
 from supervisor.adapters.cli_common import (
-    Output, UsageError, command, group, resolve_template, when,
+    Output,
+    UsageError,
+    command,
+    group,
+    resolve_template,
+    when,
 )
 
 STATUSES = ("starting", "ready", "crashed", "closed")
@@ -56,12 +61,11 @@ def print_session(out: Output, s: dict[str, Any]) -> None:
 
 def _create(api: Any, args: argparse.Namespace, out: Output) -> int:
     worktree = Path(os.path.expanduser(args.worktree))
-    if not worktree.is_dir():
-        # The daemon checks it too; on this machine a missing folder is a typo worth catching
-        # before anything is asked of the daemon. (A remote daemon may see other folders, so
-        # this only checks when the folder is missing here and the daemon is local.)
-        if _daemon_is_local(api.base_url):
-            raise UsageError(f"--worktree-path: no such directory: {args.worktree}")
+    # The daemon checks it too; on this machine a missing folder is a typo worth catching
+    # before anything is asked of the daemon. (A remote daemon may see other folders, so this
+    # only checks when the folder is missing here and the daemon is local.)
+    if not worktree.is_dir() and _daemon_is_local(api.base_url):
+        raise UsageError(f"--worktree-path: no such directory: {args.worktree}")
     worktree_path = str(worktree.resolve()) if worktree.is_dir() else args.worktree
     workspace_id = args.workspace_id or Path(worktree_path).name or "default"
     base_commit = args.base_commit or DEFAULT_BASE_COMMIT

@@ -8,7 +8,14 @@ from typing import Any
 
 from supervisor.adapters import exit_codes
 from supervisor.adapters.cli_common import (
-    Output, UsageError, command, group, json_object, resolve_template, scalar, when,
+    Output,
+    UsageError,
+    command,
+    group,
+    json_object,
+    resolve_template,
+    scalar,
+    when,
 )
 
 SECTIONS = ("limits", "runtime", "resolver")
@@ -212,10 +219,7 @@ def settings_patch(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 def _settings(api: Any, args: argparse.Namespace, out: Output) -> int:
     patch = settings_patch(args)
     template_id = resolve_template(api, args.template)
-    if patch:
-        settings = api.patch_settings(template_id, **patch)
-    else:
-        settings = api.get_settings(template_id)
+    settings = api.patch_settings(template_id, **patch) if patch else api.get_settings(template_id)
     if out.as_json:
         out.json(settings)
     else:
