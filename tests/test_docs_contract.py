@@ -73,8 +73,9 @@ def test_every_error_code_is_documented_with_its_status() -> None:
 def test_every_reference_names_docs_api_md() -> None:
     bare = re.compile(r"(?<![/\w])API\.md")
     offenders = []
+    sources = ("sandbox", "store", "supervisor", "benchmarks", "tests")
     for path in [*ROOT.glob("*.md"), *ROOT.glob("docs/*.md"),
-                 *(p for d in ("sandbox", "store", "supervisor", "benchmarks", "tests") for p in (ROOT / d).rglob("*.py"))]:
+                 *(p for d in sources for p in (ROOT / d).rglob("*.py"))]:
         if path == Path(__file__):
             continue
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):

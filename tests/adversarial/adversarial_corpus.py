@@ -251,10 +251,12 @@ CASES: list[Case] = [
          "(function () { for (;;) { try { for (;;) {} } finally { return 5 } } })()",
          **_time_stop("cpu_limit"), state="kept"),
     Case("catch_oom_and_retry", "tamper",
-         "let retries = 0; for (;;) { try { const a = []; for (;;) a.push(new ArrayBuffer(1 << 20)) } catch (e) { retries++ } }",
+         "let retries = 0; for (;;) { try { const a = []; for (;;) a.push(new ArrayBuffer(1 << 20)) }"
+         " catch (e) { retries++ } }",
          **_time_stop("cpu_limit")),
     Case("catch_oom_report", "tamper",
-         "let oomMessage; try { const a = []; for (;;) a.push(new ArrayBuffer(1 << 20)) } catch (e) { oomMessage = e.message } oomMessage",
+         "let oomMessage; try { const a = []; for (;;) a.push(new ArrayBuffer(1 << 20)) }"
+         " catch (e) { oomMessage = e.message } oomMessage",
          limits=MEM, **_ok("out of memory")),
     Case("catch_oom_allocate_again", "tamper",
          "var hold = []; try { for (;;) hold.push(new ArrayBuffer(1 << 20)) } catch (e) {} new ArrayBuffer(8 << 20)",
@@ -469,7 +471,8 @@ CASES: list[Case] = [
          **_ok({"a": 1}, "{ a: 1 }"), console=("{ a: 1 } [ 2 ]",), shareable=False),
     Case("pollute_string_repeat", "pollution",
          "String.prototype.repeat = function () { throw new Error('no repeat') };"
-         "console.log({ aaaaaaaaaaaaaaaaaaaaaa: 'b'.padEnd(30, 'b'), cccccccccccccccccccccccc: 'd'.padEnd(32, 'd') }); 1",
+         "console.log({ aaaaaaaaaaaaaaaaaaaaaa: 'b'.padEnd(30, 'b'),"
+         " cccccccccccccccccccccccc: 'd'.padEnd(32, 'd') }); 1",
          **_ok(1),
          console=("{\n  aaaaaaaaaaaaaaaaaaaaaa: 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb',\n"
                   "  cccccccccccccccccccccccc: 'dddddddddddddddddddddddddddddddd'\n}",),
@@ -525,7 +528,13 @@ def describe(out: Outcome) -> str:
 def check_outcome(case: Case, out: Outcome, call: CallTime) -> None:
     """Everything the case expects, and the invariants every evaluation must keep."""
     info = describe(out)
-    limits = case.limits
+    _check_status_and_limit(case, out, info)
+    _check_expected(case, out, info)
+    _check_state_and_events(case, out, info)
+    _check_metrics_and_time(case, out, call, info)
+
+
+def _check_status_and_limit(case: Case, out: Outcome, info: str) -> None:
     # Status and kind.
     assert out.status == case.status, f"status {out.status!r}, expected {case.status!r}: {info}"
     if case.status == "ok":
@@ -540,8 +549,11 @@ def check_outcome(case: Case, out: Outcome, call: CallTime) -> None:
         assert out.error.limit is not None, info
         assert out.error.limit["name"] == LIMIT_NAME_OF_KIND[case.kind], info
         if case.kind != "stack_overflow":
-            expected_value = getattr(limits, LIMIT_NAME_OF_KIND[case.kind])
+            expected_value = getattr(case.limits, LIMIT_NAME_OF_KIND[case.kind])
             assert out.error.limit["value"] == expected_value, info
+
+
+def _check_expected(case: Case, out: Outcome, info: str) -> None:
     # Expected value, preview, error.
     if case.value is not _ANY:
         assert "json" in out.value, f"no json in the value: {info}"
@@ -556,6 +568,9 @@ def check_outcome(case: Case, out: Outcome, call: CallTime) -> None:
         assert case.message_contains in out.error.message, info
     if case.console is not None:
         assert tuple(console_texts(out)) == case.console, f"console {console_texts(out)!r}: {info}"
+
+
+def _check_state_and_events(case: Case, out: Outcome, info: str) -> None:
     # Session state: a stack overflow always rolls back; a rollback is announced.
     if case.state is not None:
         assert out.session_state.state == case.state, info
@@ -575,6 +590,10 @@ def check_outcome(case: Case, out: Outcome, call: CallTime) -> None:
     assert all(e.type == "system" for e in out.events[terminal[0] + 1:]), info
     if out.status == "ok":
         assert out.events[terminal[0]].payload == out.value, info
+
+
+def _check_metrics_and_time(case: Case, out: Outcome, call: CallTime, info: str) -> None:
+    limits = case.limits
     # Metrics.
     m = out.metrics
     assert m is not None, info

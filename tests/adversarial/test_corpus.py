@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import pytest
-
 from adversarial_corpus import (
-    BASE, CASES, LIMIT_NAME_OF_KIND, MEM_MB, Case, check_outcome, check_usable, plant_canary, run,
+    BASE,
+    CASES,
+    LIMIT_NAME_OF_KIND,
+    MEM_MB,
+    Case,
+    check_outcome,
+    check_usable,
+    plant_canary,
+    run,
 )
+
 from sandbox import Sandbox
 
 CATEGORIES = {"cpu", "wall", "tamper", "memory", "stack", "output", "host", "pollution"}

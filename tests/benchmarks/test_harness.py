@@ -19,7 +19,13 @@ from benchmarks.harness import Measured, Scenario, Setup, run_scenario
 from benchmarks.runner import run_benchmark
 from benchmarks.scenarios import all_scenarios, select
 from benchmarks.timing import (
-    CheckFailed, CountedSampler, Plan, Sampler, SelfTimedSampler, interleave, percentile,
+    CheckFailed,
+    CountedSampler,
+    Plan,
+    Sampler,
+    SelfTimedSampler,
+    interleave,
+    percentile,
     summarize,
 )
 
@@ -40,7 +46,10 @@ def counting(answer: Callable[[], Any], calls: list[str], label: str) -> Callabl
     return call
 
 
-def scenario_of(rows: Callable[[], list[Measured]], plan: Plan = Plan(4, 4, 2, 2),
+FAKE_PLAN = Plan(4, 4, 2, 2)
+
+
+def scenario_of(rows: Callable[[], list[Measured]], plan: Plan = FAKE_PLAN,
                 **kwargs: Any) -> Scenario:
     return Scenario("fake", "engine", "a stand-in", "call",
                     lambda stack, directory, quick: Setup(rows(), **kwargs), plan)
@@ -48,12 +57,15 @@ def scenario_of(rows: Callable[[], list[Measured]], plan: Plan = Plan(4, 4, 2, 2
 
 def test_a_wrong_answer_is_a_failure_and_is_not_timed(tmp_path: Path) -> None:
     calls: list[str] = []
-    rows = lambda: [  # noqa: E731
-        Measured("right", "right: 2", Sampler(counting(lambda: 2, calls, "right"),
-                                              check=expects(2)), baseline=True),
-        Measured("wrong", "wrong: 3", Sampler(counting(lambda: 3, calls, "wrong"),
-                                              check=expects(2))),
-    ]
+
+    def rows() -> list[Measured]:
+        return [
+            Measured("right", "right: 2", Sampler(counting(lambda: 2, calls, "right"),
+                                                  check=expects(2)), baseline=True),
+            Measured("wrong", "wrong: 3", Sampler(counting(lambda: 3, calls, "wrong"),
+                                                  check=expects(2))),
+        ]
+
     result = run_scenario(scenario_of(rows), quick=True, directory=tmp_path)
     right, wrong = result.figures
     assert result.status == "wrong_result" and not result.ok
@@ -68,10 +80,13 @@ def test_a_wrong_answer_is_a_failure_and_is_not_timed(tmp_path: Path) -> None:
 
 def test_a_wrong_answer_while_timing_discards_that_row_only(tmp_path: Path) -> None:
     answers = iter([2, 2, 2, 99] + [2] * 20)  # right while warming up, wrong in a sample
-    rows = lambda: [  # noqa: E731
-        Measured("drifting", "drifting", Sampler(lambda _: next(answers), check=expects(2))),
-        Measured("steady", "steady", Sampler(lambda _: 2, check=expects(2)), baseline=True),
-    ]
+
+    def rows() -> list[Measured]:
+        return [
+            Measured("drifting", "drifting", Sampler(lambda _: next(answers), check=expects(2))),
+            Measured("steady", "steady", Sampler(lambda _: 2, check=expects(2)), baseline=True),
+        ]
+
     result = run_scenario(scenario_of(rows), quick=True, directory=tmp_path)
     drifting, steady = result.figures
     assert result.status == "wrong_result"
@@ -89,11 +104,13 @@ def test_an_engine_that_raises_is_an_error(tmp_path: Path) -> None:
 
 
 def test_an_absent_engine_is_reported_absent_and_does_not_fail(tmp_path: Path) -> None:
-    rows = lambda: [  # noqa: E731
-        Measured("base", "base", Sampler(lambda _: 1), baseline=True),
-        Measured("other", "other", Sampler(lambda _: 1)),
-        Measured("missing", "missing", None, "not installed (pip install it)"),
-    ]
+    def rows() -> list[Measured]:
+        return [
+            Measured("base", "base", Sampler(lambda _: 1), baseline=True),
+            Measured("other", "other", Sampler(lambda _: 1)),
+            Measured("missing", "missing", None, "not installed (pip install it)"),
+        ]
+
     result = run_scenario(scenario_of(rows), quick=True, directory=tmp_path)
     base, other, missing = result.figures
     assert result.status == "ok" and result.error is None

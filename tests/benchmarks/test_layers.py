@@ -21,10 +21,9 @@ from typing import Any
 import pytest
 
 from benchmarks import daemon as daemon_mod
-from benchmarks import processes, supervised
+from benchmarks import processes, profiles, supervised
 from benchmarks.checks import raise_problems
 from benchmarks.harness import run_scenario
-from benchmarks import profiles
 from benchmarks.profiles import summarize_profile
 from benchmarks.scenarios import http_repl, pipeline_threads
 from benchmarks.supervised import BusyCounter

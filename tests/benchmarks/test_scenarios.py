@@ -36,10 +36,10 @@ def test_the_scenario_runs_quick_and_reports_every_field(module: str, tmp_path: 
     result = run_scenario(scenario, quick=True, directory=tmp_path, max_runs=1)
     assert result.status == "ok", result.error
     data = json.loads(json.dumps(result.to_dict()))  # JSON-serialisable as a whole
-    assert RESULT_FIELDS <= data.keys() and data["scenario"] == scenario.name
+    assert data.keys() >= RESULT_FIELDS and data["scenario"] == scenario.name
     assert data["figures"], "a scenario without rows"
     for figure in data["figures"]:
-        assert FIGURE_FIELDS <= figure.keys()
+        assert figure.keys() >= FIGURE_FIELDS
         engine_present = present.get(figure["engine"], True)  # rows of the layers: vm-system
         if figure["status"] == "absent":
             assert not engine_present and figure["note"], figure

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,12 @@ from typing import Any
 import pytest
 
 from supervisor.adapters.client import (
-    ApiError, Client, DaemonUnreachable, _split_lines, check_base_url, parse_sse,
+    ApiError,
+    Client,
+    DaemonUnreachable,
+    _split_lines,
+    check_base_url,
+    parse_sse,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,7 +81,7 @@ class Daemon:
         if token:
             args += ["--token", token]
         env = {k: v for k, v in os.environ.items() if k != "VM_SYSTEM_TOKEN"}
-        self.log = open(tmp / "daemon.log", "w")  # noqa: SIM115 - closed in stop()
+        self.log = open(tmp / "daemon.log", "w")  # closed in stop()
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True,
                                      cwd=tmp, env=env)
         assert self.proc.stdout is not None
@@ -305,7 +310,7 @@ def test_event_stream_resumes_after_a_broken_connection() -> None:
         def log_message(self, *args: Any) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             assert self.path == f"/api/v1/executions/{execution_id}/events/stream"
             last = self.headers.get("Last-Event-ID")
             seen_last_ids.append(last)
@@ -344,7 +349,7 @@ def test_a_non_json_error_from_something_in_between() -> None:
         def log_message(self, *args: Any) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             body = b"<html><body>502 Bad Gateway</body></html>"
             self.send_response(502)
             self.send_header("Content-Type", "text/html")
@@ -569,7 +574,7 @@ def test_follow_prints_events_while_the_execution_runs(daemon: Daemon, worktree:
                                   cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
         assert follow.stdout is not None
         # When each line reached this process, on the wall clock the daemon stamps rows with.
-        arrivals = [(datetime.now(timezone.utc), line) for line in follow.stdout]
+        arrivals = [(datetime.now(UTC), line) for line in follow.stdout]
         assert follow.wait(timeout=30) == 0
         with Client(daemon.url) as api:
             ended_at = datetime.fromisoformat(api.get_execution(running["id"])["ended_at"])

@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from test_client_commands import Daemon, free_port, ok_json, one_line, vm
 
 ROOT = Path(__file__).resolve().parents[2]

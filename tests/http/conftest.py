@@ -1,9 +1,9 @@
 """Fixtures of the daemon's tests: REAL `vm-system serve` processes, spoken to over loopback.
 
-`daemon` is one daemon (sessions in two worker processes) for the whole session (stopped with SIGTERM at the end, and it must exit
-0); tests that need their own process (a token, a tiny body limit, a shutdown, a load run) start
-one with `start_daemon`. The shared helpers live in `http_daemon.py` (a unique module name: test
-folders here are not packages).
+`daemon` is one daemon (sessions in two worker processes) for the whole session (stopped with
+SIGTERM at the end, and it must exit 0); tests that need their own process (a token, a tiny body
+limit, a shutdown, a load run) start one with `start_daemon`. The shared helpers live in
+`http_daemon.py` (a unique module name: test folders here are not packages).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from http_daemon import Daemon, checked_client, make_worktree, start_daemon
 
 

@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ class Daemon:
         # A file for the one-shot `/run {"path": ...}`: relative to the daemon's working directory.
         (root / "oneshot.js").write_text("console.log('one shot'); 6 * 7\n")
         self._stderr_path = root / f"stderr-{uuid.uuid4().hex[:8]}.log"
-        self._stderr = open(self._stderr_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._stderr = open(self._stderr_path, "wb")  # closed in stop()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         env.pop("VM_SYSTEM_TOKEN", None)
@@ -176,9 +176,9 @@ def check_times(value: Any, where: str, key: str = "") -> None:
     elif isinstance(value, list):
         for v in value:
             check_times(v, where, key)
-    elif (key.endswith("_at") or key == "ts") and value is not None:
-        if not (isinstance(value, str) and TIME_RE.match(value)):
-            raise ContractViolation(f"{where}: {key}={value!r} is not RFC 3339 UTC with microseconds")
+    elif ((key.endswith("_at") or key == "ts") and value is not None
+          and not (isinstance(value, str) and TIME_RE.match(value))):
+        raise ContractViolation(f"{where}: {key}={value!r} is not RFC 3339 UTC with microseconds")
 
 
 def check_envelope(response: httpx.Response) -> dict[str, Any]:
@@ -309,7 +309,7 @@ class Background:
         def target() -> None:
             try:
                 self._value = fn()
-            except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+            except BaseException as exc:  # handed back to the caller
                 self._error = exc
             finally:
                 self.finished_at = time.monotonic()
@@ -341,7 +341,7 @@ def sse_events(response: httpx.Response, stop_after: int | None = None) -> Itera
             if data or fields:
                 yield {"id": fields.get("id"), "event": fields.get("event"),
                        "data": json.loads("\n".join(data)) if data else None,
-                       "arrived": time.monotonic(), "arrived_at": datetime.now(timezone.utc)}
+                       "arrived": time.monotonic(), "arrived_at": datetime.now(UTC)}
                 count += 1
                 if stop_after is not None and count >= stop_after:
                     return

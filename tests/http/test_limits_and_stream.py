@@ -9,9 +9,15 @@ from typing import Any
 
 import httpx
 import pytest
-
 from http_daemon import (
-    TERMINAL_TYPES, Background, error_of, events_of, new_session, new_template, repl, sse_events,
+    TERMINAL_TYPES,
+    Background,
+    error_of,
+    events_of,
+    new_session,
+    new_template,
+    repl,
+    sse_events,
     wait_for_running,
 )
 
@@ -27,8 +33,8 @@ ANSWER_SLACK_MS = 5000
 TICKS = 10
 TICK_MS = 100
 # ~1 s of work that logs a line every 100 ms, then a value: 1 + TICKS + 1 events.
-CHATTY = ("(function(){ for (let i = 0; i < %d; i++) { const t0 = Date.now(); "
-          "while (Date.now() - t0 < %d) {} console.log('tick ' + i); } })(); 'done'" % (TICKS, TICK_MS))
+CHATTY = (f"(function(){{ for (let i = 0; i < {TICKS}; i++) {{ const t0 = Date.now(); "
+          f"while (Date.now() - t0 < {TICK_MS}) {{}} console.log('tick ' + i); }} }})(); 'done'")
 N_EVENTS = TICKS + 2
 
 

@@ -17,9 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-
 from http_daemon import (
-    TERMINAL_TYPES, make_worktree, new_session, new_template, start_daemon,
+    TERMINAL_TYPES,
+    make_worktree,
+    new_session,
+    new_template,
+    start_daemon,
 )
 
 THREADS = 32

@@ -14,10 +14,22 @@ from typing import Any
 
 import httpx
 import pytest
-
 from http_daemon import (
-    TERMINAL_TYPES, Background, Daemon, check_envelope, checked_client, error_of, events_of,
-    new_session, new_template, repl, session_body, sse_events, start_daemon, unique, wait_for_running,
+    TERMINAL_TYPES,
+    Background,
+    Daemon,
+    check_envelope,
+    checked_client,
+    error_of,
+    events_of,
+    new_session,
+    new_template,
+    repl,
+    session_body,
+    sse_events,
+    start_daemon,
+    unique,
+    wait_for_running,
 )
 
 NIL = "00000000-0000-0000-0000-000000000000"
@@ -66,7 +78,7 @@ def finished(api: httpx.Client, sess: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_execution(execution: dict[str, Any]) -> None:
-    assert EXECUTION_FIELDS <= set(execution), set(execution) ^ EXECUTION_FIELDS
+    assert set(execution) >= EXECUTION_FIELDS, set(execution) ^ EXECUTION_FIELDS
     assert execution["status"] in STATUSES
     assert set(execution["metrics"]) >= METRIC_FIELDS, execution["metrics"]
     assert isinstance(execution["args"], dict) and isinstance(execution["env"], dict)
@@ -124,7 +136,7 @@ def test_template_crud(api: httpx.Client) -> None:
     r = api.post("/templates", json={"name": name})
     assert r.status_code == 201
     template = r.json()
-    assert TEMPLATE_FIELDS <= set(template)
+    assert set(template) >= TEMPLATE_FIELDS
     assert template["name"] == name and template["engine"] == "quickjs"
     uuid.UUID(template["id"])
 
@@ -375,7 +387,7 @@ def test_session_create_get_list(api: httpx.Client, tpl: dict[str, Any], worktre
     r = api.post("/sessions", json=session_body(tpl["id"], worktree))
     assert r.status_code == 201, r.text
     session = r.json()
-    assert SESSION_FIELDS <= set(session)
+    assert set(session) >= SESSION_FIELDS
     assert "vm_id" not in session
     assert session["status"] == "ready" and session["template_id"] == tpl["id"]
     assert session["workspace_id"] == "ws-1" and session["base_commit_oid"] == "abc123"

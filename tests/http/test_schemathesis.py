@@ -17,14 +17,15 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
+from http_daemon import Daemon, make_worktree, new_session, new_template, repl, start_daemon
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
-    content_type_conformance, response_schema_conformance, status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
 )
-
-from http_daemon import Daemon, make_worktree, new_session, new_template, repl, start_daemon
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]

@@ -7,17 +7,23 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from http_daemon import (
-    Background, checked_client, make_worktree, new_session, new_template, repl, start_daemon,
+    Background,
+    checked_client,
+    make_worktree,
+    new_session,
+    new_template,
+    repl,
+    start_daemon,
     wait_for_running,
 )
+
 from store import Store
 
 GRACE_S = 1.0
 SCRIPT_S = 5.0
-LONG = ("(function(){ const t0 = Date.now(); while (Date.now() - t0 < %d) {} })(); "
-        "globalThis.after_long = true; 'finished'" % int(SCRIPT_S * 1000))
+LONG = (f"(function(){{ const t0 = Date.now(); while (Date.now() - t0 < {int(SCRIPT_S * 1000)}) {{}} }})(); "
+        "globalThis.after_long = true; 'finished'")
 
 
 def _post_quietly(url: str, body: dict) -> httpx.Response | Exception:

@@ -30,7 +30,8 @@ def test_format_matches_node(shared_sb: Sandbox, code: str, text: str) -> None:
 
 
 def test_long_objects_break_over_lines_like_node(shared_sb: Sandbox) -> None:
-    out = shared_sb.eval("console.log({alpha: 'aaaaaaaaaaaa', beta: 'bbbbbbbbbbbbbb', gamma: 'cccccccccccc', delta: 1234567})")
+    out = shared_sb.eval("console.log({alpha: 'aaaaaaaaaaaa', beta: 'bbbbbbbbbbbbbb',"
+                         " gamma: 'cccccccccccc', delta: 1234567})")
     text = out.events[0].payload["text"]
     assert text == ("{\n  alpha: 'aaaaaaaaaaaa',\n  beta: 'bbbbbbbbbbbbbb',\n"
                     "  gamma: 'cccccccccccc',\n  delta: 1234567\n}")
@@ -97,6 +98,7 @@ def test_output_metrics_count_bytes_and_events(sb: Sandbox) -> None:
 
 def test_long_lines_built_by_concatenation_are_recorded_whole(sb: Sandbox) -> None:
     # QuickJS-NG represents long concatenations as ropes: they are still strings.
-    out = sb.eval("let s = ''; for (let i = 0; i < 300; i++) s += 'abcdefghij'; console.log(s); console.log('y'.repeat(3000))")
+    out = sb.eval("let s = ''; for (let i = 0; i < 300; i++) s += 'abcdefghij'; console.log(s);"
+                  " console.log('y'.repeat(3000))")
     texts = [e.payload["text"] for e in out.events if e.type == "console"]
     assert texts == ["abcdefghij" * 300, "y" * 3000]

@@ -106,7 +106,8 @@ def test_a_thrown_deep_object_is_described(deep_sb: Sandbox, depth: int) -> None
 
 @pytest.mark.parametrize("depth", DEPTHS)
 def test_an_error_with_a_deep_property_is_described(deep_sb: Sandbox, depth: int) -> None:
-    out = deep_sb.eval(f"{{ const e = new TypeError('deep'); e.detail = {nested_object(depth)}; e.cause = e.detail; throw e }}")
+    out = deep_sb.eval(f"{{ const e = new TypeError('deep'); e.detail = {nested_object(depth)};"
+                       " e.cause = e.detail; throw e }")
     assert out.status == "error"
     assert (out.error.name, out.error.message) == ("TypeError", "deep")
 
@@ -130,7 +131,8 @@ def test_a_deep_call_result_is_ok(deep_sb: Sandbox, depth: int) -> None:
 
 @pytest.mark.parametrize("depth", DEPTHS)
 def test_deep_call_arguments_are_refused_or_passed_whole(deep_sb: Sandbox, depth: int) -> None:
-    assert deep_sb.eval("function depthOf(v) { let d = 0; while (v && typeof v === 'object') { d++; v = v.o; } return d; }").ok
+    assert deep_sb.eval("function depthOf(v) { let d = 0;"
+                        " while (v && typeof v === 'object') { d++; v = v.o; } return d; }").ok
     if depth <= JSON_MAX_DEPTH:
         out = deep_sb.call("depthOf", python_nested(depth))
         assert out.status == "ok"
@@ -163,9 +165,8 @@ def test_a_shared_container_is_checked_at_its_deepest_use(deep_sb: Sandbox) -> N
 def test_a_cyclic_call_argument_is_refused() -> None:
     cyclic: list = []
     cyclic.append(cyclic)
-    with Sandbox() as sb:
-        with pytest.raises(ValueError):
-            sb.call("f", cyclic)
+    with Sandbox() as sb, pytest.raises(ValueError):
+        sb.call("f", cyclic)
 
 
 @settings(max_examples=25, deadline=None)

@@ -103,9 +103,9 @@ def test_limits_validation() -> None:
 
 
 def test_busy_sandbox_refuses_a_second_evaluation(sb: Sandbox) -> None:
-    from sandbox import SandboxBusy
-
     import pytest
+
+    from sandbox import SandboxBusy
 
     result: dict[str, object] = {}
     started = threading.Event()

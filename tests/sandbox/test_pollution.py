@@ -10,7 +10,7 @@ is never written down here: it is the unpolluted sandbox's.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import pytest
@@ -155,7 +155,7 @@ def summary(out: Outcome) -> dict[str, Any]:
     }
 
 
-@lru_cache(maxsize=None)
+@cache
 def baseline(probe: str, later: bool) -> dict[str, Any]:
     with Sandbox() as sb:
         if later:
@@ -259,9 +259,11 @@ def test_spoofed_tags_do_not_make_an_object_a_map() -> None:
 def test_a_toJSON_of_the_scripts_own_is_honoured_one_planted_on_a_builtin_is_not() -> None:
     with Sandbox() as sb:
         assert sb.eval("({ toJSON() { return 5 } })").value["json"] == 5
-        assert sb.eval("class P { toJSON(k) { return 'p' + k } }; [new P(), { q: new P() }]").value["json"] == ["p0", {"q": "pq"}]
+        own = sb.eval("class P { toJSON(k) { return 'p' + k } }; [new P(), { q: new P() }]")
+        assert own.value["json"] == ["p0", {"q": "pq"}]
         assert sb.eval("Object.prototype.toJSON = () => 'FORGED'; ({ a: 1 })").value["json"] == {"a": 1}
-        assert sb.eval("Date.prototype.toJSON = () => 'FORGED'; new Date(0)").value["json"] == "1970-01-01T00:00:00.000Z"
+        date = sb.eval("Date.prototype.toJSON = () => 'FORGED'; new Date(0)")
+        assert date.value["json"] == "1970-01-01T00:00:00.000Z"
         # A script's own toJSON that throws: JSON.stringify would throw, so there is no json.
         out = sb.eval("({ toJSON() { throw new Error('mine') } })")
         assert out.status == "ok" and "json" not in out.value and "json_omitted" not in out.value

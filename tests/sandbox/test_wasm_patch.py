@@ -7,7 +7,11 @@ import wasmtime
 
 from sandbox.guest import guest_rodata_end, patched_guest
 from sandbox.wasm_patch import (
-    STACK_POINTER_EXPORT, TABLE_EXPORT, WasmPatchError, patch_guest, rodata_end,
+    STACK_POINTER_EXPORT,
+    TABLE_EXPORT,
+    WasmPatchError,
+    patch_guest,
+    rodata_end,
 )
 
 SMALL = """
@@ -45,7 +49,8 @@ def test_the_guest_patch_keeps_every_original_export() -> None:
 @pytest.mark.parametrize("bad", [
     b"", b"\x00asm\x02\x00\x00\x00", b"not wasm at all",
     wasmtime.wat2wasm("(module (func))"),  # no table, global or export section
-    wasmtime.wat2wasm('(module (import "m" "t" (table 1 funcref)) (global (mut i32) (i32.const 0)) (export "g" (global 0)))'),
+    wasmtime.wat2wasm('(module (import "m" "t" (table 1 funcref))'
+                      ' (global (mut i32) (i32.const 0)) (export "g" (global 0)))'),
 ])
 def test_unexpected_modules_are_refused(bad: bytes) -> None:
     with pytest.raises(WasmPatchError):

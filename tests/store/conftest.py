@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ class SteppingClock:
     """A settable clock: tests decide when time moves, so ties and ages are deterministic."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=timezone.utc)
+        self.now = start or datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         return self.now

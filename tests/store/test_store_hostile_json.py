@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from store import InvalidValue, NewEvent, Store
-from store import MAX_JSON_DEPTH, VALUE_COLUMN_DEPTH
+from store import MAX_JSON_DEPTH, VALUE_COLUMN_DEPTH, InvalidValue, NewEvent, Store
 
 
 def nested_list(depth: int) -> str:

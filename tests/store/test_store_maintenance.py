@@ -158,7 +158,8 @@ def test_prune_images_keeps_the_latest_per_session(clocked_store: Store, clock) 
     a = store.create_session(t.id, "w", "o", "/p", status="ready")
     b = store.create_session(t.id, "w", "o", "/p", status="ready")
     execution_ids = _history(store, a.id, 1, clock)
-    a_images = [_image(store, a.id, execution_ids[0]) for _ in range(4)]
+    for _ in range(4):
+        _image(store, a.id, execution_ids[0])
     b_only = _image(store, b.id)
     clock.advance(days=10)
     a_fresh = _image(store, a.id)

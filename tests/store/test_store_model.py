@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -35,7 +35,7 @@ class FrozenClock:
     every ordering must come from the tie-break, not from the clock."""
 
     def __init__(self) -> None:
-        self.now = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+        self.now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         return self.now

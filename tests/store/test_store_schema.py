@@ -27,7 +27,7 @@ def test_open_creates_parent_dirs_and_the_schema(tmp_path: Path) -> None:
     with Store.open(path):
         pass
     raw = sqlite_utils.Database(path)
-    assert TABLES <= set(raw.table_names())
+    assert set(raw.table_names()) >= TABLES
     assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert raw.journal_mode == "wal"  # WAL is a property of the file: it persists
     assert raw["events"].pks == ["execution_id", "seq"]
@@ -148,7 +148,7 @@ def test_many_openers_of_a_new_file_migrate_it_once(db_path: Path) -> None:
     try:
         assert errors == []
         names = [f"t{i}" for i in range(len(stores))]
-        for store, name in zip(stores, names):
+        for store, name in zip(stores, names, strict=True):
             store.create_template(name)
         assert sorted(t.name for t in stores[0].list_templates()) == names
     finally:

@@ -10,8 +10,17 @@ import pytest
 from store import SessionNotFound, TemplateExists, TemplateNotFound
 from supervisor import Supervisor
 from supervisor.errors import (
-    EngineUnsupported, InvalidPath, InvalidRequest, LibraryNotFound, ModuleNotAllowed, SessionBusy, SessionNotReady,
-    StartupModeUnsupported, SupervisorError, ValidationError, WorktreeFileNotFound,
+    EngineUnsupported,
+    InvalidPath,
+    InvalidRequest,
+    LibraryNotFound,
+    ModuleNotAllowed,
+    SessionBusy,
+    SessionNotReady,
+    StartupModeUnsupported,
+    SupervisorError,
+    ValidationError,
+    WorktreeFileNotFound,
 )
 
 
@@ -150,11 +159,12 @@ def test_busy_session_refuses_a_second_execution(sup: Supervisor, worktree: Path
     result: dict[str, object] = {}
 
     def slow() -> None:
-        result["execution"] = sup.repl(sid, "console.log('go'); const t = Date.now(); while (Date.now() - t < 500) {} 'done'")
+        result["execution"] = sup.repl(
+            sid, "console.log('go'); const t = Date.now(); while (Date.now() - t < 500) {} 'done'")
 
     original = sup._pipeline.execute
 
-    def spy(spec, host, request, closed=lambda: False):  # noqa: ANN001, ANN202
+    def spy(spec, host, request, closed=lambda: False):
         started.set()
         return original(spec, host, request, closed)
 

@@ -104,8 +104,8 @@ def test_an_image_cannot_be_moved_to_another_session(tmp_path: Path, worktree: P
     import sqlite3
 
     conn = sqlite3.connect(db)
-    conn.execute("UPDATE images SET data = (SELECT data FROM images WHERE session_id = ? ORDER BY created_at DESC LIMIT 1)"
-                 " WHERE session_id = ?", (a, b))
+    conn.execute("UPDATE images SET data = (SELECT data FROM images WHERE session_id = ?"
+                 " ORDER BY created_at DESC LIMIT 1) WHERE session_id = ?", (a, b))
     conn.commit()
     conn.close()
     with Supervisor.open(db) as sup:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from sandbox import Event
 from store import Store
 from supervisor import Supervisor
 from supervisor.event_recorder import FLUSH_SECONDS, EventRecorder, StaleBatchFlusher
-from sandbox import Event
 
 # Generous: only a bound for a hang; the flusher writes a batch after ~50 ms.
 SEEN_WITHIN_S = 20.0
@@ -51,7 +51,7 @@ def test_lines_before_a_silence_are_stored_while_it_runs(sup: Supervisor, worktr
     finally:
         sup.close_session(session.id)
         runner.join(60)
-    assert done and getattr(done[0], "status") == "cancelled"
+    assert done and done[0].status == "cancelled"
     events = sup.list_events(execution_id)
     assert [e.seq for e in events] == list(range(1, len(events) + 1)), "each event exactly once"
 

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from store import Store
+from store import SessionNotFound, Store, StoreOpenError
 from supervisor.errors import SessionBusy, SupervisorError, ValidationError
 from supervisor.shards import RESTART_WAIT_S, ShardedSupervisor, WorkerLost
-from store import SessionNotFound, StoreOpenError
 
 
 @pytest.fixture
@@ -81,7 +80,7 @@ def test_busy_and_close_during_a_run(sharded: ShardedSupervisor, worktree: Path)
     closed = sharded.close_session(sid)
     runner.join(10)
     assert closed.status == "closed"
-    assert getattr(results[0], "status") == "cancelled"
+    assert results[0].status == "cancelled"
     assert sharded.close_session(sid).status == "closed"  # idempotent, from any worker
 
 
@@ -121,7 +120,7 @@ def test_a_killed_worker_is_replaced_and_every_session_restored(db_path: Path, w
         def spin() -> None:
             try:
                 sup.repl(victim_sid, "for (;;) {}")
-            except BaseException as exc:  # noqa: BLE001 - inspected below
+            except BaseException as exc:  # inspected below
                 errors.append(exc)
 
         runner = threading.Thread(target=spin)
