@@ -19,6 +19,8 @@ import httpx
 import pytest
 from test_client_commands import Daemon, free_port, ok_json, one_line, vm
 
+from tests.http.http_daemon import sse_events  # the one test parser of event streams
+
 ROOT = Path(__file__).resolve().parents[2]
 # About 3 s of ticks, 100 ms apart: the first ones arrive while the rest are still to come.
 TICKS = ("for (let i = 0; i < 30; i++) { console.log('tick ' + i); "
@@ -33,25 +35,6 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     d.stop()
 
 
-def _frames(response: httpx.Response) -> Iterator[dict[str, Any]]:
-    """The frames of an event stream as they arrive: {"id", "event", "data" (decoded)}."""
-    fields: dict[str, str] = {}
-    data: list[str] = []
-    for line in response.iter_lines():
-        if line == "":
-            if data:
-                yield {"id": fields.get("id"), "event": fields.get("event"),
-                       "data": json.loads("\n".join(data))}
-            fields, data = {}, []
-        elif not line.startswith(":"):
-            name, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if name == "data":
-                data.append(value)
-            else:
-                fields[name] = value
-
-
 # ----- POST /run as a stream ---------------------------------------------------------------
 
 
@@ -62,7 +45,7 @@ def test_post_run_streams_the_events_while_the_run_goes_on(daemon: Daemon) -> No
             assert response.status_code == 201
             assert response.headers["content-type"].startswith("text/event-stream")
             location = response.headers["location"]
-            frames = _frames(response)
+            frames = sse_events(response)
             first = next(frames)
             assert (first["event"], first["data"]["payload"]) == ("input_echo", {"text": TICKS})
             tick = next(frames)
