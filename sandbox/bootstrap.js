@@ -706,12 +706,8 @@
 
   // Writes a prepared value; false once it failed.
   function jsonWrite(v, depth) {
-    if (v === null) return jsonAppend('null');
-    switch (typeof v) {
-      case 'string': return jsonAppend(stringify(v));
-      case 'number': return jsonAppend(v === v && v !== Infinity && v !== -Infinity ? stringify(v) : 'null');
-      case 'boolean': return jsonAppend(v ? 'true' : 'false');
-    }
+    const leaf = leafText(v);
+    if (leaf !== undefined) return jsonAppend(leaf);
     if (depth >= JSON_MAX_DEPTH) return !jsonFail('it is nested deeper than ' + JSON_MAX_DEPTH + ' levels');
     for (let i = 0; i < jsonStack.length; i++) if (jsonStack[i] === v) return !jsonFail('it is circular');
     push(jsonStack, v);
