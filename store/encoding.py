@@ -62,7 +62,7 @@ def id_or_new(value: str | None, what: str) -> str:
 
 # How deep any JSON the store writes may nest: `[]` is 1 level, `{"a": []}` 2. The one
 # constant of the daemon's depth contract: the HTTP layer refuses request bodies deeper than
-# this, and a stored value whose `json` would go deeper is kept without it (`fit_value`).
+# this, and a stored value whose `json` would go deeper is kept without it (`value_column`).
 # Small enough that every recursive JSON codec of the process (json, pickle between worker
 # processes, the response encoder) stays far from Python's recursion limit.
 MAX_JSON_DEPTH = 64
@@ -119,7 +119,7 @@ def dump_json(value: Any, what: str, limit: int = MAX_JSON_DEPTH) -> str:
     try:
         text = _ENCODER.encode(value)
     except RecursionError:
-        raise _TooDeep(f"{what} is {TOO_DEEP}") from None
+        raise _TooDeep(f"{what} is nested deeper than {limit} levels") from None
     except (TypeError, ValueError) as exc:
         raise InvalidValue(f"{what} is not JSON-serialisable: {exc}") from None
     if _may_nest_deeper(text, limit) and nests_deeper_than(value, limit):
@@ -136,19 +136,19 @@ def dump_json_or_none(value: Any, what: str) -> str | None:
     return None if value is None else dump_json(value, what)
 
 
-def fit_value(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A value description (`{"type", "preview", "json"?}`) as it can be stored (in a column
-    of VALUE_COLUMN_DEPTH): whatever the engine sent, a `json` nested deeper than
-    MAX_JSON_DEPTH or not strict JSON is left out, and `json_omitted` says why."""
-    if not isinstance(value, dict) or "json" not in value:
-        return value
+def value_column(value: dict[str, Any], what: str) -> tuple[dict[str, Any], str]:
+    """A value description (`{"type", "preview", "json"?}`) as it is stored, and its column
+    text (VALUE_COLUMN_DEPTH deep at most), encoded once: whatever the engine sent, a `json`
+    nested deeper than MAX_JSON_DEPTH or not strict JSON is left out, and `json_omitted` says
+    why."""
     try:
-        dump_json(value, "value", VALUE_COLUMN_DEPTH)
+        return value, dump_json(value, what, VALUE_COLUMN_DEPTH)
     except InvalidValue as exc:
+        if not isinstance(value, dict) or "json" not in value:
+            raise
         fitted = {k: v for k, v in value.items() if k != "json"}
         fitted[JSON_OMITTED] = TOO_DEEP if isinstance(exc, _TooDeep) else NOT_JSON
-        return fitted
-    return value
+        return fitted, dump_json(fitted, what, VALUE_COLUMN_DEPTH)
 
 
 def load_json(text: str) -> Any:

@@ -17,12 +17,9 @@ from typing import Any
 
 from .database import Database, fetch_dict, unique_violation
 from .encoding import (
-    MAX_JSON_DEPTH,
-    VALUE_COLUMN_DEPTH,
     Clock,
     dump_json,
     dump_json_or_none,
-    fit_value,
     format_ts,
     id_or_new,
     load_json,
@@ -31,6 +28,7 @@ from .encoding import (
     parse_ts_or_none,
     require_dict,
     require_member,
+    value_column,
 )
 from .errors import (
     DuplicateId,
@@ -131,10 +129,10 @@ def _encode_events(
             ts = format_ts(event.ts)
         # The value event carries the same description as the row's result: fitted the same way.
         if type_ == "value":
-            payload, limit = fit_value(event.payload), VALUE_COLUMN_DEPTH
+            _, text = value_column(event.payload, "payload")
         else:
-            payload, limit = event.payload, MAX_JSON_DEPTH
-        rows.append((execution_id, seq, ts, type_, dump_json(payload, "payload", limit)))
+            text = dump_json(event.payload, "payload")
+        rows.append((execution_id, seq, ts, type_, text))
     return rows
 
 
@@ -302,7 +300,9 @@ class ExecutionsMixin:
         _check_outcome(status, result, error, remaining_events)
         # Whatever the engine sent, the row stays readable: a `json` too deep for the store's
         # depth contract, or not strict JSON, is left out (the value's preview stays).
-        result = fit_value(result)
+        result_text = None
+        if result is not None:
+            result, result_text = value_column(result, "result")
         metrics = {} if metrics is None else require_dict(metrics, "metrics")
         if session_state is not None:
             require_dict(session_state, "session_state")
@@ -311,7 +311,7 @@ class ExecutionsMixin:
         update = (
             status,
             format_ts(ended_at if ended_at is not None else now),
-            None if result is None else dump_json(result, "result", VALUE_COLUMN_DEPTH),
+            result_text,
             dump_json_or_none(error, "error"),
             dump_json(metrics, "metrics"),
             dump_json_or_none(session_state, "session_state"),
