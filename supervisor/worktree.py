@@ -15,22 +15,9 @@ import sys
 from pathlib import Path, PurePosixPath
 
 from supervisor.errors import InvalidPath, ValidationError, WorktreeFileNotFound
+from supervisor.unicode_text import holds_lone_surrogate, shown
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
-
-
-def _encodable(text: str) -> bool:
-    """Whether the file system can be asked about `text` at all (a lone surrogate, which a
-    JSON \\ud800 escape or a JavaScript string can make, has no encoding)."""
-    try:
-        os.fsencode(text)
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _printable(text: str) -> str:
-    return text.encode("utf-8", "backslashreplace").decode("ascii", "replace")
 
 
 def check_relative(path: str) -> str:
@@ -39,8 +26,8 @@ def check_relative(path: str) -> str:
         raise InvalidPath("path must be a non-empty relative path", path=path)
     if "\0" in path:
         raise InvalidPath("path must not contain NUL", path=path)
-    if not _encodable(path):
-        raise InvalidPath("path must be Unicode text (it holds a lone surrogate)", path=_printable(path))
+    if holds_lone_surrogate(path):
+        raise InvalidPath("path must be Unicode text (it holds a lone surrogate)", path=shown(path))
     if path.startswith(("/", "\\")) or PurePosixPath(path).is_absolute() or (len(path) > 1 and path[1] == ":"):
         raise InvalidPath("path must be relative to the worktree", path=path)
     normal = os.path.normpath(path)
@@ -53,9 +40,9 @@ def check_worktree(worktree: str) -> Path:
     """The worktree must be an existing absolute directory (docs/api.md: 422 otherwise)."""
     if not isinstance(worktree, str) or not os.path.isabs(worktree) or "\0" in worktree:
         raise InvalidPath("worktree_path must be an absolute path", worktree_path=str(worktree))
-    if not _encodable(worktree):
+    if holds_lone_surrogate(worktree):
         raise InvalidPath("worktree_path must be Unicode text (it holds a lone surrogate)",
-                          worktree_path=_printable(worktree))
+                          worktree_path=shown(worktree))
     root = Path(worktree)
     if not root.is_dir():
         raise InvalidPath("worktree_path must be an existing directory", worktree_path=worktree)

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 import store as store_mod
 from store import MAX_JSON_DEPTH
+from supervisor.unicode_text import holds_lone_surrogate, shown
 
 
 def timestamp(value: datetime | None) -> str | None:
@@ -119,21 +120,6 @@ def _no_constant(name: str) -> Any:
 _STRICT = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float)
 
 
-def _printable(field: str) -> str:
-    # A field name can itself hold a lone surrogate: the message names it with escapes.
-    return field.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _not_text(text: str) -> bool:
-    if text.isascii():
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
 def check_body(raw: bytes) -> None:
     """Refuse (BodyProblem) a body that is not strict JSON: not UTF-8, not JSON, NaN or
     Infinity or a number overflowing to infinity, nested deeper than MAX_JSON_DEPTH, or with
@@ -166,8 +152,8 @@ def check_body(raw: bytes) -> None:
     while stack:
         node, depth, path = stack.pop()
         if isinstance(node, str):
-            if _not_text(node):
-                field = _printable(path) or "body"
+            if holds_lone_surrogate(node):
+                field = shown(path) or "body"
                 raise BodyProblem(f"{field}: a lone surrogate (an unpaired \\ud800-\\udfff escape) "
                                   "is not Unicode text", field=field)
             continue
@@ -179,11 +165,11 @@ def check_body(raw: bytes) -> None:
             continue
         if depth + 1 > MAX_JSON_DEPTH:
             raise BodyProblem(f"the request body is nested deeper than {MAX_JSON_DEPTH} levels",
-                              max_depth=MAX_JSON_DEPTH, field=_printable(path) or "body")
+                              max_depth=MAX_JSON_DEPTH, field=shown(path) or "body")
         for key, child in children:
             child_path = f"{path}.{key}" if path else key
-            if _not_text(key):
-                field = _printable(child_path)
+            if holds_lone_surrogate(key):
+                field = shown(child_path)
                 raise BodyProblem(f"{field}: a lone surrogate (an unpaired \\ud800-\\udfff escape) "
                                   "is not Unicode text", field=field)
             stack.append((child, depth + 1, child_path))
