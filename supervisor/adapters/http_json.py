@@ -6,21 +6,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import fields, is_dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from starlette.responses import Response
 
 import store as store_mod
 from store import MAX_JSON_DEPTH
+from supervisor.adapters.api_time import api_time
 from supervisor.unicode_text import holds_lone_surrogate, shown
-
-
-def timestamp(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
 
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -35,7 +29,7 @@ def record(value: Any) -> Any:
     while stack:
         node, target, key = stack.pop()
         if isinstance(node, datetime):
-            target[key] = timestamp(node)
+            target[key] = api_time(node)
             continue
         if is_dataclass(node) and not isinstance(node, type):
             items: Any = [(f.name, getattr(node, f.name)) for f in fields(node) if f.name != "data"]

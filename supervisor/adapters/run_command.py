@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.adapters import exit_codes
+from supervisor.adapters.api_time import api_time
 from supervisor.adapters.cli_common import (
     URL_ENV,
     Output,
@@ -118,12 +119,6 @@ def _limits(args: argparse.Namespace) -> Any:
         raise UsageError(text) from exc
 
 
-def _ts(seconds: float) -> str:
-    # The API's form (RFC 3339, UTC, microseconds): one document whichever ran it.
-    return datetime.fromtimestamp(seconds, tz=UTC).replace(tzinfo=None) \
-        .isoformat(timespec="microseconds") + "Z"
-
-
 def _run_embedded(code: str, filename: str, is_module: bool, limits: Any,
                   out: Output) -> dict[str, Any]:
     from sandbox import Sandbox
@@ -143,7 +138,8 @@ def _run_embedded(code: str, filename: str, is_module: bool, limits: Any,
         "status": outcome.status,
         "value": outcome.value,
         "error": outcome.error.to_dict() if outcome.error is not None else None,
-        "events": [{"type": e.type, "payload": e.payload, "ts": _ts(e.ts)} for e in outcome.events],
+        "events": [{"type": e.type, "payload": e.payload, "ts": api_time(datetime.fromtimestamp(e.ts, tz=UTC))}
+                   for e in outcome.events],
         "metrics": outcome.metrics.to_dict() if outcome.metrics is not None else None,
     }
 
