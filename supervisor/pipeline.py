@@ -34,6 +34,7 @@ from supervisor.ids import execution_label
 
 log = structlog.get_logger("supervisor.pipeline")
 
+
 class PersistenceFailed(SupervisorError):
     """The store could not record an execution's end."""
 
