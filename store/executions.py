@@ -48,8 +48,12 @@ from .records import (
     TERMINAL_FOR_STATUS,
     Event,
     Execution,
+    ExecutionProgress,
     NewEvent,
 )
+
+# Bound parameters per query, well under SQLite's limit (32766 since 3.32, 999 before).
+_IDS_PER_QUERY = 500
 
 _INSERT_EVENT = (
     "INSERT INTO events (execution_id, seq, ts, type, payload) VALUES (?, ?, ?, ?, ?)"
@@ -208,8 +212,14 @@ class ExecutionsMixin:
         env: dict[str, Any] | None = None,
         id: str | None = None,
         started_at: datetime | None = None,
+        first_events: Sequence[NewEvent] = (),
     ) -> Execution:
-        """Create an execution in status `running` (session_id None: a one-shot run)."""
+        """Create an execution in status `running` (session_id None: a one-shot run).
+
+        `first_events` (seq 1..n, never terminal) are written in the same transaction: what is
+        known before the script starts (its `input_echo`) then exists exactly when the row
+        does, whatever happens to the process afterwards.
+        """
         require_member(kind, EXECUTION_KINDS, "execution kind")
         execution_id = id_or_new(id, "execution id")
         args = {} if args is None else require_dict(args, "args")
@@ -217,7 +227,10 @@ class ExecutionsMixin:
         for value, what in ((input, "input"), (path, "path")):
             if value is not None and not isinstance(value, str):
                 raise InvalidValue(f"{what} must be a string or None")
-        started = format_ts(started_at if started_at is not None else self._clock())
+        now = started_at if started_at is not None else self._clock()
+        started = format_ts(now)
+        event_rows = _encode_events(execution_id, first_events, now, streaming=True)
+        _check_sequence(execution_id, event_rows, 0)
         params = (
             execution_id,
             session_id,
@@ -245,6 +258,7 @@ class ExecutionsMixin:
                     # session_id is the only foreign key of executions.
                     raise SessionNotFound(f"session {session_id} not found") from None
                 raise
+            _insert_events(conn, event_rows)
         return Execution(
             id=execution_id,
             session_id=session_id,
@@ -368,6 +382,21 @@ class ExecutionsMixin:
                     db.query("SELECT 1 AS found FROM sessions WHERE id = ?", [session_id])):
                 raise SessionNotFound(f"session {session_id} not found")
         return [execution_from_row(row) for row in rows]
+
+    def execution_progress(self, execution_ids: Sequence[str]) -> dict[str, ExecutionProgress]:
+        """Status and last event seq of each execution that exists, in one read: what a
+        follower of many executions' events needs to know whether to read again."""
+        progress: dict[str, ExecutionProgress] = {}
+        ids = list(dict.fromkeys(execution_ids))
+        with self._db.read("execution_progress") as db:
+            for start in range(0, len(ids), _IDS_PER_QUERY):
+                chunk = ids[start:start + _IDS_PER_QUERY]
+                marks = ", ".join("?" * len(chunk))
+                for row in db.query(
+                        "SELECT id, status, (SELECT max(seq) FROM events WHERE execution_id = executions.id)"
+                        f" AS last_seq FROM executions WHERE id IN ({marks})", chunk):
+                    progress[row["id"]] = ExecutionProgress(row["status"], row["last_seq"] or 0)
+        return progress
 
     def list_events(
         self, execution_id: str, *, after_seq: int = 0, limit: int | None = None

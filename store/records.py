@@ -142,6 +142,14 @@ class NewEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class ExecutionProgress:
+    """How far an execution has got: its status and the seq of its last stored event (0: none)."""
+
+    status: str
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     execution_id: str
     seq: int

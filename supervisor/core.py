@@ -32,6 +32,7 @@ from supervisor.errors import (
     SessionBusy,
     SessionNotReady,
     SessionStartFailed,
+    ShuttingDown,
     SupervisorError,
     ValidationError,
 )
@@ -100,6 +101,12 @@ class Supervisor(StoreReads):
         self._live_lock = threading.Lock()
         self._images = ImageWriter(store, image_key, self._live_sessions, image_interval)
         self._closed = False
+        # Set by drain(): nothing new starts. One-shot runs' hosts are kept here (under
+        # _live_lock) so that drain can cancel them too.
+        self._draining = False
+        self._oneshots: set[InThreadHost] = set()
+        self._oneshots_done = threading.Condition(self._live_lock)
+        self._drained = threading.Event()
 
     @classmethod
     def open(cls, db_path: str | Path, *, library_dir: str | Path | None = None,
@@ -208,6 +215,7 @@ class Supervisor(StoreReads):
         _check_text(workspace_id, "workspace_id")
         _check_text(base_commit_oid, "base_commit_oid")
         worktree = str(check_worktree(worktree_path))
+        self._refuse_if_draining()
         detail = self.store.get_template_detail(template_id)
         settings = {"limits": detail.settings.limits, "runtime": detail.settings.runtime,
                     "resolver": detail.settings.resolver}
@@ -295,11 +303,18 @@ class Supervisor(StoreReads):
                  globals_: dict[str, Any] | None = None) -> ExecRequest:
         return _request(live.runtime, live.limits, code, filename, globals_)
 
+    def _refuse_if_draining(self) -> None:
+        if self._draining:
+            raise ShuttingDown("the daemon is shutting down: it starts no new executions")
+
     def _execute_in(self, live: LiveSession, spec: ExecSpec, request: ExecRequest) -> store_mod.Execution:
         if not acquire_for_execution(live):
             raise SessionBusy(f"session {live.id} is running another execution", session_id=live.id)
         structlog.contextvars.bind_contextvars(session_id=live.id)
         try:
+            # Checked under the session's lock: drain() waits for that lock, so an execution
+            # either is refused or is one drain sees (and cancels if it overstays).
+            self._refuse_if_draining()
             if live.closing:
                 raise SessionNotReady(f"session {live.id} is closing", session_id=live.id)
             execution = self._pipeline.execute(spec, live.host, request, closed=lambda: live.closing)
@@ -358,39 +373,80 @@ class Supervisor(StoreReads):
         host = InThreadHost(sandbox)
         spec = ExecSpec("run", None, code if stored_path is None else None, stored_path, {}, {}, echo)
         try:
+            with self._live_lock:
+                self._oneshots.add(host)
+                self._refuse_if_draining()  # under the lock drain() cancels the one-shots with
             return self._pipeline.execute(spec, host, _request(runtime, effective, code, filename),
                                           execution_id=execution_id)
         finally:
+            with self._live_lock:
+                self._oneshots.discard(host)
+                self._oneshots_done.notify_all()
             host.close()
 
     # ----- ops --------------------------------------------------------------------------------
 
     def runtime_summary(self) -> RuntimeSummary:
         live = self._live_sessions()
+        with self._live_lock:
+            oneshots = len(self._oneshots)
+        # Running: the sessions' executions and the one-shot runs.
         return RuntimeSummary(len(live), sorted(s.id for s in live),
                               sum(s.host.memory_size() for s in live), _rss_bytes(),
-                              threading.active_count(), sum(1 for s in live if s.lock.locked()))
+                              threading.active_count(),
+                              sum(1 for s in live if s.lock.locked()) + oneshots)
 
     def flush_images(self) -> None:
         """Persist the state of every session that changed since its last image."""
         self._images.flush()
 
-    def close(self, grace: float = 0.0) -> None:
-        """Stop: let running executions finish for up to `grace` seconds, cancel the rest
-        (they end `cancelled`), persist every session's state, release everything.
+    def drain(self, grace: float = 0.0) -> None:
+        """The first half of a shutdown: start nothing new (SHUTTING_DOWN), let running
+        executions finish for up to `grace` seconds, then cancel the rest (they end
+        `cancelled`, and their callers get that execution). Reads still work; `close` follows.
 
-        Live sessions stay `ready` in the store: the next supervisor restores them."""
-        if self._closed:
+        The daemon drains before its server stops waiting for requests in flight, so that
+        every such request is answered by the supervisor, never cut off by the server."""
+        with self._live_lock:
+            first = not self._draining
+            self._draining = True
+        if not first:  # another thread drains: its end is this call's end too
+            self._drained.wait()
             return
-        self._closed = True
+        try:
+            self._drain(grace)
+        finally:
+            self._drained.set()
+
+    def _drain(self, grace: float) -> None:
         deadline = time.monotonic() + grace
         live = self._live_sessions()
         for session in live:  # wait for running executions, up to the grace period
             remaining = max(0.0, deadline - time.monotonic())
             if session.lock.acquire(timeout=remaining):
                 session.lock.release()
+        with self._live_lock:
+            self._oneshots_done.wait_for(lambda: not self._oneshots,
+                                         timeout=max(0.0, deadline - time.monotonic()))
+            oneshots = list(self._oneshots)
+        for host in oneshots:
+            host.cancel()
         for session in live:
             session.host.cancel()
+        log.info("supervisor_drained", sessions=len(live), cancelled_runs=len(oneshots))
+
+    def close(self, grace: float = 0.0) -> None:
+        """Stop: drain (running executions get up to `grace` seconds, then are cancelled),
+        persist every session's state, release everything.
+
+        Live sessions stay `ready` in the store: the next supervisor restores them."""
+        if self._closed:
+            return
+        self._closed = True
+        self.drain(grace)
+        with self._live_lock:  # cancelled one-shot runs record their end before the store closes
+            self._oneshots_done.wait_for(lambda: not self._oneshots, timeout=CLOSE_WAIT_S)
+        live = self._live_sessions()
         self._pipeline.finish_all_leftovers()
         self._images.stop()
         self._images.flush()

@@ -12,7 +12,8 @@ Who copies the memory, and when:
 * compressing, signing and storing always happen on the writer thread, outside the lock;
   the newest few images of each session are kept.
 A clean close flushes every dirty session. So state is durable within about `interval`
-(at most `max_delay` under load) of an execution, and exactly at a clean shutdown.
+of an execution, and under load within `max_delay` plus the time to store one image (the
+writer is woken as soon as such a copy is taken), and exactly at a clean shutdown.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ class ImageWriter:
         elif now - live.dirty_since >= self._max_delay:
             live.pending = (live.host.snapshot(), execution_id)
             live.dirty_since = now
+            # Stored now, not at the writer's next round: the copy is already `max_delay` old.
+            self._wake.set()
 
     def _copy(self, live: LiveSession, wait: bool) -> tuple[MemoryImage, str | None] | None:
         """The session's memory, copied under its lock; None if busy (and not `wait`)."""

@@ -81,3 +81,10 @@ class NotFound(SupervisorError):
     """A sub-resource (capability, startup file, module, library) that does not exist."""
 
     code = "NOT_FOUND"
+
+
+class ShuttingDown(SupervisorError):
+    """The supervisor is stopping: it starts no more executions or sessions (docs/api.md: 503)."""
+
+    code = "SHUTTING_DOWN"
+    public = True

@@ -37,13 +37,14 @@ class EventRecorder:
     batch go out once. After `close`, only the caller reads `pending` (the finishing
     transaction writes it), so nothing may flush any more."""
 
-    def __init__(self, store: Store, execution_id: str) -> None:
+    def __init__(self, store: Store, execution_id: str, written: int = 0) -> None:
+        """`written`: how many events the store holds already (numbering goes on from there)."""
         self._store = store
         self._id = execution_id
         self._lock = threading.Lock()
         self._closed = False
         self._waiting_since: float | None = None  # when the oldest unwritten event arrived
-        self.seq = 0
+        self.seq = written
         self.pending: list[NewEvent] = []
         self._last_flush = time.monotonic()
 

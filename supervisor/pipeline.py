@@ -5,8 +5,8 @@ holds the invariants of DESIGN.md:
 * the row exists (`running`) before the script runs, and is finished before `execute`
   returns, whatever failed: a failed finish is retried as `crashed`, and only if that fails
   too does the caller get PersistenceFailed (the next start-up's reconcile then closes it);
-* events are numbered 1..n in the order they happen, `input_echo` first and exactly one
-  terminal event last, and they are streamed to the store as they happen (in small batches,
+* events are numbered 1..n in the order they happen, `input_echo` first (written with the
+  row) and exactly one terminal event last, and they are streamed to the store as they happen (in small batches,
   none held back longer than ~50 ms: supervisor.event_recorder);
 * an event the store refused is not lost: it goes out again with the finishing transaction;
 * an execution whose end could not be recorded even as `crashed` is recorded as such before
@@ -122,10 +122,13 @@ class Pipeline:
     def _execute(self, execution_id: str, spec: ExecSpec, host: SessionHost, request: ExecRequest,
                  closed: Callable[[], bool]) -> store_mod.Execution:
         self._finish_leftovers(spec.session_id)
+        # The echo is known before the script starts: written with the row, it is the first
+        # event of every execution that exists, even one a crash cuts short.
+        echo = NewEvent(1, "input_echo", {"text": spec.echo})
         self._store.create_execution(spec.kind, session_id=spec.session_id, input=spec.input,
-                                     path=spec.path, args=spec.args, env=spec.env, id=execution_id)
-        recorder = EventRecorder(self._store, execution_id)
-        recorder.add(Event("input_echo", {"text": spec.echo}, time.time()))
+                                     path=spec.path, args=spec.args, env=spec.env, id=execution_id,
+                                     first_events=[echo])
+        recorder = EventRecorder(self._store, execution_id, written=echo.seq)
         request = ExecRequest(request.kind, request.code, request.filename, request.strict,
                               request.globals, request.limits, execution_id)
         FLUSHER.watch(recorder)

@@ -38,9 +38,22 @@ class StoreReads:
         self.store.get_session(session_id)
         return self.store.list_executions(session_id, limit=limit)
 
-    def list_events(self, execution_id: str, after_seq: Any = 0) -> list[store_mod.Event]:
+    def list_events(self, execution_id: str, after_seq: Any = 0,
+                    limit: int | None = None) -> list[store_mod.Event]:
+        """Events after `after_seq`; at most `limit` of them (a page), or all."""
         execution_id = check_uuid(execution_id, "execution_id")
         if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
             raise ValidationError("after_seq must be a non-negative integer", field="after_seq")
-        self.store.get_execution(execution_id)
-        return self.store.list_events(execution_id, after_seq=after_seq)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ValidationError("limit must be a positive integer", field="limit")
+        return self.store.list_events(execution_id, after_seq=after_seq, limit=limit)
+
+    def execution_progress(self, execution_ids: list[str]) -> dict[str, store_mod.ExecutionProgress]:
+        """How far each execution that exists has got (ids that are not UUIDs are left out)."""
+        wanted = []
+        for execution_id in execution_ids:
+            try:
+                wanted.append(check_uuid(execution_id, "execution_id"))
+            except ValidationError:
+                continue
+        return self.store.execution_progress(wanted)

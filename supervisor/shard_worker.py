@@ -28,7 +28,7 @@ from supervisor.settings import Ceilings
 # What a worker answers to. Reads (sessions, executions, events, templates) never reach a
 # worker: the router answers them from the database itself.
 METHODS = frozenset({"create_session", "repl", "run_file", "run", "close_session",
-                     "runtime_summary", "flush_images", "close"})
+                     "runtime_summary", "flush_images", "drain", "close"})
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ the owner over a pipe, holding no GIL while it waits.
 * A worker that dies (killed, or the engine aborting the process) is handled like a daemon
   restart: the other workers close gracefully (their sessions' state persisted), the database is
   reconciled, and a fresh set of workers restores every ready session from its latest image.
-  Requests in flight on the dead worker fail with INTERNAL; requests arriving meanwhile wait.
+  Requests in flight on the dead worker fail with WORKER_LOST (503, retryable); requests
+  arriving meanwhile wait.
 """
 
 from __future__ import annotations
@@ -56,8 +57,11 @@ CLOSE_JOIN_S = 30.0
 
 
 class WorkerLost(SupervisorError):
-    """The worker process that owned the session stopped while the request was in flight."""
+    """The worker process that owned the session stopped while the request was in flight.
 
+    Retryable: a fresh set of workers restores the session within about a second."""
+
+    code = "WORKER_LOST"
     public = True
 
 
@@ -415,6 +419,24 @@ class ShardedSupervisor(StoreReads):
     def worker_pids(self) -> list[int | None]:
         with self._state:
             return [w.process.pid for w in self._workers]
+
+    def drain(self, grace: float = 0.0) -> None:
+        """Every worker drains as a single supervisor does, all at once (`grace` is not summed)."""
+        with self._state:
+            workers = list(self._workers)
+        threads = [threading.Thread(target=self._drain_one, args=(w, grace), daemon=True)
+                   for w in workers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    @staticmethod
+    def _drain_one(worker: _Worker, grace: float) -> None:
+        try:
+            worker.control("drain", grace)
+        except (_NotDelivered, SupervisorError) as exc:  # a lost worker has nothing to drain
+            log.warning("worker_drain_failed", worker=worker.index, error=str(exc))
 
     def close(self, grace: float = 0.0) -> None:
         """Every worker stops as a single supervisor does (running executions get `grace`

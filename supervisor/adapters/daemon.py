@@ -2,22 +2,28 @@
 
 Shutdown (SIGINT/SIGTERM): stop accepting, let running executions finish for up to
 `--shutdown-grace` seconds, cancel what still runs (persisted `cancelled`), persist every
-session's state, exit 0.
+session's state, exit 0. The supervisor drains from the signal on, and the server waits
+longer than the grace for requests in flight: each of them is answered by the supervisor (the
+execution, `cancelled` if it overstayed, or 503 SHUTTING_DOWN), never cut off by the server.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import socket
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from supervisor.adapters import exit_codes
 
 DEFAULT_LISTEN = "127.0.0.1:3210"
+DEFAULT_MAX_STREAMS = 256
 
 
 class ServeError(Exception):
@@ -45,6 +51,9 @@ def add_parser(subparsers: Any) -> None:
                    help="run sessions in N worker processes, each owning a share of them, so "
                         "executions use more than one core; 0 (the default) runs them in the "
                         "daemon's own process")
+    p.add_argument("--max-streams", type=int, default=DEFAULT_MAX_STREAMS, metavar="N",
+                   help="event streams served at once (followers and streamed runs); over it, "
+                        f"503 TOO_MANY_STREAMS (default {DEFAULT_MAX_STREAMS})")
     p.add_argument("--log-format", choices=("json", "console"),
                    help="log lines as JSON or readable text (default: readable on a terminal)")
     p.set_defaults(handler=serve)
@@ -93,7 +102,12 @@ def _bind(listen: str) -> socket.socket:
     return sock
 
 
-def _server_class() -> type:
+# How long the server waits for requests in flight beyond the grace: a cancelled execution
+# takes milliseconds to stop and be recorded; this is for a slow disk.
+DRAIN_MARGIN_S = 5.0
+
+
+def _server_class(on_signal: Callable[[], None]) -> type:
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -103,6 +117,7 @@ def _server_class() -> type:
         def handle_exit(self, sig: int, frame: Any) -> None:
             super().handle_exit(sig, frame)
             self._captured_signals.clear()
+            on_signal()
 
     return Server
 
@@ -115,8 +130,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from supervisor.adapters.http_app import create_app
-
-    server_class = _server_class()
+    from supervisor.adapters.http_event_stream import StreamSettings
     from supervisor.core import Supervisor, default_db_path
 
     log = structlog.get_logger("supervisor.daemon")
@@ -126,6 +140,8 @@ def serve(args: argparse.Namespace) -> int:
         raise ServeError(f"--shutdown-grace must not be negative, got {args.shutdown_grace}")
     if args.workers < 0:
         raise ServeError(f"--workers must not be negative, got {args.workers}")
+    if args.max_streams <= 0:
+        raise ServeError(f"--max-streams must be positive, got {args.max_streams}")
     sock = _bind(args.listen)
     db = Path(args.db) if args.db else default_db_path()
     library_dir = Path(args.library_dir) if args.library_dir else None
@@ -147,11 +163,22 @@ def serve(args: argparse.Namespace) -> int:
     async def close_supervisor() -> None:
         await asyncio.to_thread(sup.close, args.shutdown_grace)
 
+    draining: list[threading.Thread] = []
+
+    def drain() -> None:
+        # From the signal on: the grace runs while the server stops accepting (a second
+        # signal starts nothing new).
+        if not draining:
+            draining.append(threading.Thread(target=sup.drain, args=(args.shutdown_grace,),
+                                             name="vm-system-drain", daemon=True))
+            draining[0].start()
+
     app = create_app(sup, token=args.token, max_body=args.max_body_kb * 1024,
+                     streams=StreamSettings(max_streams=args.max_streams),
                      close_supervisor=close_supervisor)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=max(1, int(args.shutdown_grace) + 1))
-    server = server_class(config)
+                            timeout_graceful_shutdown=math.ceil(args.shutdown_grace + DRAIN_MARGIN_S))
+    server = _server_class(drain)(config)
     host, port = sock.getsockname()[:2]
     url = f"http://[{host}]:{port}" if sock.family == socket.AF_INET6 else f"http://{host}:{port}"
     # The one line on stdout: scripts and tests read the address from it.

@@ -12,13 +12,14 @@ import hmac
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,6 +29,7 @@ from store import StoreError
 from supervisor.adapters import http_json as out
 from supervisor.adapters import http_models as m
 from supervisor.adapters.http_errors import envelope, status_of
+from supervisor.adapters.http_event_stream import EventStreams, StreamSettings
 from supervisor.adapters.http_run_stream import stream_run, wants_event_stream
 from supervisor.core import Supervisor
 from supervisor.errors import NotFound, SupervisorError
@@ -39,9 +41,6 @@ PREFIX = "/api/v1"
 DEFAULT_MAX_BODY = 1024 * 1024
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _EVENT_ID = re.compile(r"[0-9]{1,19}")
-# How often the event stream looks for new events, and how often it says it is alive.
-STREAM_POLL_S = 0.05
-STREAM_HEARTBEAT_S = 15.0
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": m.ErrorOut}, 404: {"model": m.ErrorOut}, 409: {"model": m.ErrorOut},
@@ -246,8 +245,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(sup: AnySupervisor, *, token: str | None = None, max_body: int = DEFAULT_MAX_BODY,
+               streams: StreamSettings | None = None,
                close_supervisor: Callable[[], Awaitable[None]] | None = None) -> FastAPI:
-    """The ASGI app. `close_supervisor` runs at shutdown (the daemon passes its graceful close)."""
+    """The ASGI app. `close_supervisor` runs at shutdown (the daemon passes its graceful close);
+    `streams` sets the event streams' cap and pace."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
@@ -258,8 +259,9 @@ def create_app(sup: AnySupervisor, *, token: str | None = None, max_body: int = 
     app = FastAPI(title="vm-system", version="1", openapi_url=f"{PREFIX}/openapi.json",
                   docs_url=f"{PREFIX}/docs", redoc_url=None, lifespan=lifespan)
     _install_error_handlers(app)
-    for add_routes in (_ops_routes, _template_routes, _session_routes, _execution_routes):
+    for add_routes in (_ops_routes, _template_routes, _session_routes):
         add_routes(app, sup)
+    _execution_routes(app, sup, EventStreams(sup, streams))
     app.add_middleware(RequestContext, token=token, max_body=max_body)
     return app
 
@@ -374,7 +376,7 @@ def _session_routes(app: FastAPI, sup: AnySupervisor) -> None:
         return out.JSONBody(out.session(sup.close_session(session_id)))
 
 
-def _execution_routes(app: FastAPI, sup: AnySupervisor) -> None:
+def _execution_routes(app: FastAPI, sup: AnySupervisor, streams: EventStreams) -> None:
     @app.post(f"{PREFIX}/executions/repl", status_code=201, response_model=m.ExecutionOut,
               responses=ERRORS, tags=["executions"])
     def repl(body: m.ReplBody) -> Any:
@@ -388,11 +390,11 @@ def _execution_routes(app: FastAPI, sup: AnySupervisor) -> None:
 
     @app.post(f"{PREFIX}/run", status_code=201, response_model=m.ExecutionOut, responses=ERRORS,
               tags=["executions"])
-    def run(body: m.RunBody, request: Request) -> Any:
+    async def run(body: m.RunBody, request: Request) -> Any:
         if wants_event_stream(request.headers.get("accept", "")):
-            return stream_run(sup, body, _event_stream, STREAM_POLL_S, PREFIX)
-        execution = sup.run(code=body.code, path=body.path, template_id=body.template_id,
-                            limits=body.limits)
+            return await stream_run(sup, streams, body, PREFIX)
+        execution = await run_in_threadpool(sup.run, code=body.code, path=body.path,
+                                            template_id=body.template_id, limits=body.limits)
         return out.JSONBody(out.record(execution), status_code=201)
 
     @app.get(f"{PREFIX}/executions", response_model=list[m.ExecutionOut], responses=ERRORS,
@@ -412,14 +414,13 @@ def _execution_routes(app: FastAPI, sup: AnySupervisor) -> None:
 
     @app.get(f"{PREFIX}/executions/{{execution_id}}/events/stream", responses=ERRORS,
              tags=["executions"], response_class=StreamingResponse)
-    def stream_events(execution_id: str, request: Request) -> Any:
+    async def stream_events(execution_id: str, request: Request) -> Any:
         last = request.headers.get("last-event-id", "0")
         # Only what an event id can be (ASCII digits, within SQLite's integers); anything else
         # is no cursor at all.
         after = int(last) if _EVENT_ID.fullmatch(last) and int(last) <= m.SQL_INT_MAX else 0
-        sup.list_events(execution_id, after)  # 400/404 before the stream starts
-        return StreamingResponse(_event_stream(sup, execution_id, after), media_type="text/event-stream",
-                                 headers={"cache-control": "no-cache"})
+        await streams.read(sup.get_execution, execution_id)  # 400/404 before the stream starts
+        return streams.response(streams.reserve(), execution_id, after)
 
 
 def _named_routes(app: FastAPI, sup: AnySupervisor, kind: str) -> None:
@@ -450,28 +451,3 @@ def _named_routes(app: FastAPI, sup: AnySupervisor, kind: str) -> None:
 def _deleted(found: bool, what: str, ident: str) -> None:
     if not found:
         raise NotFound(f"{what} {ident} not found", id=ident)
-
-
-def _sse(event: Any) -> bytes:
-    data = out.dumps(out.record(event))
-    return f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n".encode()
-
-
-def _event_stream(sup: AnySupervisor, execution_id: str, after: int) -> Iterator[bytes]:
-    """Each event once, in order, from `after`; ends after the terminal event."""
-    last_beat = time.monotonic()
-    while True:
-        # Read the status first: events written before the row finished are then all visible.
-        finished = sup.get_execution(execution_id).status != "running"
-        events = sup.list_events(execution_id, after)
-        for event in events:
-            after = event.seq
-            yield _sse(event)
-        if finished:
-            return
-        if events:
-            last_beat = time.monotonic()
-        if time.monotonic() - last_beat > STREAM_HEARTBEAT_S:
-            last_beat = time.monotonic()
-            yield b": alive\n\n"
-        time.sleep(STREAM_POLL_S)

@@ -32,7 +32,14 @@ STATUS_BY_CODE: dict[str, int] = {
     "LIBRARY_NOT_FOUND": 422,
     "ENGINE_UNSUPPORTED": 422,
     "INTERNAL": 500,
+    "TOO_MANY_STREAMS": 503,
+    "WORKER_LOST": 503,
+    "SHUTTING_DOWN": 503,
 }
+
+# A 503 is always worth retrying: a stream slot frees, a worker comes back within a second, a
+# daemon shutting down is restarted (or another one answers).
+RETRY_AFTER_S = 1
 
 
 def status_of(code: str) -> int:
@@ -42,4 +49,7 @@ def status_of(code: str) -> int:
 def envelope(code: str, message: str, details: dict[str, Any] | None = None,
              headers: dict[str, str] | None = None) -> JSONBody:
     body = {"error": {"code": code, "message": message, "details": details or {}}}
-    return JSONBody(body, status_code=status_of(code), headers=headers)
+    status = status_of(code)
+    if status == 503:
+        headers = {"retry-after": str(RETRY_AFTER_S), **(headers or {})}
+    return JSONBody(body, status_code=status, headers=headers)

@@ -11,18 +11,17 @@ like any event stream, from `Last-Event-ID`.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import threading
 import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, wait
+from concurrent.futures import Future
 from typing import Any
 
 from starlette.responses import StreamingResponse
 
 from store import ExecutionNotFound
-
-EventStream = Callable[[Any, str, int], Iterator[bytes]]
+from supervisor.adapters.http_event_stream import EventStreams
 
 
 def wants_event_stream(accept: str) -> bool:
@@ -30,32 +29,34 @@ def wants_event_stream(accept: str) -> bool:
                for part in accept.split(","))
 
 
-def stream_run(sup: Any, body: Any, event_stream: EventStream, poll_s: float,
-               prefix: str) -> StreamingResponse:
-    execution_id = str(uuid.uuid4())
-    done: Future[Any] = Future()
+async def stream_run(sup: Any, streams: EventStreams, body: Any, prefix: str) -> StreamingResponse:
+    slot = streams.reserve()  # over the cap, refused before the run starts
+    try:
+        execution_id = str(uuid.uuid4())
+        done: Future[Any] = Future()
 
-    def run() -> None:
-        try:
-            done.set_result(sup.run(code=body.code, path=body.path, template_id=body.template_id,
-                                    limits=body.limits, execution_id=execution_id))
-        except BaseException as exc:  # handed to the request's thread
-            done.set_exception(exc)
+        def run() -> None:
+            try:
+                done.set_result(sup.run(code=body.code, path=body.path, template_id=body.template_id,
+                                        limits=body.limits, execution_id=execution_id))
+            except BaseException as exc:  # handed to the request's coroutine
+                done.set_exception(exc)
 
-    # In the request's context: the run's log lines carry its request id.
-    context = contextvars.copy_context()
-    threading.Thread(target=context.run, args=(run,), name=f"run-{execution_id[:8]}",
-                     daemon=True).start()
-    # The core checks the request before the execution's row exists: until then a refusal is
-    # still an ordinary error answer.
-    while not done.done() and not _exists(sup, execution_id):
-        wait([done], timeout=poll_s)
-    if done.done() and done.exception() is not None:
-        raise done.exception()  # type: ignore[misc]
-    return StreamingResponse(_until_failed(event_stream(sup, execution_id, 0), done),
-                             status_code=201, media_type="text/event-stream",
-                             headers={"cache-control": "no-cache",
-                                      "location": f"{prefix}/executions/{execution_id}"})
+        # In the request's context: the run's log lines carry its request id.
+        context = contextvars.copy_context()
+        threading.Thread(target=context.run, args=(run,), name=f"run-{execution_id[:8]}",
+                         daemon=True).start()
+        # The core checks the request before the execution's row exists: until then a refusal is
+        # still an ordinary error answer.
+        while not done.done() and not await streams.read(_exists, sup, execution_id):
+            await asyncio.sleep(streams.settings.poll_s)
+        if done.done() and done.exception() is not None:
+            raise done.exception()  # type: ignore[misc]
+    except BaseException:
+        slot.release()
+        raise
+    return streams.response(slot, execution_id, 0, gave_up=lambda: _failed(done), status_code=201,
+                            headers={"location": f"{prefix}/executions/{execution_id}"})
 
 
 def _exists(sup: Any, execution_id: str) -> bool:
@@ -66,11 +67,7 @@ def _exists(sup: Any, execution_id: str) -> bool:
     return True
 
 
-def _until_failed(frames: Iterator[bytes], done: Future[Any]) -> Iterator[bytes]:
-    """The stream, cut short when the run failed in a way that leaves its row unfinished (the
-    store refused its end): the stream would wait for that end forever. Looked at between
-    frames, heartbeats included, so within a heartbeat's interval."""
-    for frame in frames:
-        yield frame
-        if done.done() and done.exception() is not None:
-            return
+def _failed(done: Future[Any]) -> bool:
+    """The run failed in a way that leaves its row unfinished (the store refused its end): the
+    stream would wait for that end forever."""
+    return done.done() and done.exception() is not None

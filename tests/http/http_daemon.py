@@ -44,7 +44,12 @@ API_STATUS = {
     "MODULE_NOT_ALLOWED": 422,
     "LIBRARY_NOT_FOUND": 422,
     "INTERNAL": 500,
+    "TOO_MANY_STREAMS": 503,
+    "WORKER_LOST": 503,
+    "SHUTTING_DOWN": 503,
 }
+# The 503s: retryable, each with a Retry-After.
+RETRYABLE = {"TOO_MANY_STREAMS", "WORKER_LOST", "SHUTTING_DOWN"}
 
 # RFC 3339, UTC, with microseconds.
 TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|\+00:00)$")
@@ -198,7 +203,10 @@ def check_envelope(response: httpx.Response) -> dict[str, Any]:
     expected = API_STATUS.get(error["code"])
     if expected is not None and expected != response.status_code:
         raise ContractViolation(f"{where}: code {error['code']} must be {expected}")
-    if response.status_code >= 500 and error["code"] != "INTERNAL":
+    if response.status_code == 503:
+        if error["code"] not in RETRYABLE or not response.headers.get("retry-after", "").isdigit():
+            raise ContractViolation(f"{where}: a 503 must be retryable with a Retry-After: {error!r}")
+    elif response.status_code >= 500 and error["code"] != "INTERNAL":
         raise ContractViolation(f"{where}: a 5xx must be INTERNAL, got {error['code']}")
     return error
 

@@ -26,13 +26,9 @@ LONG = (f"(function(){{ const t0 = Date.now(); while (Date.now() - t0 < {int(SCR
         "globalThis.after_long = true; 'finished'")
 
 
-def _post_quietly(url: str, body: dict) -> httpx.Response | Exception:
-    """The long REPL's own request: the daemon may answer it (cancelled) or drop it."""
-    try:
-        with httpx.Client(timeout=30) as client:
-            return client.post(url, json=body)
-    except httpx.HTTPError as exc:
-        return exc
+def _post(url: str, body: dict) -> httpx.Response:
+    with httpx.Client(timeout=60) as client:
+        return client.post(url, json=body)
 
 
 @pytest.mark.timeout(120)
@@ -45,9 +41,16 @@ def test_sigterm_cancels_running_work_and_a_restart_restores_the_session(tmp_pat
             template = new_template(api, limits={"cpu_ms": 30000, "wall_ms": 30000})
             session = new_session(api, template["id"], worktree)
             assert repl(api, session["id"], "globalThis.saved = 'yes'; globalThis.n = 41")["status"] == "ok"
-            call = Background(lambda: _post_quietly(f"{first.api}/executions/repl",
-                                                    {"session_id": session["id"], "input": LONG}))
+            call = Background(lambda: _post(f"{first.api}/executions/repl",
+                                            {"session_id": session["id"], "input": LONG}))
             running = wait_for_running(api, session["id"])
+            # A one-shot run in flight too: it has no session, and is cancelled all the same.
+            oneshot = Background(lambda: _post(f"{first.api}/run",
+                                               {"code": LONG, "limits": {"cpu_ms": 30000, "wall_ms": 30000}}))
+            deadline = time.monotonic() + 10
+            while api.get("/runtime/summary").json()["executions_running"] < 2:
+                assert time.monotonic() < deadline, "the one-shot run never started"
+                time.sleep(0.01)
     except BaseException:
         first.stop()
         raise
@@ -55,7 +58,12 @@ def test_sigterm_cancels_running_work_and_a_restart_restores_the_session(tmp_pat
     first.signal()
     rc = first.wait()
     took = time.monotonic() - signalled
-    call.result()
+    # Each request in flight is answered by the supervisor (cancelled after the grace), never
+    # cut off by the HTTP server's own shutdown timeout (which answered a plain-text 500).
+    answers = [call.result(), oneshot.result()]
+    for answer in answers:
+        assert answer.status_code == 201, (answer.status_code, answer.text[:200])
+        assert answer.json()["status"] == "cancelled", answer.json()
     # It did not wait for the 5 s script: the execution below ends `cancelled` (one the shutdown
     # waited for would end `ok`) and after the restart the script's last line never ran
     # (`typeof after_long`). Normally the grace period (1 s) plus the HTTP server's own drain
@@ -64,6 +72,9 @@ def test_sigterm_cancels_running_work_and_a_restart_restores_the_session(tmp_pat
     assert took < 30, f"shutdown took {took:.2f}s"
 
     with Store.open(first.db) as store:
+        for answer in answers:  # what the client was told is what is stored
+            stored = store.get_execution(answer.json()["id"])
+            assert (stored.status, stored.error) == ("cancelled", answer.json()["error"])
         execution = store.get_execution(running["id"])
         assert execution.status == "cancelled", execution
         assert execution.error is not None and execution.error["kind"] == "cancelled"

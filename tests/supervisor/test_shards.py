@@ -132,7 +132,7 @@ def test_a_killed_worker_is_replaced_and_every_session_restored(db_path: Path, w
         os.kill(victim.process.pid, signal.SIGKILL)
         runner.join(30)
         assert len(errors) == 1 and isinstance(errors[0], WorkerLost)
-        assert errors[0].code == "INTERNAL"
+        assert errors[0].code == "WORKER_LOST"
         # The next request waits for the fresh workers, which restored every session.
         for n, sid in enumerate(ids):
             assert sup.repl(sid, "kept").result["json"] == n  # type: ignore[index]
