@@ -17,7 +17,7 @@ class StoreError(Exception):
     subject: Subject | None = None
 
 
-# --- not found (404) -------------------------------------------------------------------
+# --- not found -------------------------------------------------------------------
 
 
 class NotFound(StoreError):
@@ -41,7 +41,7 @@ class ImageNotFound(NotFound):
     subject = Subject.IMAGE
 
 
-# --- uniqueness (409) ------------------------------------------------------------------
+# --- uniqueness ------------------------------------------------------------------
 
 
 class AlreadyExists(StoreError):
@@ -52,7 +52,7 @@ class TemplateExists(AlreadyExists):
     subject = Subject.TEMPLATE
 
 
-# docs/api.md names no code for the duplicate sub-resources below; these are proposals (409).
+# The duplicate sub-resources of a template.
 class CapabilityExists(AlreadyExists):
     subject = Subject.CAPABILITY
 
@@ -81,7 +81,7 @@ class SessionBusy(StoreError):
     subject = Subject.SESSION
 
 
-# --- bad input (400/422) ----------------------------------------------------------------
+# --- bad input ----------------------------------------------------------------
 
 
 class InvalidValue(StoreError, ValueError):
@@ -90,7 +90,7 @@ class InvalidValue(StoreError, ValueError):
     kind = ErrorKind.INVALID
 
 
-# --- broken pipeline invariants (500) --------------------------------------------------
+# --- broken pipeline invariants --------------------------------------------------
 
 
 class InvariantViolation(StoreError):
@@ -109,7 +109,7 @@ class InvalidTransition(InvariantViolation):
     """A session status change the lifecycle does not allow (a closed session reopened)."""
 
 
-# --- the database itself (500) -----------------------------------------------------------
+# --- the database itself -----------------------------------------------------------
 
 
 class StoreWriteError(StoreError):
