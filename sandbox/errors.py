@@ -1,10 +1,14 @@
-"""Typed errors of the engine. Each carries the API error code it maps to."""
+"""Typed errors of the engine. Each carries an engine error kind and its subject (see
+`vocabulary.errors`); the adapters map those to API codes."""
 
 from __future__ import annotations
 
+from vocabulary import ErrorKind, Subject
+
 
 class SandboxError(Exception):
-    code = "INTERNAL"
+    kind: ErrorKind = ErrorKind.INTERNAL
+    subject: Subject = Subject.SANDBOX
 
 
 class EngineUnavailable(SandboxError):
@@ -14,19 +18,20 @@ class EngineUnavailable(SandboxError):
 class SandboxClosed(SandboxError):
     """The sandbox was closed; it cannot evaluate any more."""
 
-    code = "SESSION_NOT_READY"
+    kind = ErrorKind.CLOSED
 
 
 class SandboxBusy(SandboxError):
     """Another evaluation is running in this sandbox."""
 
-    code = "SESSION_BUSY"
+    kind = ErrorKind.BUSY
 
 
 class ImageError(SandboxError):
     """An image is truncated, tampered with, or made for another guest or key."""
 
-    code = "IMAGE_INVALID"
+    kind = ErrorKind.INVALID
+    subject = Subject.IMAGE
 
 
 class GuestCorrupted(SandboxError):

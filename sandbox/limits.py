@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
+from vocabulary import DEFAULT_LIMITS
+
 # The hard backstop (the guest trapped, its instance discarded) fires this long after a limit
 # was passed or a stop requested, if the guest has not stopped gracefully by then: it never
 # reached an interrupt check (a long native call, a corrupted allocator spinning).
@@ -22,11 +24,11 @@ class Limits:
     event (value, exception or limit) is always recorded and is not counted.
     """
 
-    cpu_ms: int = 2000
-    wall_ms: int = 5000
-    mem_mb: int = 128
-    max_events: int = 50000
-    max_output_kb: int = 256
+    cpu_ms: int = DEFAULT_LIMITS["cpu_ms"]
+    wall_ms: int = DEFAULT_LIMITS["wall_ms"]
+    mem_mb: int = DEFAULT_LIMITS["mem_mb"]
+    max_events: int = DEFAULT_LIMITS["max_events"]
+    max_output_kb: int = DEFAULT_LIMITS["max_output_kb"]
 
     # The guest needs room for QuickJS itself, its 1 MiB stack block and the bootstrap.
     MIN_MEM_MB = 4

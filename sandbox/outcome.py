@@ -9,24 +9,9 @@ import copy
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Status = Literal["ok", "error", "timeout", "limit_exceeded", "cancelled", "crashed"]
-ErrorKind = Literal["exception", "timeout", "cpu_limit", "memory_limit", "stack_overflow",
-                    "output_limit", "event_limit", "cancelled", "internal"]
+from vocabulary import FinishedStatus, OutcomeErrorKind
 
 LEVELS = ("log", "info", "warn", "error", "debug")
-
-# Which status a stop of each kind gives.
-STATUS_OF_KIND: dict[str, Status] = {
-    "exception": "error",
-    "timeout": "timeout",
-    "cpu_limit": "timeout",
-    "memory_limit": "limit_exceeded",
-    "stack_overflow": "limit_exceeded",
-    "output_limit": "limit_exceeded",
-    "event_limit": "limit_exceeded",
-    "cancelled": "cancelled",
-    "internal": "crashed",
-}
 
 
 @dataclass(frozen=True)
@@ -44,7 +29,7 @@ class Event:
 
 @dataclass(frozen=True)
 class ErrorInfo:
-    kind: ErrorKind
+    kind: OutcomeErrorKind
     name: str
     message: str
     stack: str | None = None
@@ -85,7 +70,7 @@ class SessionState:
 
 @dataclass(frozen=True)
 class Outcome:
-    status: Status
+    status: FinishedStatus
     # When status is ok: {"type", "preview", "json"?, "json_omitted"?}. `json` is absent when
     # the value has no JSON form (undefined, functions, symbols, BigInts, NaN, -0, circular
     # values, a toJSON that throws); `json_omitted` (a sentence) says when it is absent because

@@ -50,7 +50,6 @@ from sandbox.log import get_logger
 from sandbox.native_stack import on_roomy_stack
 from sandbox.outcome import (
     LEVELS,
-    STATUS_OF_KIND,
     ErrorInfo,
     Event,
     Metrics,
@@ -59,6 +58,7 @@ from sandbox.outcome import (
 )
 from sandbox.pristine import pristine_image
 from sandbox.wasm_ffi import GuestTrap
+from vocabulary import STATUS_OF_KIND
 
 log = get_logger("sandbox")
 

@@ -1,6 +1,6 @@
 """Durable persistence of vm-system on one SQLite file (see docs/store.md)."""
 
-from .defaults import DEFAULT_LIMITS, DEFAULT_RESOLVER, DEFAULT_RUNTIME, default_settings
+from .defaults import DEFAULT_RESOLVER, DEFAULT_RUNTIME, default_settings
 from .encoding import MAX_JSON_DEPTH, VALUE_COLUMN_DEPTH
 from .errors import (
     AlreadyExists,
@@ -31,13 +31,6 @@ from .errors import (
 from .faults import FaultInjector
 from .maintenance import DAEMON_STOPPED_ERROR
 from .records import (
-    EVENT_TYPES,
-    EXECUTION_KINDS,
-    EXECUTION_STATUSES,
-    FINISHED_STATUSES,
-    SESSION_STATUSES,
-    TERMINAL_EVENT_TYPES,
-    TERMINAL_FOR_STATUS,
     Capability,
     Event,
     Execution,
@@ -60,18 +53,10 @@ from .store import Store
 
 __all__ = [
     "DAEMON_STOPPED_ERROR",
-    "DEFAULT_LIMITS",
     "DEFAULT_RESOLVER",
     "DEFAULT_RUNTIME",
-    "EVENT_TYPES",
-    "EXECUTION_KINDS",
-    "EXECUTION_STATUSES",
-    "FINISHED_STATUSES",
     "MAX_JSON_DEPTH",
     "SCHEMA_VERSION",
-    "SESSION_STATUSES",
-    "TERMINAL_EVENT_TYPES",
-    "TERMINAL_FOR_STATUS",
     "VALUE_COLUMN_DEPTH",
     "AlreadyExists",
     "Capability",

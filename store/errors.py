@@ -1,118 +1,119 @@
 """Typed errors of the store.
 
-Every error carries `code`, the API error code the supervisor maps to an HTTP status
-(see docs/api.md), so the mapping lives in one table there and never parses messages.
+Every error carries a store error kind and, when it is about one, its subject (see
+`vocabulary.errors`): the adapters map those to API codes in one table and never parse
+messages. Nothing here is persisted: an execution's stored error is its outcome's.
 """
 
 from __future__ import annotations
+
+from vocabulary import ErrorKind, Subject
 
 
 class StoreError(Exception):
     """Base of every error the store raises on purpose."""
 
-    code: str = "INTERNAL"
+    kind: ErrorKind = ErrorKind.INTERNAL
+    subject: Subject | None = None
 
 
-# --- not found (404) -------------------------------------------------------------------
+# --- not found -------------------------------------------------------------------
 
 
 class NotFound(StoreError):
-    code = "NOT_FOUND"
+    kind = ErrorKind.NOT_FOUND
 
 
 class TemplateNotFound(NotFound):
-    code = "TEMPLATE_NOT_FOUND"
+    subject = Subject.TEMPLATE
 
 
 class SessionNotFound(NotFound):
-    code = "SESSION_NOT_FOUND"
+    subject = Subject.SESSION
 
 
 class ExecutionNotFound(NotFound):
-    code = "EXECUTION_NOT_FOUND"
+    subject = Subject.EXECUTION
 
 
 class ImageNotFound(NotFound):
     # No route exposes images; the supervisor treats this one as INTERNAL-worthy.
-    code = "IMAGE_NOT_FOUND"
+    subject = Subject.IMAGE
 
 
-# --- uniqueness (409) ------------------------------------------------------------------
+# --- uniqueness ------------------------------------------------------------------
 
 
 class AlreadyExists(StoreError):
-    code = "CONFLICT"
+    kind = ErrorKind.EXISTS
 
 
 class TemplateExists(AlreadyExists):
-    code = "TEMPLATE_EXISTS"
+    subject = Subject.TEMPLATE
 
 
-# docs/api.md names no code for the duplicate sub-resources below; these are proposals (409).
+# The duplicate sub-resources of a template.
 class CapabilityExists(AlreadyExists):
-    code = "CAPABILITY_EXISTS"
+    subject = Subject.CAPABILITY
 
 
 class StartupFileExists(AlreadyExists):
-    code = "STARTUP_FILE_EXISTS"
+    subject = Subject.STARTUP_FILE
 
 
 class ModuleExists(AlreadyExists):
-    code = "MODULE_EXISTS"
+    subject = Subject.MODULE
 
 
 class LibraryExists(AlreadyExists):
-    code = "LIBRARY_EXISTS"
+    subject = Subject.LIBRARY
 
 
 class DuplicateId(AlreadyExists):
     # Ids come from the store or from the supervisor, never from a client: a clash is a bug.
-    code = "INTERNAL"
+    kind = ErrorKind.INTERNAL
 
 
 class SessionBusy(StoreError):
     """The session already has a running execution (a second daemon on the same file?)."""
 
-    code = "SESSION_BUSY"
+    kind = ErrorKind.BUSY
+    subject = Subject.SESSION
 
 
-# --- bad input (400/422) ----------------------------------------------------------------
+# --- bad input ----------------------------------------------------------------
 
 
 class InvalidValue(StoreError, ValueError):
     """A value the store refuses to write (unknown status, naive datetime, not JSON, ...)."""
 
-    code = "VALIDATION_ERROR"
+    kind = ErrorKind.INVALID
 
 
-# --- broken pipeline invariants (500) --------------------------------------------------
+# --- broken pipeline invariants --------------------------------------------------
 
 
 class InvariantViolation(StoreError):
     """A write that would break an invariant of DESIGN.md; always a bug in the caller."""
 
-    code = "INTERNAL"
-
 
 class ExecutionNotRunning(InvariantViolation):
-    code = "INTERNAL"
+    """Events appended to, or a finish of, an execution that is not running."""
 
 
 class EventSequenceError(InvariantViolation):
-    code = "INTERNAL"
+    """An event whose seq does not continue right after the last stored one."""
 
 
 class InvalidTransition(InvariantViolation):
-    code = "INTERNAL"
+    """A session status change the lifecycle does not allow (a closed session reopened)."""
 
 
-# --- the database itself (500) -----------------------------------------------------------
+# --- the database itself -----------------------------------------------------------
 
 
 class StoreWriteError(StoreError):
     """SQLite refused or failed a write; the whole transaction was rolled back."""
-
-    code = "INTERNAL"
 
     def __init__(self, op: str, cause: BaseException) -> None:
         super().__init__(f"store write {op!r} failed: {cause}")
@@ -121,7 +122,7 @@ class StoreWriteError(StoreError):
 
 
 class StoreReadError(StoreError):
-    code = "INTERNAL"
+    """SQLite failed a read."""
 
     def __init__(self, op: str, cause: BaseException) -> None:
         super().__init__(f"store read {op!r} failed: {cause}")
@@ -130,13 +131,11 @@ class StoreReadError(StoreError):
 
 
 class StoreOpenError(StoreError):
-    code = "INTERNAL"
+    """The file cannot be opened as a store."""
 
 
 class SchemaTooNew(StoreOpenError):
     """The file was written by a newer vm-system; it is left untouched."""
-
-    code = "INTERNAL"
 
     def __init__(self, path: str, found: int, supported: int) -> None:
         super().__init__(
@@ -149,4 +148,5 @@ class SchemaTooNew(StoreOpenError):
 
 
 class StoreClosed(StoreError):
-    code = "INTERNAL"
+    kind = ErrorKind.CLOSED
+    subject = Subject.STORE

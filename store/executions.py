@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from vocabulary import EVENT_TYPES, EXECUTION_KINDS, FINISHED_STATUSES, TERMINAL_EVENT_TYPES, TERMINAL_FOR_STATUS
+
 from .database import Database, fetch_dict, unique_violation
 from .encoding import (
     Clock,
@@ -40,17 +42,7 @@ from .errors import (
     SessionBusy,
     SessionNotFound,
 )
-from .records import (
-    EVENT_TYPES,
-    EXECUTION_KINDS,
-    FINISHED_STATUSES,
-    TERMINAL_EVENT_TYPES,
-    TERMINAL_FOR_STATUS,
-    Event,
-    Execution,
-    ExecutionProgress,
-    NewEvent,
-)
+from .records import Event, Execution, ExecutionProgress, NewEvent
 
 # Bound parameters per query, well under SQLite's limit (32766 since 3.32, 999 before).
 _IDS_PER_QUERY = 500
@@ -110,7 +102,7 @@ def _encode_events(
 
     `streaming`: these come through append_events, where terminal events are refused.
     """
-    rows = []
+    rows: list[tuple[str, int, str, str, str]] = []
     stamp = None
     for event in events:
         type_ = event.type

@@ -1,4 +1,5 @@
-"""Plain records the store returns, and the closed vocabularies it accepts.
+"""Plain records the store returns. The closed vocabularies it accepts (statuses, kinds, event
+types) are the `vocabulary` package's.
 
 Timestamps are timezone-aware `datetime`s in UTC with microseconds; JSON columns come back as
 `dict`s. Records are frozen: a record is a copy of a row at read time, not a live handle.
@@ -9,26 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-
-SESSION_STATUSES = frozenset({"starting", "ready", "crashed", "closed"})
-EXECUTION_KINDS = frozenset({"startup", "repl", "run_file", "run"})
-EXECUTION_STATUSES = frozenset(
-    {"running", "ok", "error", "timeout", "limit_exceeded", "cancelled", "crashed"}
-)
-FINISHED_STATUSES = EXECUTION_STATUSES - {"running"}
-EVENT_TYPES = frozenset({"input_echo", "console", "value", "exception", "limit", "system"})
-TERMINAL_EVENT_TYPES = frozenset({"value", "exception", "limit"})
-
-# DESIGN.md: "value ⇔ result and status ok; exception ⇔ error; limit ⇔ timeout or
-# limit_exceeded". cancelled and crashed carry an error and may end either way.
-TERMINAL_FOR_STATUS: dict[str, frozenset[str]] = {
-    "ok": frozenset({"value"}),
-    "error": frozenset({"exception"}),
-    "timeout": frozenset({"limit"}),
-    "limit_exceeded": frozenset({"limit"}),
-    "cancelled": frozenset({"exception", "limit"}),
-    "crashed": frozenset({"exception", "limit"}),
-}
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from vocabulary import SESSION_STATUSES
+
 from .database import Database, fetch_dict, unique_violation
 from .encoding import (
     Clock,
@@ -18,7 +20,7 @@ from .encoding import (
     require_member,
 )
 from .errors import DuplicateId, InvalidTransition, InvalidValue, SessionNotFound, TemplateNotFound
-from .records import SESSION_STATUSES, Session
+from .records import Session
 
 
 def _session(row: dict[str, Any]) -> Session:

@@ -1,5 +1,9 @@
 """Typed errors of the core. Each carries the API error code (docs/api.md) and optional details;
-the HTTP adapter maps codes to statuses in one table, the CLI prints `error: CODE: message`."""
+the HTTP adapter maps codes to statuses in one table, the CLI prints `error: CODE: message`.
+
+The codes are the domain's own words, unlike the engine's and the store's (which carry kinds,
+see `vocabulary.errors`): docs/api.md is the supervisor's contract, each class here is one of
+its codes, and every implementation of the contract raises the same ones."""
 
 from __future__ import annotations
 

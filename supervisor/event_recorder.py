@@ -19,6 +19,7 @@ import structlog
 import store as store_mod
 from sandbox import Event
 from store import NewEvent, Store
+from vocabulary import TERMINAL_EVENT_TYPES
 
 log = structlog.get_logger("supervisor.events")
 
@@ -52,7 +53,7 @@ class EventRecorder:
         with self._lock:
             self.seq += 1
             self.pending.append(NewEvent(self.seq, event.type, event.payload, _ts(event.ts)))
-            if event.type in store_mod.TERMINAL_EVENT_TYPES:
+            if event.type in TERMINAL_EVENT_TYPES:
                 return  # the terminal event goes with the finishing transaction
             now = time.monotonic()
             if self._waiting_since is None:
@@ -80,10 +81,10 @@ class EventRecorder:
             self._closed = True
 
     def _flush(self) -> None:
-        batch = [e for e in self.pending if e.type not in store_mod.TERMINAL_EVENT_TYPES]
+        batch = [e for e in self.pending if e.type not in TERMINAL_EVENT_TYPES]
         if batch:
             self._store.append_events(self._id, batch)
-            self.pending = [e for e in self.pending if e.type in store_mod.TERMINAL_EVENT_TYPES]
+            self.pending = [e for e in self.pending if e.type in TERMINAL_EVENT_TYPES]
         self._last_flush = time.monotonic()
         self._waiting_since = None
 

@@ -31,6 +31,7 @@ from supervisor.errors import SupervisorError
 from supervisor.event_recorder import FLUSHER, EventRecorder
 from supervisor.host import ExecRequest, SessionHost
 from supervisor.ids import execution_label
+from vocabulary import TERMINAL_EVENT_TYPES
 
 log = structlog.get_logger("supervisor.pipeline")
 
@@ -169,7 +170,7 @@ class Pipeline:
     def _finish_crashed(self, execution_id: str, recorder: EventRecorder, metrics: dict[str, Any],
                         state: dict[str, Any], cause: Exception | None) -> store_mod.Execution:
         message = "the execution's outcome could not be persisted"
-        events = [e for e in recorder.pending if e.type not in store_mod.TERMINAL_EVENT_TYPES]
+        events = [e for e in recorder.pending if e.type not in TERMINAL_EVENT_TYPES]
         seq = events[-1].seq + 1 if events else _next_seq(self._store, execution_id)
         events.append(NewEvent(seq, "exception", {"name": "InternalError", "message": message}))
         metrics = dict(metrics, events=seq)

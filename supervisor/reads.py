@@ -12,6 +12,7 @@ import store as store_mod
 from store import Store
 from supervisor.errors import ValidationError
 from supervisor.ids import check_uuid
+from vocabulary import SESSION_STATUSES
 
 MAX_EXECUTIONS_PAGE = 1000
 
@@ -23,8 +24,8 @@ class StoreReads:
         return self.store.get_session(check_uuid(session_id, "session_id"))
 
     def list_sessions(self, status: str | None = None) -> list[store_mod.Session]:
-        if status is not None and status not in store_mod.SESSION_STATUSES:
-            raise ValidationError(f"status must be one of {sorted(store_mod.SESSION_STATUSES)}",
+        if status is not None and status not in SESSION_STATUSES:
+            raise ValidationError(f"status must be one of {sorted(SESSION_STATUSES)}",
                                   field="status")
         return self.store.list_sessions(status)
 

@@ -14,8 +14,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
 from sandbox import Limits
 from supervisor.errors import InvalidRequest, ValidationError
-
-LIMIT_NAMES = ("cpu_ms", "wall_ms", "mem_mb", "max_events", "max_output_kb")
+from vocabulary import DEFAULT_CEILINGS, LIMIT_NAMES
 
 
 class Ceilings(BaseModel):
@@ -23,11 +22,11 @@ class Ceilings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    cpu_ms: StrictInt = 60_000
-    wall_ms: StrictInt = 300_000
-    mem_mb: StrictInt = 1024
-    max_events: StrictInt = 1_000_000
-    max_output_kb: StrictInt = 64 * 1024
+    cpu_ms: StrictInt = DEFAULT_CEILINGS["cpu_ms"]
+    wall_ms: StrictInt = DEFAULT_CEILINGS["wall_ms"]
+    mem_mb: StrictInt = DEFAULT_CEILINGS["mem_mb"]
+    max_events: StrictInt = DEFAULT_CEILINGS["max_events"]
+    max_output_kb: StrictInt = DEFAULT_CEILINGS["max_output_kb"]
 
 
 class _Strict(BaseModel):

@@ -73,7 +73,7 @@ def test_every_error_code_is_documented_with_its_status() -> None:
 def test_every_reference_names_docs_api_md() -> None:
     bare = re.compile(r"(?<![/\w])API\.md")
     offenders = []
-    sources = ("sandbox", "store", "supervisor", "benchmarks", "tests")
+    sources = ("sandbox", "store", "supervisor", "benchmarks", "vocabulary", "tests")
     for path in [*ROOT.glob("*.md"), *ROOT.glob("docs/*.md"),
                  *(p for d in sources for p in (ROOT / d).rglob("*.py"))]:
         if path == Path(__file__):

@@ -11,8 +11,9 @@ from benchmarks.engines.base import Availability, Driver, DriverEngine
 from benchmarks.workloads import Answer
 from sandbox import Limits, Sandbox
 
-# The limits every vm-system figure is taken with: all on, with room for the workloads.
-LIMITS = Limits(cpu_ms=2000, wall_ms=5000, mem_mb=128, max_events=50000, max_output_kb=256)
+# The limits every vm-system figure is taken with: all on, with room for the workloads: the
+# defaults, the ones a new template gets (vocabulary.DEFAULT_LIMITS).
+LIMITS = Limits()
 
 
 class _SandboxDriver(Driver):

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
+from vocabulary import TERMINAL_EVENT_TYPES
+
 if TYPE_CHECKING:
     import httpx
 
@@ -35,8 +37,6 @@ API_PREFIX = "/api/v1"
 DEFAULT_TIMEOUT_S = 30.0
 EXECUTION_TIMEOUT_S = 600.0
 CONNECT_TIMEOUT_S = 5.0
-# The event types that end an execution's stream (the store's TERMINAL_EVENT_TYPES).
-TERMINAL_EVENT_TYPES = frozenset({"value", "exception", "limit"})
 
 
 class ClientError(Exception):

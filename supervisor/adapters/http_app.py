@@ -28,6 +28,7 @@ from sandbox import SandboxError
 from store import StoreError
 from supervisor.adapters import http_json as out
 from supervisor.adapters import http_models as m
+from supervisor.adapters.error_codes import api_code
 from supervisor.adapters.http_errors import envelope, status_of
 from supervisor.adapters.http_event_stream import EventStreams, StreamSettings
 from supervisor.adapters.http_run_stream import stream_run, wants_event_stream
@@ -227,7 +228,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         return envelope("INVALID_REQUEST", str(exc.detail))
 
     async def typed(request: Request, exc: Exception) -> Any:
-        code = getattr(exc, "code", "INTERNAL")
+        code = api_code(exc)
         if status_of(code) >= 500 and not getattr(exc, "public", False):
             log.error("request_failed", code=code, error=repr(exc))
             return envelope("INTERNAL", "internal error")

@@ -21,10 +21,11 @@ from supervisor.adapters.cli_common import (
     print_ending,
     print_execution_id,
 )
+from vocabulary import LimitName
 
 __all__ = ["UsageError", "add_parser", "run"]
 
-LIMIT_FLAGS = (
+LIMIT_FLAGS: tuple[tuple[str, LimitName, str], ...] = (
     ("--cpu-ms", "cpu_ms", "CPU time limit in milliseconds"),
     ("--wall-ms", "wall_ms", "wall-clock limit in milliseconds"),
     ("--mem-mb", "mem_mb", "memory limit in MiB (the guest's linear memory)"),

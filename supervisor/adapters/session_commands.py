@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from supervisor.adapters import exit_codes
 from supervisor.adapters.cli_common import (
@@ -16,8 +16,9 @@ from supervisor.adapters.cli_common import (
     resolve_template,
     when,
 )
+from vocabulary import SessionStatus
 
-STATUSES = ("starting", "ready", "crashed", "closed")
+STATUSES = get_args(SessionStatus)  # in lifecycle order, for --help
 DEFAULT_BASE_COMMIT = "unknown"
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from store import TERMINAL_EVENT_TYPES, TERMINAL_FOR_STATUS, NewEvent, Session, Store, Template
+from store import NewEvent, Session, Store, Template
+from vocabulary import TERMINAL_EVENT_TYPES, TERMINAL_FOR_STATUS
 
 
 class SteppingClock:

@@ -18,6 +18,7 @@ from store import (
     SessionNotFound,
     Store,
 )
+from supervisor.adapters.error_codes import api_code
 
 VALUE = {"type": "number", "preview": "2", "json": 2}
 ERROR = {"kind": "exception", "name": "TypeError", "message": "x is not a function"}
@@ -83,7 +84,7 @@ def test_one_running_execution_per_session(store: Store, session, finish) -> Non
     running = store.create_execution("repl", session_id=session.id, input="1")
     with pytest.raises(SessionBusy) as raised:
         store.create_execution("repl", session_id=session.id, input="2")
-    assert raised.value.code == "SESSION_BUSY"
+    assert api_code(raised.value) == "SESSION_BUSY"
     finish(store, running.id)
     store.create_execution("repl", session_id=session.id, input="2")
 
@@ -94,7 +95,7 @@ def test_unknown_references(store: Store) -> None:
         store.create_execution("repl", session_id=unknown, input="1")
     with pytest.raises(ExecutionNotFound) as raised:
         store.get_execution(unknown)
-    assert raised.value.code == "EXECUTION_NOT_FOUND"
+    assert api_code(raised.value) == "EXECUTION_NOT_FOUND"
     with pytest.raises(ExecutionNotFound):
         store.list_events(unknown)
     with pytest.raises(ExecutionNotFound):
@@ -132,7 +133,7 @@ def test_finish_refuses_to_break_the_terminal_event_invariant(
     execution = store.create_execution("run", input="x")
     with pytest.raises((InvariantViolation, InvalidValue)) as raised:
         store.finish_execution(execution.id, status, result=result, error=error, remaining_events=events)
-    assert raised.value.code in ("INTERNAL", "VALIDATION_ERROR")
+    assert api_code(raised.value) in ("INTERNAL", "VALIDATION_ERROR")
     assert store.get_execution(execution.id).status == "running"
     assert store.list_events(execution.id) == []
 

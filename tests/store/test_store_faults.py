@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from store import FaultInjector, NewEvent, Store, StoreWriteError
+from supervisor.adapters.error_codes import api_code
 
 VALUE = {"type": "number", "preview": "1"}
 
@@ -83,7 +84,7 @@ def test_a_failed_write_is_typed_and_leaves_nothing(faulty, db_path: Path, op: s
     with pytest.raises(StoreWriteError) as raised:
         OPERATIONS[op](store, ctx)
 
-    assert raised.value.code == "INTERNAL"
+    assert api_code(raised.value) == "INTERNAL"
     assert raised.value.op == op
     assert isinstance(raised.value.cause, sqlite3.OperationalError)
     assert faults.fired == [(op, at)]

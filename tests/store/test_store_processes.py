@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from store import TERMINAL_EVENT_TYPES, Store
+from store import Store
+from vocabulary import TERMINAL_EVENT_TYPES
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = Path(__file__).with_name("store_child.py")

@@ -11,6 +11,7 @@ import pytest
 import sqlite_utils
 
 from store import SCHEMA_VERSION, SchemaTooNew, Store, StoreClosed, StoreOpenError
+from supervisor.adapters.error_codes import api_code
 
 TABLES = {
     "templates", "template_settings", "capabilities", "startup_files", "template_modules",
@@ -64,7 +65,7 @@ def test_a_newer_schema_is_refused_and_the_file_left_untouched(db_path: Path) ->
         Store.open(db_path)
 
     assert raised.value.found == SCHEMA_VERSION + 1
-    assert raised.value.code == "INTERNAL"
+    assert api_code(raised.value) == "INTERNAL"
     assert "upgrade" in str(raised.value)
     assert hashlib.sha256(db_path.read_bytes()).hexdigest() == before
     raw = sqlite3.connect(db_path)

@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from store import InvalidTransition, InvalidValue, SessionNotFound, Store, TemplateNotFound
+from supervisor.adapters.error_codes import api_code
 
 
 def test_session_round_trip_snapshots_template_settings(store: Store) -> None:
@@ -37,7 +38,7 @@ def test_unknown_session(store: Store) -> None:
     unknown = str(uuid.uuid4())
     with pytest.raises(SessionNotFound) as raised:
         store.get_session(unknown)
-    assert raised.value.code == "SESSION_NOT_FOUND"
+    assert api_code(raised.value) == "SESSION_NOT_FOUND"
     with pytest.raises(SessionNotFound):
         store.set_session_status(unknown, "ready")
 

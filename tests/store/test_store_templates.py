@@ -7,7 +7,6 @@ import uuid
 import pytest
 
 from store import (
-    DEFAULT_LIMITS,
     DEFAULT_RESOLVER,
     DEFAULT_RUNTIME,
     CapabilityExists,
@@ -21,6 +20,8 @@ from store import (
     TemplateExists,
     TemplateNotFound,
 )
+from supervisor.adapters.error_codes import api_code
+from vocabulary import DEFAULT_LIMITS
 
 
 def test_template_round_trip_with_default_settings(store: Store) -> None:
@@ -57,7 +58,7 @@ def test_duplicate_template_name_is_template_exists_409(store: Store) -> None:
     store.create_template("dup")
     with pytest.raises(TemplateExists) as raised:
         store.create_template("dup")
-    assert raised.value.code == "TEMPLATE_EXISTS"
+    assert api_code(raised.value) == "TEMPLATE_EXISTS"
     assert len(store.list_templates()) == 1
 
 
@@ -71,7 +72,7 @@ def test_duplicate_caller_id_is_a_typed_error(store: Store) -> None:
 def test_ids_must_be_uuids(store: Store) -> None:
     with pytest.raises(InvalidValue) as raised:
         store.create_template("x", id="not-a-uuid")
-    assert raised.value.code == "VALIDATION_ERROR"
+    assert api_code(raised.value) == "VALIDATION_ERROR"
     with pytest.raises(InvalidValue):
         store.create_template("y", id=str(uuid.uuid4()).upper())
 
@@ -104,7 +105,7 @@ def test_unknown_template_is_template_not_found_404(store: Store) -> None:
     ):
         with pytest.raises(TemplateNotFound) as raised:
             call()
-        assert raised.value.code == "TEMPLATE_NOT_FOUND"
+        assert api_code(raised.value) == "TEMPLATE_NOT_FOUND"
 
 
 def test_update_settings_merges_each_section(store: Store) -> None:
@@ -126,7 +127,7 @@ def test_capabilities_round_trip_and_uniqueness(store: Store) -> None:
     assert write.enabled is False and read.config == {"root": "."}
     with pytest.raises(CapabilityExists) as raised:
         store.add_capability(t.id, "fs", "read")
-    assert raised.value.code == "CAPABILITY_EXISTS"
+    assert api_code(raised.value) == "CAPABILITY_EXISTS"
     # Unique per template: another template may have the same capability.
     other = store.create_template("other")
     store.add_capability(other.id, "fs", "read")
@@ -151,7 +152,7 @@ def test_startup_files_ordered_by_order_index_then_path(store: Store) -> None:
     assert listed[0] == first and first.mode == "eval"
     with pytest.raises(StartupFileExists) as raised:
         store.add_startup_file(t.id, "z.js", order_index=9)
-    assert raised.value.code == "STARTUP_FILE_EXISTS"
+    assert api_code(raised.value) == "STARTUP_FILE_EXISTS"
     assert store.delete_startup_file(t.id, first.id) is True
     assert [f.path for f in store.list_startup_files(t.id)] == ["z.js", "a.js", "b.js"]
 
@@ -172,7 +173,7 @@ def test_modules_and_libraries(store: Store) -> None:
     assert store.list_libraries(t.id) == [lodash]
     with pytest.raises(LibraryExists) as raised:
         store.add_library(t.id, "lodash")
-    assert raised.value.code == "LIBRARY_EXISTS"
+    assert api_code(raised.value) == "LIBRARY_EXISTS"
     assert store.remove_library(t.id, "lodash") is True
     assert store.list_libraries(t.id) == []
 

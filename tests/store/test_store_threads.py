@@ -6,7 +6,8 @@ import ast
 import threading
 from pathlib import Path
 
-from store import TERMINAL_EVENT_TYPES, NewEvent, Store
+from store import NewEvent, Store
+from vocabulary import TERMINAL_EVENT_TYPES
 
 VALUE = {"type": "number", "preview": "1"}
 

@@ -13,6 +13,7 @@ import pytest
 
 from store import StoreError
 from supervisor import Supervisor
+from supervisor.adapters.error_codes import api_code
 from supervisor.errors import SupervisorError
 
 LONE = ["\ud800", "a\udc00b", "\udfff\ud800"]
@@ -41,7 +42,7 @@ def test_a_lone_surrogate_is_a_typed_refusal(sup: Supervisor, worktree: Path, ca
               len(sup.templates.list_capabilities(template.id)), len(sup.templates.list_startup_files(template.id)))
     with pytest.raises((SupervisorError, StoreError)) as refused:
         CALLS[call](sup, template, session, str(worktree), text)
-    assert refused.value.code in ("VALIDATION_ERROR", "INVALID_PATH"), refused.value
+    assert api_code(refused.value) in ("VALIDATION_ERROR", "INVALID_PATH"), refused.value
     assert "lone surrogate" in str(refused.value)
     after = (len(sup.templates.list()), len(sup.list_sessions()), len(sup.list_executions(session.id)),
              len(sup.templates.list_capabilities(template.id)), len(sup.templates.list_startup_files(template.id)))
