@@ -25,7 +25,6 @@ CODE_BY_KIND: dict[tuple[ErrorKind, Subject | None], str] = {
     (ErrorKind.NOT_FOUND, Subject.IMAGE): "IMAGE_NOT_FOUND",
     (ErrorKind.EXISTS, None): "CONFLICT",
     (ErrorKind.EXISTS, Subject.TEMPLATE): "TEMPLATE_EXISTS",
-    # docs/api.md names no code for the duplicate sub-resources below; these are proposals (409).
     (ErrorKind.EXISTS, Subject.CAPABILITY): "CAPABILITY_EXISTS",
     (ErrorKind.EXISTS, Subject.STARTUP_FILE): "STARTUP_FILE_EXISTS",
     (ErrorKind.EXISTS, Subject.MODULE): "MODULE_EXISTS",
