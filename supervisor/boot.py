@@ -52,6 +52,10 @@ class BootConfig:
 
     @classmethod
     def of(cls, db_path: str | Path, **options: Unpack[OpenOptions]) -> BootConfig:
+        # Refused as a misspelt keyword argument is: an option must never be ignored.
+        unknown = sorted(options.keys() - OpenOptions.__annotations__.keys())
+        if unknown:
+            raise TypeError(f"unexpected option(s) {', '.join(unknown)}")
         library_dir, run_root = options.get("library_dir"), options.get("run_root")
         return cls(Path(db_path), Path(library_dir) if library_dir else None,
                    options.get("ceilings") or Ceilings(), options.get("image_key"),
