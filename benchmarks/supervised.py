@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import supervisor
 from benchmarks.checks import same_value
 from benchmarks.timing import CheckFailed
 from store import Event, Execution
-from supervisor import SupervisorApi, boot
+from supervisor import SupervisorApi
 from supervisor.errors import SessionBusy
 
 WORKSPACE = "bench-workspace"
@@ -64,8 +65,9 @@ def open_supervisor(stack: ExitStack, directory: Path, *, library_dir: Path | No
     """A supervisor on `<directory>/vm-system.db` with default settings, closed by `stack`;
     with `workers`, a ShardedSupervisor with the sessions in that many worker processes."""
     directory.mkdir(parents=True, exist_ok=True)
-    sup = boot.open_supervisor(directory / "vm-system.db", workers=workers,
-                               library_dir=library_dir, run_root=directory, log_level="warning")
+    sup = supervisor.open_supervisor(directory / "vm-system.db", workers=workers,
+                                     library_dir=library_dir, run_root=directory,
+                                     log_level="warning")
     stack.callback(sup.close)
     return sup
 

@@ -26,12 +26,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox import SandboxError
 from store import StoreError
+from supervisor import SupervisorApi
 from supervisor.adapters import http_json as out
 from supervisor.adapters import http_models as m
 from supervisor.adapters.http_errors import envelope, status_of
 from supervisor.adapters.http_event_stream import EventStreams, StreamSettings
 from supervisor.adapters.http_run_stream import stream_run, wants_event_stream
-from supervisor.api import SupervisorApi
 from supervisor.errors import NotFound, SupervisorError
 
 log = structlog.get_logger("supervisor.http")

@@ -33,8 +33,8 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from store import StoreError
+from supervisor import SupervisorApi
 from supervisor.adapters import http_json as out
-from supervisor.api import SupervisorApi
 from supervisor.errors import SupervisorError
 
 log = structlog.get_logger("supervisor.http")

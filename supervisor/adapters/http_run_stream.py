@@ -21,8 +21,8 @@ from typing import Any
 from starlette.responses import StreamingResponse
 
 from store import ExecutionNotFound
+from supervisor import SupervisorApi
 from supervisor.adapters.http_event_stream import EventStreams
-from supervisor.api import SupervisorApi
 
 
 def wants_event_stream(accept: str) -> bool:
