@@ -1,4 +1,4 @@
-"""The supervisor under test, in-process: a `Supervisor` on a real SQLite file in a temporary
+"""The supervisor under test, in-process: a supervisor on a real SQLite file in a temporary
 directory (WAL mode, default settings, the background image writer included, as the daemon runs
 it), and the checks of what it stored."""
 
@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import supervisor
 from benchmarks.checks import same_value
 from benchmarks.timing import CheckFailed
 from store import Event, Execution
-from supervisor.core import Supervisor
+from supervisor import SupervisorApi
 from supervisor.errors import SessionBusy
-from supervisor.shards import ShardedSupervisor
 
 WORKSPACE = "bench-workspace"
 BASE_COMMIT = "0" * 40
@@ -40,7 +40,7 @@ class BusyCounter:
                 self.calls_refused += 1
 
 
-def repl_retrying(sup: Supervisor, session_id: str, code: str, busy: BusyCounter) -> Execution:
+def repl_retrying(sup: SupervisorApi, session_id: str, code: str, busy: BusyCounter) -> Execution:
     """sup.repl, retried while the session answers SESSION_BUSY.
 
     Nothing else runs executions on these sessions, so a refusal comes from the supervisor
@@ -61,18 +61,13 @@ def repl_retrying(sup: Supervisor, session_id: str, code: str, busy: BusyCounter
 
 
 def open_supervisor(stack: ExitStack, directory: Path, *, library_dir: Path | None = None,
-                    workers: int = 0) -> Supervisor:
+                    workers: int = 0) -> SupervisorApi:
     """A supervisor on `<directory>/vm-system.db` with default settings, closed by `stack`;
     with `workers`, a ShardedSupervisor with the sessions in that many worker processes."""
     directory.mkdir(parents=True, exist_ok=True)
-    sup: Any
-    if workers:
-        sup = ShardedSupervisor.open(directory / "vm-system.db", workers=workers,
+    sup = supervisor.open_supervisor(directory / "vm-system.db", workers=workers,
                                      library_dir=library_dir, run_root=directory,
                                      log_level="warning")
-    else:
-        sup = Supervisor.open(directory / "vm-system.db", library_dir=library_dir,
-                              run_root=directory)
     stack.callback(sup.close)
     return sup
 
@@ -83,7 +78,7 @@ def worktree(directory: Path) -> str:
     return str(path)
 
 
-def close_sessions(sup: Supervisor, session_ids: list[str]) -> None:
+def close_sessions(sup: SupervisorApi, session_ids: list[str]) -> None:
     for session_id in session_ids:
         sup.close_session(session_id)
     session_ids.clear()
@@ -122,7 +117,7 @@ class SessionRecord:
     events: dict[str, list[Event]]
 
 
-def collect_record(sup: Supervisor, session_id: str, count: int) -> SessionRecord:
+def collect_record(sup: SupervisorApi, session_id: str, count: int) -> SessionRecord:
     """Read a session's last `count` (≤ 1000) executions and all their events."""
     executions = sup.list_executions(session_id, limit=count)
     return SessionRecord(session_id, executions,

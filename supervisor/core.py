@@ -13,20 +13,19 @@ supervisor opens the same database again.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import structlog
 
 import store as store_mod
 from sandbox import ImageError, Limits, Sandbox
-from sandbox.image import installation_key
 from store import Store
+from supervisor.api import RuntimeSummary, SupervisorApi
 from supervisor.base_images import BaseImages
+from supervisor.boot import BootConfig, OpenOptions, Shard, open_database, reconcile
 from supervisor.durability import ImageWriter
 from supervisor.errors import (
     SessionBusy,
@@ -40,6 +39,7 @@ from supervisor.host import ExecRequest, InThreadHost
 from supervisor.ids import check_uuid, execution_label
 from supervisor.live import LiveSession, acquire_for_execution
 from supervisor.pipeline import ExecSpec, Pipeline
+from supervisor.process_memory import rss_bytes
 from supervisor.reads import StoreReads
 from supervisor.settings import Ceilings, effective_limits, validate_patch
 from supervisor.templates import Templates
@@ -48,16 +48,6 @@ from supervisor.worktree import check_worktree, read_worktree_file
 log = structlog.get_logger("supervisor")
 
 CLOSE_WAIT_S = 10.0
-
-
-@dataclass(frozen=True)
-class RuntimeSummary:
-    active_sessions: int
-    active_session_ids: list[str]
-    memory_bytes: int  # the live sessions' guest memory
-    rss_bytes: int | None  # the whole process (Linux)
-    worker_threads: int  # the process's Python threads (request workers, writer, ticker)
-    executions_running: int
 
 
 def _check_json_object(value: Any, name: str) -> dict[str, Any]:
@@ -109,10 +99,8 @@ class Supervisor(StoreReads):
         self._drained = threading.Event()
 
     @classmethod
-    def open(cls, db_path: str | Path, *, library_dir: str | Path | None = None,
-             ceilings: Ceilings | None = None, image_key: bytes | None = None,
-             run_root: str | Path | None = None, image_interval: float = 0.2,
-             shard: Shard | None = None) -> Supervisor:
+    def open(cls, db_path: str | Path, *, shard: Shard | None = None,
+             **options: Unpack[OpenOptions]) -> Supervisor:
         """Open the database, reconcile what a previous process left, restore live sessions.
 
         `image_key` signs session images; by default it is kept in `<db>.key` beside the
@@ -120,13 +108,14 @@ class Supervisor(StoreReads):
         this supervisor is one worker of a `ShardedSupervisor`: the router has reconciled
         the database already, and only the shard's share of the sessions is restored here.
         """
-        db_path = Path(db_path)
-        store = Store.open(db_path)
-        key = image_key if image_key is not None else installation_key(db_path.with_name(db_path.name + ".key"))
-        sup = cls(store, library_dir=Path(library_dir) if library_dir else None,
-                  ceilings=ceilings or Ceilings(), image_key=key,
-                  run_root=Path(run_root) if run_root else Path.cwd(), image_interval=image_interval,
-                  shard=shard)
+        return cls.start(BootConfig.of(db_path, **options), shard=shard)
+
+    @classmethod
+    def start(cls, config: BootConfig, *, shard: Shard | None = None) -> Supervisor:
+        """`open`, from options already gathered (a worker process is handed them)."""
+        store, key = open_database(config)
+        sup = cls(store, library_dir=config.library_dir, ceilings=config.ceilings, image_key=key,
+                  run_root=config.run_root, image_interval=config.image_interval, shard=shard)
         sup._recover()
         sup._images.start()
         return sup
@@ -392,7 +381,7 @@ class Supervisor(StoreReads):
             oneshots = len(self._oneshots)
         # Running: the sessions' executions and the one-shot runs.
         return RuntimeSummary(len(live), sorted(s.id for s in live),
-                              sum(s.host.memory_size() for s in live), _rss_bytes(),
+                              sum(s.host.memory_size() for s in live), rss_bytes(),
                               threading.active_count(),
                               sum(1 for s in live if s.lock.locked()) + oneshots)
 
@@ -468,37 +457,7 @@ class Supervisor(StoreReads):
         self.close()
 
 
-@dataclass(frozen=True)
-class Shard:
-    """Worker `index` of `count`: it restores the sessions whose id falls in its share."""
+# mypy checks here that `Supervisor` offers the whole contract.
+_CONTRACT: type[SupervisorApi] = Supervisor
 
-    index: int
-    count: int
-
-    def owns(self, session_id: str) -> bool:
-        return int(session_id.replace("-", ""), 16) % self.count == self.index
-
-
-def reconcile(store: Store) -> None:
-    """Settle what a dead daemon left (no `running` row, no `starting` session)."""
-    report = store.reconcile()
-    if report.changed:
-        log.warning("reconciled", crashed_executions=len(report.crashed_executions),
-                    crashed_sessions=len(report.crashed_sessions))
-
-
-def _rss_bytes() -> int | None:
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def default_db_path() -> Path:
-    import platformdirs
-
-    return Path(os.environ.get("VM_SYSTEM_DB") or Path(platformdirs.user_data_dir("vm-system")) / "vm-system.db")
-
-
-__all__ = ["Supervisor", "RuntimeSummary", "Limits", "default_db_path"]
+__all__ = ["Supervisor"]

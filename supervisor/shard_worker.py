@@ -4,8 +4,8 @@ Started as `python -m supervisor.shard_worker FD...`: each FD is its end of a so
 the router, so nothing of the parent's `__main__` is re-imported, whatever script it runs. The
 first connection carries the `WorkerConfig` in and the start-up answer out (whether the
 database opened, which sessions were restored). Then every connection has a thread of its
-own, reading a request `(method, args, kwargs, log_context)`, running it and answering
-`(ok, result_or_exception)`: one request at a time per connection, no hand-off between
+own, reading a request `(request, log_context)` (a `supervisor.worker_requests` dataclass),
+running it and answering `(ok, result_or_exception)`: one request at a time per connection, no hand-off between
 threads. The router keeps one connection for control requests (a close must never wait
 behind executions) and lends the others to its callers.
 """
@@ -21,24 +21,15 @@ from typing import Any
 
 import structlog
 
-from supervisor.core import Shard, Supervisor
+from supervisor.boot import BootConfig, Shard
+from supervisor.core import Supervisor
 from supervisor.errors import SupervisorError
-from supervisor.settings import Ceilings
-
-# What a worker answers to. Reads (sessions, executions, events, templates) never reach a
-# worker: the router answers them from the database itself.
-METHODS = frozenset({"create_session", "repl", "run_file", "run", "close_session",
-                     "runtime_summary", "flush_images", "drain", "close"})
+from supervisor.worker_requests import Close, answer
 
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    db_path: str
-    library_dir: str | None
-    ceilings: Ceilings
-    image_key: bytes
-    run_root: str
-    image_interval: float
+    boot: BootConfig  # paths absolute, the image key given
     shard: Shard
     log_format: str | None
     log_level: str
@@ -61,15 +52,13 @@ def worker_main(conns: list[Connection], config: WorkerConfig) -> None:
     log = structlog.get_logger("supervisor.shard")
     first = conns[0]
     try:
-        sup = Supervisor.open(config.db_path, library_dir=config.library_dir,
-                              ceilings=config.ceilings, image_key=config.image_key,
-                              run_root=config.run_root, image_interval=config.image_interval,
-                              shard=config.shard)
+        sup = Supervisor.start(config.boot, shard=config.shard)
     except BaseException as exc:  # reported to the router, which fails to start
         first.send((False, portable(exc)))
         return
-    first.send((True, sorted(s.id for s in sup._live_sessions())))
-    log.info("shard_worker_ready", sessions=len(sup._live_sessions()))
+    restored = sup.runtime_summary().active_session_ids
+    first.send((True, restored))
+    log.info("shard_worker_ready", sessions=len(restored))
     server = _Server(sup)
     threads = [threading.Thread(target=server.serve, args=(conn,), name=f"shard-conn-{n}", daemon=True)
                for n, conn in enumerate(conns)]
@@ -88,12 +77,12 @@ class _Server:
     def serve(self, conn: Connection) -> None:
         while not self.stopped.is_set():
             try:
-                method, args, kwargs, context = conn.recv()
+                request, context = conn.recv()
             except (EOFError, OSError):
                 # The router is gone (killed, or closing its ends after a close).
                 self._stop(0.0)
                 return
-            ok, payload = self._handle(method, args, kwargs, context)
+            ok, payload = self._handle(request, context)
             try:
                 conn.send((ok, payload))
             except (OSError, EOFError):
@@ -101,7 +90,7 @@ class _Server:
                 return
             except Exception as exc:  # a result that does not pickle
                 conn.send((False, portable(exc)))
-            if method == "close":
+            if isinstance(request, Close):
                 self.stopped.set()
 
     def _stop(self, grace: float) -> None:
@@ -111,18 +100,15 @@ class _Server:
                 self._sup.close(grace)
                 self.stopped.set()
 
-    def _handle(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any],
-                context: dict[str, Any]) -> tuple[bool, Any]:
+    def _handle(self, request: object, context: dict[str, Any]) -> tuple[bool, Any]:
         structlog.contextvars.clear_contextvars()  # nothing of the connection's last request
         structlog.contextvars.bind_contextvars(**context, shard=self._shard)
         try:
-            if method not in METHODS:
-                raise SupervisorError(f"a shard worker does not answer {method!r}")
-            if method == "close":
-                with self._stop_lock:
-                    self._sup.close(*args, **kwargs)
+            if isinstance(request, Close):
+                with self._stop_lock:  # not while a lost router's _stop closes it
+                    request.apply(self._sup)
                 return True, None
-            return True, getattr(self._sup, method)(*args, **kwargs)
+            return True, answer(self._sup, request)
         except BaseException as exc:  # every failure goes back to the caller
             return False, portable(exc)
 

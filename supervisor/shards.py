@@ -29,22 +29,36 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, Unpack
 
 import structlog
 
 import store as store_mod
-from sandbox.image import installation_key
 from store import Store
-from supervisor.core import RuntimeSummary, Shard, _rss_bytes, reconcile
+from supervisor.api import RuntimeSummary, SupervisorApi
+from supervisor.boot import BootConfig, OpenOptions, Shard, open_database, reconcile
 from supervisor.errors import SupervisorError
 from supervisor.ids import check_uuid
+from supervisor.process_memory import rss_bytes
 from supervisor.reads import StoreReads
 from supervisor.settings import Ceilings
 from supervisor.shard_worker import WorkerConfig
 from supervisor.templates import Templates
+from supervisor.worker_requests import (
+    Close,
+    CloseSession,
+    CreateSession,
+    Drain,
+    FlushImages,
+    Repl,
+    Run,
+    RunFile,
+    Summarize,
+    WorkerRequest,
+)
 
 log = structlog.get_logger("supervisor.shards")
 
@@ -54,6 +68,8 @@ WORKER_START_S = 60.0
 CONNECTIONS = 32
 RESTART_WAIT_S = 60.0
 CLOSE_JOIN_S = 30.0
+
+T = TypeVar("T")
 
 
 class WorkerLost(SupervisorError):
@@ -110,36 +126,35 @@ class _Worker:
         self._all = conns
         threading.Thread(target=self._watch, name=f"shard-{self.index}-watch", daemon=True).start()
 
-    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Run `method` in the worker on a lent connection (waiting for one if all are busy)."""
+    def call(self, request: WorkerRequest[T]) -> T:
+        """Run `request` in the worker on a lent connection (waiting for one if all are busy)."""
         if self.lost:
             raise _NotDelivered()
         conn = self._free.get()
         try:
-            ok, payload = self._exchange(conn, method, args, kwargs)
+            ok, payload = self._exchange(conn, request)
         finally:
             self._free.put(conn)
         if ok:
             return payload
         raise payload
 
-    def control(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    def control(self, request: WorkerRequest[T]) -> T:
         """Like `call`, on the connection kept for control requests: a close of a session, or
         of the worker, never waits for a connection held by a long execution."""
         if self.lost:
             raise _NotDelivered()
         with self._control_lock:
-            ok, payload = self._exchange(self._control, method, args, kwargs)
+            ok, payload = self._exchange(self._control, request)
         if ok:
             return payload
         raise payload
 
-    def _exchange(self, conn: Connection, method: str, args: tuple[Any, ...],
-                  kwargs: dict[str, Any]) -> tuple[bool, Any]:
+    def _exchange(self, conn: Connection, request: WorkerRequest[Any]) -> tuple[bool, Any]:
         try:
             # The caller's log context (request id, ...) travels with the request, so the
             # worker's log lines carry the same ids.
-            conn.send((method, args, kwargs, structlog.contextvars.get_contextvars()))
+            conn.send((request, structlog.contextvars.get_contextvars()))
         except (EOFError, OSError) as exc:
             self._mark_lost()
             raise _NotDelivered() from exc
@@ -163,7 +178,7 @@ class _Worker:
     def close(self, grace: float) -> None:
         self.closing = True
         with contextlib.suppress(WorkerLost, _NotDelivered):  # a worker gone already is closed
-            self.control("close", grace)
+            self.control(Close(grace))
         self.stop()
         for conn in self._all:
             conn.close()
@@ -211,25 +226,19 @@ class ShardedSupervisor(StoreReads):
         self._round_robin = itertools.count()
 
     @classmethod
-    def open(cls, db_path: str | Path, *, workers: int, library_dir: str | Path | None = None,
-             ceilings: Ceilings | None = None, image_key: bytes | None = None,
-             run_root: str | Path | None = None, image_interval: float = 0.2,
-             log_format: str | None = None, log_level: str = "info") -> ShardedSupervisor:
+    def open(cls, db_path: str | Path, *, workers: int, log_format: str | None = None,
+             log_level: str = "info", **options: Unpack[OpenOptions]) -> ShardedSupervisor:
         """Reconcile the database, then start `workers` processes, each restoring its share
         of the ready sessions. The workers log to this process's stderr (structlog, `log_format`
         as `configure_logging` takes it, lines below `log_level` dropped)."""
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError("workers must be a positive integer")
-        db_path = Path(db_path).resolve()
-        store = Store.open(db_path)
-        key = image_key if image_key is not None else installation_key(db_path.with_name(db_path.name + ".key"))
-        ceilings = ceilings or Ceilings()
-        lib = Path(library_dir).resolve() if library_dir else None
-        root = Path(run_root).resolve() if run_root else Path.cwd()
-        configs = [WorkerConfig(str(db_path), str(lib) if lib else None, ceilings, key, str(root),
-                                image_interval, Shard(i, workers), log_format, log_level)
+        config = BootConfig.of(db_path, **options).resolved()
+        store, key = open_database(config)
+        # The workers are handed the key: none of them reads or creates the key file.
+        configs = [WorkerConfig(replace(config, image_key=key), Shard(i, workers), log_format, log_level)
                    for i in range(workers)]
-        sup = cls(store, configs, ceilings, lib)
+        sup = cls(store, configs, config.ceilings, config.library_dir)
         try:
             reconcile(store)
             sup._start_workers()
@@ -300,8 +309,8 @@ class ShardedSupervisor(StoreReads):
             raise SupervisorError(f"the session workers could not be restarted ({self._failure}); "
                                   "the daemon needs a restart")
 
-    def _send(self, pick: Callable[[], _Worker], method: str, *args: Any, control: bool = False,
-              **kwargs: Any) -> Any:
+    def _send(self, pick: Callable[[], _Worker], request: WorkerRequest[T], *,
+              control: bool = False) -> T:
         """Send to the worker `pick` chooses; a request that never reached a dead worker is sent
         again once the fresh workers are ready."""
         deadline = time.monotonic() + RESTART_WAIT_S
@@ -309,8 +318,8 @@ class ShardedSupervisor(StoreReads):
             worker = pick()
             try:
                 if control:
-                    return worker.control(method, *args, **kwargs)
-                return worker.call(method, *args, **kwargs)
+                    return worker.control(request)
+                return worker.call(request)
             except _NotDelivered:
                 self._await_replacement(worker, deadline)
 
@@ -353,8 +362,8 @@ class ShardedSupervisor(StoreReads):
             chosen[:] = [self._least_loaded()]
             return chosen[0]
 
-        session = self._send(pick, "create_session", template_id, workspace_id, base_commit_oid,
-                             worktree_path)
+        session = self._send(pick, CreateSession(template_id, workspace_id, base_commit_oid,
+                                                 worktree_path))
         with self._state:
             if session.status == "ready" and chosen[0] in self._workers:
                 self._owner[session.id] = chosen[0]
@@ -367,7 +376,7 @@ class ShardedSupervisor(StoreReads):
 
     def close_session(self, session_id: str) -> store_mod.Session:
         session_id = check_uuid(session_id, "session_id")
-        closed = self._send(lambda: self._owner_of(session_id), "close_session", session_id,
+        closed = self._send(lambda: self._owner_of(session_id), CloseSession(session_id),
                             control=True)
         self._forget(session_id)
         return closed
@@ -376,33 +385,33 @@ class ShardedSupervisor(StoreReads):
 
     def repl(self, session_id: str, input: Any) -> store_mod.Execution:
         session_id = check_uuid(session_id, "session_id")
-        return self._send(lambda: self._owner_of(session_id), "repl", session_id, input)
+        return self._send(lambda: self._owner_of(session_id), Repl(session_id, input))
 
     def run_file(self, session_id: str, path: Any, args: Any = None, env: Any = None) -> store_mod.Execution:
         session_id = check_uuid(session_id, "session_id")
-        return self._send(lambda: self._owner_of(session_id), "run_file", session_id, path, args, env)
+        return self._send(lambda: self._owner_of(session_id), RunFile(session_id, path, args, env))
 
     def run(self, *, code: Any = None, path: Any = None, template_id: str | None = None,
             limits: Any = None, execution_id: str | None = None) -> store_mod.Execution:
-        return self._send(self._any, "run", code=code, path=path, template_id=template_id,
-                          limits=limits, execution_id=execution_id)
+        return self._send(self._any, Run(code=code, path=path, template_id=template_id,
+                                         limits=limits, execution_id=execution_id))
 
     # ----- ops --------------------------------------------------------------------------------
 
-    def _each(self, method: str, *args: Any) -> list[Any]:
+    def _each(self, request: WorkerRequest[T]) -> list[T]:
         deadline = time.monotonic() + RESTART_WAIT_S
         while True:
             self._wait_ready()
             with self._state:
                 workers = list(self._workers)
             try:
-                return [w.control(method, *args) for w in workers]
+                return [w.control(request) for w in workers]
             except _NotDelivered:
                 self._await_replacement(next(w for w in workers if w.lost), deadline)
 
     def runtime_summary(self) -> RuntimeSummary:
-        parts: list[RuntimeSummary] = self._each("runtime_summary")
-        rss = [p.rss_bytes for p in parts] + [_rss_bytes()]
+        parts = self._each(Summarize())
+        rss = [p.rss_bytes for p in parts] + [rss_bytes()]
         return RuntimeSummary(
             sum(p.active_sessions for p in parts),
             sorted(sid for p in parts for sid in p.active_session_ids),
@@ -413,7 +422,7 @@ class ShardedSupervisor(StoreReads):
         )
 
     def flush_images(self) -> None:
-        self._each("flush_images")
+        self._each(FlushImages())
 
     @property
     def worker_pids(self) -> list[int | None]:
@@ -434,7 +443,7 @@ class ShardedSupervisor(StoreReads):
     @staticmethod
     def _drain_one(worker: _Worker, grace: float) -> None:
         try:
-            worker.control("drain", grace)
+            worker.control(Drain(grace))
         except (_NotDelivered, SupervisorError) as exc:  # a lost worker has nothing to drain
             log.warning("worker_drain_failed", worker=worker.index, error=str(exc))
 
@@ -457,3 +466,7 @@ class ShardedSupervisor(StoreReads):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# mypy checks here that `ShardedSupervisor` offers the whole contract.
+_CONTRACT: type[SupervisorApi] = ShardedSupervisor

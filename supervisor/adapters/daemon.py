@@ -129,9 +129,9 @@ def serve(args: argparse.Namespace) -> int:
     import structlog
     import uvicorn
 
+    from supervisor import default_db_path, open_supervisor
     from supervisor.adapters.http_app import create_app
     from supervisor.adapters.http_event_stream import StreamSettings
-    from supervisor.core import Supervisor, default_db_path
 
     log = structlog.get_logger("supervisor.daemon")
     if args.max_body_kb <= 0:
@@ -148,13 +148,8 @@ def serve(args: argparse.Namespace) -> int:
     if library_dir is not None and not library_dir.is_dir():
         raise ServeError(f"--library-dir {library_dir} is not a directory")
     try:
-        if args.workers:
-            from supervisor.shards import ShardedSupervisor
-
-            sup: Any = ShardedSupervisor.open(db, workers=args.workers, library_dir=library_dir,
-                                              log_format=args.log_format)
-        else:
-            sup = Supervisor.open(db, library_dir=library_dir)
+        sup = open_supervisor(db, workers=args.workers, library_dir=library_dir,
+                              log_format=args.log_format)
     except Exception as exc:
         raise ServeError(f"cannot open the database {db}: {exc}") from exc
 

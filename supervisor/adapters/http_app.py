@@ -26,15 +26,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox import SandboxError
 from store import StoreError
+from supervisor import SupervisorApi
 from supervisor.adapters import http_json as out
 from supervisor.adapters import http_models as m
 from supervisor.adapters.error_codes import api_code
 from supervisor.adapters.http_errors import envelope, status_of
 from supervisor.adapters.http_event_stream import EventStreams, StreamSettings
 from supervisor.adapters.http_run_stream import stream_run, wants_event_stream
-from supervisor.core import Supervisor
 from supervisor.errors import NotFound, SupervisorError
-from supervisor.shards import ShardedSupervisor
 
 log = structlog.get_logger("supervisor.http")
 
@@ -46,10 +45,6 @@ _EVENT_ID = re.compile(r"[0-9]{1,19}")
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": m.ErrorOut}, 404: {"model": m.ErrorOut}, 409: {"model": m.ErrorOut},
     413: {"model": m.ErrorOut}, 422: {"model": m.ErrorOut}}
-
-# The routes serve either supervisor: sessions in this process, or in worker processes.
-AnySupervisor = Supervisor | ShardedSupervisor
-
 
 class _TooLarge(Exception):
     pass
@@ -245,7 +240,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         return envelope("INTERNAL", "internal error")
 
 
-def create_app(sup: AnySupervisor, *, token: str | None = None, max_body: int = DEFAULT_MAX_BODY,
+def create_app(sup: SupervisorApi, *, token: str | None = None, max_body: int = DEFAULT_MAX_BODY,
                streams: StreamSettings | None = None,
                close_supervisor: Callable[[], Awaitable[None]] | None = None) -> FastAPI:
     """The ASGI app. `close_supervisor` runs at shutdown (the daemon passes its graceful close);
@@ -267,7 +262,7 @@ def create_app(sup: AnySupervisor, *, token: str | None = None, max_body: int = 
     return app
 
 
-def _ops_routes(app: FastAPI, sup: AnySupervisor) -> None:
+def _ops_routes(app: FastAPI, sup: SupervisorApi) -> None:
     @app.get(f"{PREFIX}/health", response_model=m.HealthOut, tags=["ops"])
     def health() -> Any:
         return out.JSONBody({"status": "ok"})
@@ -277,7 +272,7 @@ def _ops_routes(app: FastAPI, sup: AnySupervisor) -> None:
         return out.JSONBody(out.record(sup.runtime_summary()))
 
 
-def _template_routes(app: FastAPI, sup: AnySupervisor) -> None:
+def _template_routes(app: FastAPI, sup: SupervisorApi) -> None:
     tpl = sup.templates
 
     @app.post(f"{PREFIX}/templates", status_code=201, response_model=m.TemplateOut, responses=ERRORS,
@@ -349,7 +344,7 @@ def _template_routes(app: FastAPI, sup: AnySupervisor) -> None:
         _named_routes(app, sup, kind)
 
 
-def _session_routes(app: FastAPI, sup: AnySupervisor) -> None:
+def _session_routes(app: FastAPI, sup: SupervisorApi) -> None:
     @app.post(f"{PREFIX}/sessions", status_code=201, response_model=m.SessionOut, responses=ERRORS,
               tags=["sessions"])
     def create_session(body: m.SessionCreate) -> Any:
@@ -377,7 +372,7 @@ def _session_routes(app: FastAPI, sup: AnySupervisor) -> None:
         return out.JSONBody(out.session(sup.close_session(session_id)))
 
 
-def _execution_routes(app: FastAPI, sup: AnySupervisor, streams: EventStreams) -> None:
+def _execution_routes(app: FastAPI, sup: SupervisorApi, streams: EventStreams) -> None:
     @app.post(f"{PREFIX}/executions/repl", status_code=201, response_model=m.ExecutionOut,
               responses=ERRORS, tags=["executions"])
     def repl(body: m.ReplBody) -> Any:
@@ -424,7 +419,7 @@ def _execution_routes(app: FastAPI, sup: AnySupervisor, streams: EventStreams) -
         return streams.response(streams.reserve(), execution_id, after)
 
 
-def _named_routes(app: FastAPI, sup: AnySupervisor, kind: str) -> None:
+def _named_routes(app: FastAPI, sup: SupervisorApi, kind: str) -> None:
     tpl = sup.templates
     add = tpl.add_module if kind == "modules" else tpl.add_library
     lister = tpl.list_modules if kind == "modules" else tpl.list_libraries

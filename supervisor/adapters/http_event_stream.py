@@ -33,6 +33,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from store import StoreError
+from supervisor import SupervisorApi
 from supervisor.adapters import http_json as out
 from supervisor.errors import SupervisorError
 
@@ -88,7 +89,7 @@ class StreamSlot:
 class EventStreams:
     """Every event stream of one daemon, and the one task that polls for all of them."""
 
-    def __init__(self, sup: Any, settings: StreamSettings | None = None) -> None:
+    def __init__(self, sup: SupervisorApi, settings: StreamSettings | None = None) -> None:
         self._sup = sup
         self.settings = settings or StreamSettings()
         self._followers: set[_Follower] = set()

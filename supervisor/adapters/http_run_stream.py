@@ -21,6 +21,7 @@ from typing import Any
 from starlette.responses import StreamingResponse
 
 from store import ExecutionNotFound
+from supervisor import SupervisorApi
 from supervisor.adapters.http_event_stream import EventStreams
 
 
@@ -29,7 +30,7 @@ def wants_event_stream(accept: str) -> bool:
                for part in accept.split(","))
 
 
-async def stream_run(sup: Any, streams: EventStreams, body: Any, prefix: str) -> StreamingResponse:
+async def stream_run(sup: SupervisorApi, streams: EventStreams, body: Any, prefix: str) -> StreamingResponse:
     slot = streams.reserve()  # over the cap, refused before the run starts
     try:
         execution_id = str(uuid.uuid4())
@@ -59,7 +60,7 @@ async def stream_run(sup: Any, streams: EventStreams, body: Any, prefix: str) ->
                             headers={"location": f"{prefix}/executions/{execution_id}"})
 
 
-def _exists(sup: Any, execution_id: str) -> bool:
+def _exists(sup: SupervisorApi, execution_id: str) -> bool:
     try:
         sup.get_execution(execution_id)
     except ExecutionNotFound:

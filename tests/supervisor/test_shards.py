@@ -181,7 +181,8 @@ def test_a_restart_that_fails_is_reported_to_every_request(db_path: Path, worktr
     sup = ShardedSupervisor.open(db_path, workers=2)
     try:
         (sid,) = _sessions(sup, worktree, 1)
-        sup._configs = [replace(c, db_path="/proc/no-such-dir/vm-system.db") for c in sup._configs]
+        nowhere = Path("/proc/no-such-dir/vm-system.db")
+        sup._configs = [replace(c, boot=replace(c.boot, db_path=nowhere)) for c in sup._configs]
         os.kill(sup.worker_pids[0], signal.SIGKILL)  # type: ignore[arg-type]
         deadline = time.monotonic() + 60
         while sup._failure is None and time.monotonic() < deadline:

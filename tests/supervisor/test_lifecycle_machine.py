@@ -22,21 +22,18 @@ read-only SQLite connection (not through the store):
 * every session is `ready` (and live), `closed` or `crashed`, as the model says;
 * every ready session answers a REPL read with the variables the model says it holds.
 
-The `test_bug_*` functions at the end are regression tests for the bugs this machine found,
-each a minimal reproduction of one.
+The menu, the model and the database read are in lifecycle_world.py; the regression tests for
+the bugs this machine found are in test_lifecycle_regressions.py.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import shutil
 import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,220 +43,35 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 import store as store_mod
-from store import FaultInjector, Store, StoreError
-from supervisor.core import Supervisor
+from store import FaultInjector, StoreError
 from supervisor.errors import SessionBusy, SessionNotReady, SupervisorError
-from supervisor.settings import Ceilings
-
-KEY = b"k" * 32
-IMAGE_INTERVAL = 0.05
-# Tight, but not so tight that a host-side pause charged to the script (a gen-2 garbage
-# collection of this test process takes ~50 ms of the evaluating thread's CPU time) makes
-# a trivial read time out.
-TIGHT = {"cpu_ms": 150, "wall_ms": 300}
-VAR_COUNT = 4
-# The concurrent execution of the busy rule (normal sessions only): long enough that the rule's
-# refusals and its look at the execution row fit inside it even when the host is loaded.
-SLOW_MS = 300  # was 150: the window a stalled test thread must not outlast
-WAIT_S = 15.0  # upper bound of any wait for another thread (never reached when healthy)
-
-# DESIGN.md's table, written out here rather than imported, so the test does not trust the
-# code it checks.
-TERMINAL_TYPES = frozenset({"value", "exception", "limit"})
-ALLOWED_TERMINAL = {
-    "ok": {"value"},
-    "error": {"exception"},
-    "timeout": {"limit"},
-    "limit_exceeded": {"limit"},
-    "cancelled": {"exception", "limit"},
-    "crashed": {"exception", "limit"},
-}
-SESSION_END_STATES = {"ready", "closed", "crashed"}
-
-READ_ALL = ("Object.fromEntries([" + ", ".join(f"'v_{k}'" for k in range(VAR_COUNT))
-            + "].filter(k => k in globalThis).map(k => [k, globalThis[k]]))")
-OVERFLOW = "function f(){return f()+1} f()"
-FLOOD = "for (let i = 0; ; i++) console.log('line', i)"
-LOOP = "while(true){}"
-SLOW = f"{{const t0 = Date.now(); while (Date.now() - t0 < {SLOW_MS}) {{}}}} 'slow done'"
-THROWS = {
-    "throw new TypeError('boom')": "TypeError",
-    "null.x": "TypeError",
-    "JSON.parse('{')": "SyntaxError",
-    "Promise.reject(new RangeError('nope'))": "RangeError",
-}
-PERSIST_FAILED = "the execution's outcome could not be persisted"
-# Long enough to pass through the interrupt handler (limit and cancel checks) many times.
-COMPUTE = "(() => { let s = 0; for (let i = 0; i < 200000; i++) s += i; return s })()"
-COMPUTE_RESULT = 199999 * 200000 // 2
-
-
-# ----- the menu ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Snippet:
-    """One thing an execution does, and how it changes the session's variables."""
-
-    # assign read compute throw assign_throw overflow assign_overflow flood loop assign_loop
-    kind: str
-    code: str
-    var: int | None = None
-    value: int | None = None
-    exc_name: str | None = None
-
-    @property
-    def assigns(self) -> bool:
-        # A stack overflow traps: the instance is discarded and the state rolls back to the
-        # checkpoint after the previous execution, so its assignment is lost. An exception or a
-        # graceful limit stop keeps the state, assignment included.
-        return self.kind in ("assign", "assign_throw", "assign_loop")
-
-
-K = st.integers(0, VAR_COUNT - 1)
-N = st.integers(-1000, 1000)
-
-
-# Named builders, so that a falsifying example reads `assign_then_overflow(0, 5)`.
-def assign(k: int, n: int) -> Snippet:
-    return Snippet("assign", f"var v_{k} = {n}", k, n)
-
-
-def read(k: int) -> Snippet:
-    return Snippet("read", f"v_{k}", k)
-
-
-def throw(code: str) -> Snippet:
-    return Snippet("throw", code, exc_name=THROWS[code])
-
-
-def assign_then_throw(k: int, n: int) -> Snippet:
-    return Snippet("assign_throw", f"var v_{k} = {n}; throw new Error('after')", k, n)
-
-
-def assign_then_overflow(k: int, n: int) -> Snippet:
-    return Snippet("assign_overflow", f"var v_{k} = {n}; (function g(){{return g()+1}})()", k, n)
-
-
-def assign_then_loop(k: int, n: int) -> Snippet:
-    return Snippet("assign_loop", f"var v_{k} = {n}; while(true){{}}", k, n)
-
-
-FAST_SNIPPETS = st.one_of(
-    st.builds(assign, K, N),
-    st.builds(read, K),
-    st.just(Snippet("compute", COMPUTE)),
-    st.sampled_from(sorted(THROWS)).map(throw),
-    st.builds(assign_then_throw, K, N),
-    st.just(Snippet("overflow", OVERFLOW)),
-    st.builds(assign_then_overflow, K, N),
-    st.just(Snippet("flood", FLOOD)),
+from tests.supervisor.lifecycle_world import (
+    ALLOWED_TERMINAL,
+    COMPUTE_RESULT,
+    FAST_SNIPPETS,
+    FAULT_POINT,
+    FLOOD,
+    LIMIT_SNIPPETS,
+    LOOP,
+    OVERFLOW,
+    PERSIST_FAILED,
+    PICK,
+    READ_ALL,
+    RUN_FILES,
+    SESSION_END_STATES,
+    SLOW,
+    TERMINAL_TYPES,
+    TIGHT,
+    WAIT_S,
+    K,
+    N,
+    RunFile,
+    SessionModel,
+    Snippet,
+    TemplateModel,
+    open_supervisor,
+    read_db,
 )
-LIMIT_SNIPPETS = st.one_of(
-    st.just(Snippet("loop", LOOP)),
-    st.builds(assign_then_loop, K, N),
-)
-PICK = st.integers(0, 10**6)
-FAULT_POINT = st.sampled_from(["begin", "commit"])
-
-
-@dataclass(frozen=True)
-class RunFile:
-    """A worktree file for run_file: `.js` scripts, or an `.mjs` module."""
-
-    kind: str  # assign_args assign_env_module throw overflow (the value comes as args/env.n)
-    var: int | None = None
-
-    @property
-    def suffix(self) -> str:
-        return ".mjs" if self.kind == "assign_env_module" else ".js"
-
-    def source(self) -> str:
-        return {
-            "assign_args": f"var v_{self.var} = args.n;",
-            "assign_env_module": f"globalThis.v_{self.var} = env.n;\nexport const done = true;",
-            "throw": "throw new Error('from a file')",
-            "overflow": OVERFLOW,
-        }[self.kind]
-
-
-RUN_FILES = st.one_of(
-    st.builds(RunFile, st.just("assign_args"), K),
-    st.builds(RunFile, st.just("assign_env_module"), K),
-    st.just(RunFile("throw")),
-    st.just(RunFile("overflow")),
-)
-
-
-# ----- the model ----------------------------------------------------------------------------------
-
-@dataclass
-class TemplateModel:
-    id: str
-    tight: bool
-    max_events: int
-    startup: list[tuple[int, int]]  # (var, value) assignments, in run order
-    bad_startup: bool
-
-
-@dataclass
-class SessionModel:
-    id: str
-    tight: bool
-    max_events: int
-    # ready | closed | crashed, or `unsettled` after a close whose status write failed
-    status: str
-    vars: dict[int, int] = field(default_factory=dict)
-    # The values invariant reads every ready session with a REPL, and that read is an
-    # execution that takes a checkpoint. Skipping it once after a spawn or a restart lets the
-    # next rule run the session's first execution since then (a rollback to the spawn's or
-    # the restored image's checkpoint, say) unmasked.
-    skip_next_check: bool = False
-    # An execution whose end the store refused twice (the record and its `crashed` retry):
-    # its row may stay `running` until the session's next execution, which must record it
-    # first, or until the session is closed or the supervisor restarts.
-    unfinished: str | None = None
-    unfinished_due: bool = False  # it must be finished by now
-
-    def expected_json(self) -> dict[str, int]:
-        return {f"v_{k}": v for k, v in sorted(self.vars.items())}
-
-
-def open_supervisor(db_path: Path, faults: FaultInjector, run_root: Path) -> Supervisor:
-    """What `Supervisor.open` does, around a store opened with the fault-injection seam."""
-    store = Store.open(db_path, faults=faults)
-    sup = Supervisor(store, library_dir=None, ceilings=Ceilings(), image_key=KEY,
-                     run_root=run_root, image_interval=IMAGE_INTERVAL)
-    try:
-        sup._recover()
-        sup._images.start()
-    except BaseException:
-        sup.close()
-        raise
-    return sup
-
-
-def read_db(db_path: Path) -> dict[str, Any]:
-    """Sessions, executions (in start order) and events, from one read transaction."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
-        conn.execute("BEGIN")
-        sessions = [dict(r) for r in conn.execute("SELECT * FROM sessions ORDER BY rowid")]
-        executions = [dict(r) for r in conn.execute(
-            "SELECT rowid AS rid, * FROM executions ORDER BY started_at, rowid")]
-        events: dict[str, list[dict[str, Any]]] = {}
-        for r in conn.execute("SELECT * FROM events ORDER BY execution_id, seq"):
-            events.setdefault(r["execution_id"], []).append(dict(r))
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
-    for e in executions:
-        for col in ("result", "error", "metrics", "session_state", "args", "env"):
-            e[col] = json.loads(e[col]) if e[col] is not None else None
-    for evs in events.values():
-        for ev in evs:
-            ev["payload"] = json.loads(ev["payload"])
-    return {"sessions": {s["id"]: s for s in sessions}, "executions": executions, "events": events}
 
 
 class LifecycleMachine(RuleBasedStateMachine):
@@ -847,209 +659,3 @@ def _bounded_shrinking(monkeypatch: pytest.MonkeyPatch) -> None:
     from hypothesis.internal.conjecture import engine
 
     monkeypatch.setattr(engine, "MAX_SHRINKING_SECONDS", 45, raising=False)
-
-
-# ----- the bugs the machine found, one minimal reproduction each -------------------------------
-
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[tuple[Supervisor, FaultInjector, Path]]:
-    worktree = tmp_path / "worktree"
-    worktree.mkdir()
-    faults = FaultInjector()
-    sup = open_supervisor(tmp_path / "vm-system.db", faults, tmp_path)
-    yield sup, faults, worktree
-    sup.close()  # idempotent
-
-
-def _session(sup: Supervisor, worktree: Path, limits: dict[str, int] | None = None) -> str:
-    template = sup.templates.create(f"t-{time.monotonic_ns()}")
-    if limits:
-        sup.templates.patch_settings(template.id, {"limits": limits})
-    return sup.create_session(template.id, "ws", "c0ffee", str(worktree)).id
-
-
-def test_bug_image_writer_makes_idle_session_busy(env: tuple[Supervisor, FaultInjector, Path]) -> None:
-    """SESSION_BUSY means "another execution is running in the session" (docs/api.md).
-    Was broken: the background image writer took the session's lock to capture an image, so a
-    REPL arriving meanwhile was refused with SESSION_BUSY although nothing ran (~5% of REPLs
-    sent right after another)."""
-    sup, _, worktree = env
-    sid = _session(sup, worktree)
-    busy = 0
-    deadline = time.monotonic() + 3.0
-    i = 0
-    while time.monotonic() < deadline and not busy:
-        i += 1
-        try:
-            sup.repl(sid, f"var v_0 = {i}")  # makes the session dirty: the writer comes by
-        except SessionBusy:
-            busy += 1
-        time.sleep(0.001)
-    assert busy == 0, f"a sequential REPL got SESSION_BUSY (after {i} REPLs)"
-
-
-def test_bug_close_right_after_start_is_not_cancelled(env: tuple[Supervisor, FaultInjector, Path]) -> None:
-    """Closing a session interrupts its running execution, which must end `cancelled`.
-    Was broken: when the close landed between the moment the execution took the session and
-    the moment the sandbox armed its limit watch (`LimitWatch.begin` reset the cancel flag
-    that `close_session` -> `host.cancel()` had set), the cancel was lost: the script ran on
-    to its CPU limit and ended `timeout`, and close_session blocked meanwhile (~70% of the
-    closes timed like this)."""
-    sup, _, worktree = env
-    outcomes = []
-    for _ in range(30):
-        sid = _session(sup, worktree, {"cpu_ms": 300, "wall_ms": 600})
-        live = sup._live[sid]  # white-box: only to see the moment the lock is taken
-        box: dict[str, Any] = {}
-
-        def run(sid: str = sid, box: dict[str, Any] = box) -> None:
-            try:
-                box["ex"] = sup.repl(sid, LOOP)
-            except BaseException as exc:
-                box["ex"] = exc
-
-        thread = threading.Thread(target=run)
-        thread.start()
-        deadline = time.monotonic() + WAIT_S
-        while not live.lock.locked() and time.monotonic() < deadline:
-            pass  # close the moment the execution has taken the session
-        sup.close_session(sid)
-        thread.join(WAIT_S)
-        ex = box["ex"]
-        if isinstance(ex, (SessionNotReady, SessionBusy)):
-            outcomes.append(type(ex).__name__)  # refused before it ran: fine
-            continue
-        assert not isinstance(ex, BaseException), ex
-        outcomes.append(ex.status)
-    assert set(outcomes) <= {"cancelled", "SessionNotReady", "SessionBusy"}, (
-        f"executions closed right after they started ended: {sorted(outcomes)}")
-
-
-def test_bug_rollback_names_a_checkpoint_that_is_not_an_execution(
-        env: tuple[Supervisor, FaultInjector, Path], tmp_path: Path) -> None:
-    """docs/api.md: session_state is rolled_back "with the checkpoint's execution id": the last
-    execution that kept its state, none if there is none. Was broken: the sandbox's internal
-    labels leaked: "initial" (nothing ran yet), "image" (the first rollback after a restart;
-    then the id of the last execution even when it had been rolled back itself) and
-    "eval-<n>" (a run_file rolled back to the checkpoint taken when its `args`/`env` globals
-    were defined)."""
-    sup, faults, worktree = env
-    (worktree / "overflow.js").write_text(OVERFLOW)
-    sid = _session(sup, worktree)
-    labels = {}
-    labels["fresh session"] = sup.repl(sid, OVERFLOW).session_state
-    first = sup.repl(sid, "var v_0 = 1")
-    labels["run_file"] = sup.run_file(sid, "overflow.js").session_state
-    sup.close()
-    sup2 = open_supervisor(tmp_path / "vm-system.db", faults, tmp_path)
-    try:
-        labels["after restart"] = sup2.repl(sid, OVERFLOW).session_state
-    finally:
-        sup2.close()
-    expected = {"fresh session": None, "run_file": first.id, "after restart": first.id}
-    got = {k: v.get("checkpoint_execution_id") for k, v in labels.items()}
-    assert got == expected
-
-
-@pytest.mark.parametrize("times", [1, 2])
-def test_bug_failed_close_leaves_an_inconsistent_session(
-        env: tuple[Supervisor, FaultInjector, Path], times: int) -> None:
-    """When close_session cannot record `closed` (`times` failed writes in a row; one is
-    retried), the session must stay consistent: closed and gone, or ready, live and usable.
-
-    Was broken twice: first the session stayed `ready` in the store but was gone from the
-    process (SESSION_NOT_READY "session ... is ready"); then, with the store written first,
-    it stayed ready and live but its sandbox kept the sticky cancel close_session had set
-    (`host.cancel()` -> `Sandbox.cancel(also_later=True)`), so every later execution that
-    reached an interrupt check ended `cancelled`."""
-    sup, faults, worktree = env
-    sid = _session(sup, worktree)
-    faults.fail_next("set_session_status", times=times)
-    with contextlib.suppress(StoreError, SupervisorError):  # a typed error is fine
-        sup.close_session(sid)
-    faults.clear()
-    status = sup.get_session(sid).status
-    live = sid in sup.runtime_summary().active_session_ids
-    assert (status == "ready") == live, f"session is {status} and {'' if live else 'not '}live"
-    if live:
-        ex = sup.repl(sid, COMPUTE)
-        assert ex.status == "ok", f"the close failed, the session is ready, and a REPL ends {ex.status}"
-
-
-def test_bug_failed_crash_record_leaves_session_starting(
-        env: tuple[Supervisor, FaultInjector, Path]) -> None:
-    """A spawn whose startup file throws must leave the session `crashed`. Was broken: when
-    the write recording the crash failed (once), create_session raised StoreWriteError and the
-    session stayed `starting` (not live) until the next start-up's reconcile."""
-    sup, faults, worktree = env
-    (worktree / "bad.js").write_text("throw new Error('bad startup')")
-    template = sup.templates.create("bad")
-    sup.templates.add_startup_file(template.id, "bad.js")
-    faults.fail_next("set_session_status")
-    with pytest.raises((SupervisorError, StoreError)):
-        sup.create_session(template.id, "ws", "c0ffee", str(worktree))
-    statuses = [s.status for s in sup.list_sessions()]
-    assert statuses == ["crashed"], f"after a failed spawn the session is {statuses}"
-
-
-def _session_with_an_unfinished_execution(
-        env: tuple[Supervisor, FaultInjector, Path]) -> tuple[Supervisor, str]:
-    """A session whose one execution's end the store refused twice (the record and its
-    `crashed` retry): the row stays `running`, the disk is healthy again."""
-    sup, faults, worktree = env
-    sid = _session(sup, worktree)
-    faults.fail_next("finish_execution", times=2)
-    with pytest.raises(SupervisorError):
-        sup.repl(sid, "var v_0 = 1")
-    faults.clear()
-    return sup, sid
-
-
-def test_bug_double_finish_failure_wedges_the_session(
-        env: tuple[Supervisor, FaultInjector, Path]) -> None:
-    """When finishing an execution fails twice (the record and its `crashed` retry), the
-    caller gets PersistenceFailed and the row stays `running` for now. Was broken: once the
-    disk was healthy again the session still reported `ready`, but every execution in it was
-    refused with the store's SESSION_BUSY (the unique index on running executions) until the
-    daemon restarted."""
-    sup, sid = _session_with_an_unfinished_execution(env)
-    status = sup.get_session(sid).status
-    try:
-        ex = sup.repl(sid, "v_0")
-    except (StoreError, SupervisorError) as exc:
-        pytest.fail(f"the disk is healthy again, the session is {status}, and a REPL gets "
-                    f"{type(exc).__module__}.{type(exc).__name__}: {exc}")
-    assert ex.status == "ok"
-
-
-def test_bug_unfinished_execution_outlives_its_closed_session(
-        env: tuple[Supervisor, FaultInjector, Path]) -> None:
-    """An execution whose end the store refused twice stays `running` until its session's
-    next execution records it first. A session that is closed instead never runs again, so
-    its execution stays `running` in a closed session for as long as the daemon lives (only
-    the next start-up's reconcile ends it). The same holds for a one-shot run when no other
-    run follows."""
-    sup, sid = _session_with_an_unfinished_execution(env)
-    sup.close_session(sid)
-    statuses = [e.status for e in sup.list_executions(sid)]
-    assert "running" not in statuses, f"the closed session's executions: {statuses}"
-
-
-def test_bug_graceful_restart_loses_the_events_of_an_unfinished_execution(
-        env: tuple[Supervisor, FaultInjector, Path], tmp_path: Path) -> None:
-    """An execution whose end the store refused twice keeps its events in the pipeline's
-    memory until its session runs again. A graceful close of the supervisor drops them: the
-    next start-up's reconcile ends the row as DaemonStopped with one `exception` event and no
-    `input_echo` (DESIGN.md: input_echo is the first event of every execution), although the
-    disk was healthy again at the close."""
-    sup, sid = _session_with_an_unfinished_execution(env)
-    faults = env[1]
-    sup.close()
-    sup2 = open_supervisor(tmp_path / "vm-system.db", faults, tmp_path)
-    try:
-        (ex,) = sup2.list_executions(sid)
-        types = [e.type for e in sup2.list_events(ex.id)]
-    finally:
-        sup2.close()
-    assert ex.status != "running"
-    assert types[0] == "input_echo", f"the execution ended {ex.status} with events {types}"

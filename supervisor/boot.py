@@ -1,0 +1,127 @@
+"""Opening a supervisor: where the database and its key live, what a start-up settles first,
+which share of the sessions a worker restores, and the one factory the daemon and the
+benchmarks open either supervisor with.
+
+    from supervisor import open_supervisor
+    with open_supervisor("vm-system.db", workers=2) as sup:   # workers=0: in this process
+        ...
+
+`Supervisor.open` and `ShardedSupervisor.open` take the same options (`OpenOptions`), turned
+into a `BootConfig` here, once; both open the database with `open_database`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict, Unpack
+
+import structlog
+
+from sandbox.image import installation_key
+from store import Store
+from supervisor.settings import Ceilings
+
+if TYPE_CHECKING:
+    from supervisor.api import SupervisorApi
+
+log = structlog.get_logger("supervisor")
+
+DEFAULT_IMAGE_INTERVAL_S = 0.2
+
+
+class OpenOptions(TypedDict, total=False):
+    """What every supervisor is opened with, besides its database."""
+
+    library_dir: str | Path | None  # where template libraries (NAME.js) live
+    ceilings: Ceilings | None  # the daemon's limits ceilings (defaults: `Ceilings()`)
+    image_key: bytes | None  # signs session images; by default the key beside the database
+    run_root: str | Path | None  # one-shot runs' paths are relative to it (default: the cwd)
+    image_interval: float  # seconds between background image writes
+
+
+@dataclass(frozen=True)
+class BootConfig:
+    db_path: Path
+    library_dir: Path | None
+    ceilings: Ceilings
+    image_key: bytes | None  # None: read (or created) at `key_path(db_path)`
+    run_root: Path
+    image_interval: float
+
+    @classmethod
+    def of(cls, db_path: str | Path, **options: Unpack[OpenOptions]) -> BootConfig:
+        # Refused as a misspelt keyword argument is: an option must never be ignored.
+        unknown = sorted(options.keys() - OpenOptions.__annotations__.keys())
+        if unknown:
+            raise TypeError(f"unexpected option(s) {', '.join(unknown)}")
+        library_dir, run_root = options.get("library_dir"), options.get("run_root")
+        return cls(Path(db_path), Path(library_dir) if library_dir else None,
+                   options.get("ceilings") or Ceilings(), options.get("image_key"),
+                   Path(run_root) if run_root else Path.cwd(),
+                   options.get("image_interval", DEFAULT_IMAGE_INTERVAL_S))
+
+    def resolved(self) -> BootConfig:
+        """The same, every path absolute: what a worker process is handed."""
+        return replace(self, db_path=self.db_path.resolve(),
+                       library_dir=self.library_dir.resolve() if self.library_dir else None,
+                       run_root=self.run_root.resolve())
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Worker `index` of `count`: it restores the sessions whose id falls in its share."""
+
+    index: int
+    count: int
+
+    def owns(self, session_id: str) -> bool:
+        return int(session_id.replace("-", ""), 16) % self.count == self.index
+
+
+def default_db_path() -> Path:
+    import platformdirs
+
+    return Path(os.environ.get("VM_SYSTEM_DB") or Path(platformdirs.user_data_dir("vm-system")) / "vm-system.db")
+
+
+def key_path(db_path: Path) -> Path:
+    """`<db>.key`, beside the database (created 0600): the database and its key travel together."""
+    return db_path.with_name(db_path.name + ".key")
+
+
+def open_database(config: BootConfig) -> tuple[Store, bytes]:
+    """The store, and the key session images are signed with (`config.image_key`, or the
+    one at `key_path`)."""
+    store = Store.open(config.db_path)
+    try:
+        key = config.image_key if config.image_key is not None else installation_key(key_path(config.db_path))
+    except BaseException:
+        store.close()
+        raise
+    return store, key
+
+
+def reconcile(store: Store) -> None:
+    """Settle what a dead daemon left (no `running` row, no `starting` session)."""
+    report = store.reconcile()
+    if report.changed:
+        log.warning("reconciled", crashed_executions=len(report.crashed_executions),
+                    crashed_sessions=len(report.crashed_sessions))
+
+
+def open_supervisor(db_path: str | Path, *, workers: int = 0, log_format: str | None = None,
+                    log_level: str = "info", **options: Unpack[OpenOptions]) -> SupervisorApi:
+    """A supervisor with its sessions in this process (`workers=0`) or in `workers` worker
+    processes, which log to this process's stderr (`log_format` as `configure_logging` takes
+    it, lines below `log_level` dropped)."""
+    # Imported here: both modules import this one.
+    if workers:
+        from supervisor.shards import ShardedSupervisor
+
+        return ShardedSupervisor.open(db_path, workers=workers, log_format=log_format,
+                                      log_level=log_level, **options)
+    from supervisor.core import Supervisor
+
+    return Supervisor.open(db_path, **options)
