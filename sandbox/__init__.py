@@ -1,8 +1,11 @@
 """The engine: QuickJS compiled to WebAssembly, hosted by wasmtime.
 
-Knows nothing of templates, sessions, HTTP or SQLite.
+Knows nothing of templates, sessions, HTTP or SQLite. Everything outside the package takes
+what it needs from here, never from the modules behind it.
 """
 
+from sandbox.dirty_pages import DirtyPages, dirty_pages
+from sandbox.engine import GuestEngine, guest_engine
 from sandbox.errors import (
     EngineUnavailable,
     GuestCorrupted,
@@ -11,12 +14,16 @@ from sandbox.errors import (
     SandboxClosed,
     SandboxError,
 )
+from sandbox.image import FORMAT_VERSION, encode_image, installation_key
+from sandbox.instance import MemoryImage
 from sandbox.limits import Limits
+from sandbox.log import before_first_log
 from sandbox.outcome import ErrorInfo, Event, Metrics, Outcome, SessionState
 from sandbox.sandbox import Sandbox
 
 __all__ = [
-    "EngineUnavailable", "ErrorInfo", "Event", "GuestCorrupted", "ImageError", "Limits",
-    "Metrics", "Outcome", "Sandbox", "SandboxBusy", "SandboxClosed", "SandboxError",
-    "SessionState",
+    "FORMAT_VERSION", "DirtyPages", "EngineUnavailable", "ErrorInfo", "Event", "GuestCorrupted",
+    "GuestEngine", "ImageError", "Limits", "MemoryImage", "Metrics", "Outcome", "Sandbox",
+    "SandboxBusy", "SandboxClosed", "SandboxError", "SessionState", "before_first_log",
+    "dirty_pages", "encode_image", "guest_engine", "installation_key",
 ]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TypedDict, Unpack
 
 import structlog
 
-from sandbox.image import installation_key
+from sandbox import installation_key
 from store import Store
 from supervisor.settings import Ceilings
 

@@ -24,9 +24,7 @@ from collections.abc import Callable
 
 import structlog
 
-from sandbox.engine import guest_engine
-from sandbox.image import FORMAT_VERSION, encode_image
-from sandbox.instance import MemoryImage
+from sandbox import FORMAT_VERSION, MemoryImage, encode_image, guest_engine
 from store import Store, StoreError
 from supervisor.ids import execution_label
 from supervisor.live import LiveSession

@@ -12,8 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from sandbox import Event, Limits, Outcome, Sandbox
-from sandbox.instance import MemoryImage
+from sandbox import Event, Limits, MemoryImage, Outcome, Sandbox
 
 EventSink = Callable[[Event], None]
 

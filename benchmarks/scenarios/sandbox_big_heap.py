@@ -14,8 +14,7 @@ from benchmarks.checks import outcome_expects
 from benchmarks.engines import VM
 from benchmarks.harness import Measured, Scenario, Setup
 from benchmarks.timing import CheckFailed, Plan, Sampler
-from sandbox import Limits, Sandbox
-from sandbox.dirty_pages import dirty_pages
+from sandbox import Limits, Sandbox, dirty_pages
 
 HEAP = ("globalThis.big = []; for (let i = 0; i < 400000; i++) big.push({i, s: 'x' + i});"
         "var counter = 0")
