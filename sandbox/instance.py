@@ -27,6 +27,7 @@ from sandbox.engine import guest_engine
 from sandbox.errors import GuestCorrupted, ImageError
 from sandbox.guest import guest_rodata_end
 from sandbox.log import get_logger
+from sandbox.value_scope import ValueScope
 from sandbox.wasm_ffi import (
     RawFunc,
     arg_slots,
@@ -131,6 +132,11 @@ def _address(data: bytes | memoryview) -> int:
     if isinstance(data, bytes):
         return ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0
     return ctypes.addressof(ctypes.c_char.from_buffer(data))
+
+
+def is_exception(value: int) -> bool:
+    """Whether a host call answered JS_EXCEPTION (the thrown value waits in the context)."""
+    return tag_of(value) == TAG_EXCEPTION
 
 
 def immediate_payload(value: int) -> dict[str, Any] | None:
@@ -360,6 +366,10 @@ class GuestInstance:
 
     def free(self, ptr: int) -> None:
         self._call_i32("free", ptr)
+
+    def scope(self) -> ValueScope:
+        """A scope that frees the values handed to it (`with inst.scope() as scope:`)."""
+        return ValueScope(self.free_value)
 
     def free_value(self, value: int) -> None:
         if tag_of(value) < 0:  # only heap values are reference counted

@@ -27,6 +27,16 @@ import wasmtime
 from sandbox.checkpoints import CheckpointCopies
 from sandbox.engine import guest_engine, guest_started, guest_stopped
 from sandbox.errors import GuestCorrupted, SandboxBusy, SandboxClosed
+from sandbox.evaluation import (
+    STOPPED,
+    UNDESCRIBABLE,
+    Request,
+    Result,
+    Thrown,
+    Value,
+    describe_thrown,
+    evaluate,
+)
 from sandbox.image import decode_image, encode_image, installation_key
 from sandbox.instance import (
     EVAL_COMPILE_ONLY,
@@ -34,16 +44,10 @@ from sandbox.instance import (
     EVAL_MODULE,
     EVAL_STRICT,
     MAX_HELD_REJECTIONS,
-    PROMISE_FULFILLED,
-    PROMISE_PENDING,
-    PROMISE_REJECTED,
     STACK_BLOCK,
-    TAG_EXCEPTION,
     GuestInstance,
     MemoryImage,
     bootstrap_source,
-    immediate_payload,
-    tag_of,
 )
 from sandbox.limits import Limits, LimitWatch, Stop
 from sandbox.log import get_logger
@@ -105,22 +109,6 @@ class _Hooks:
     def console_text(self, level: int, text: str) -> None:
         name = LEVELS[level] if 0 <= level < len(LEVELS) else "log"
         self._sb._emit(Event("console", {"level": name, "text": text}, time.time()))
-
-
-class _Request:
-    __slots__ = ("kind", "source", "flags", "filename", "name", "args_json", "checkpoint")
-
-    def __init__(self, kind: str, source: bytes = b"", flags: int = 0, filename: bytes | None = None,
-                 name: str = "", args_json: str = "", checkpoint: bool = True) -> None:
-        self.kind = kind
-        # False for host-side preparation (define_global): the next rollback target stays the
-        # state before the execution it prepares.
-        self.checkpoint = checkpoint
-        self.source = source
-        self.flags = flags
-        self.filename = filename
-        self.name = name
-        self.args_json = args_json
 
 
 class Sandbox:
@@ -205,14 +193,14 @@ class Sandbox:
         `checkpoint_label` names the checkpoint taken after it when `auto_checkpoint` is on
         (the supervisor passes the execution id); otherwise `checkpoint()` takes one."""
         flags = EVAL_GLOBAL | (EVAL_STRICT if strict else 0)
-        return self._run(_Request("script", _encode(code), flags, _filename(filename)),
+        return self._run(Request("script", _encode(code), flags, _filename(filename)),
                          limits, on_event, checkpoint_label)
 
     def eval_module(self, code: str, *, filename: str = "<module>", limits: Limits | None = None,
                     on_event: EventCallback | None = None,
                     checkpoint_label: str | None = None) -> Outcome:
         """Evaluate an ES module (top-level await allowed); the result is its namespace."""
-        return self._run(_Request("module", _encode(code), EVAL_MODULE | EVAL_COMPILE_ONLY,
+        return self._run(Request("module", _encode(code), EVAL_MODULE | EVAL_COMPILE_ONLY,
                                   _filename(filename)), limits, on_event, checkpoint_label)
 
     def call(self, name: str, *args: Any, limits: Limits | None = None,
@@ -224,7 +212,7 @@ class Sandbox:
             args_json = json.dumps(list(args), allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"call arguments must be JSON-serialisable: {exc}") from exc
-        return self._run(_Request("call", name=name, args_json=args_json), limits, on_event,
+        return self._run(Request("call", name=name, args_json=args_json), limits, on_event,
                          checkpoint_label)
 
     def define_global(self, name: str, value: Any) -> None:
@@ -236,7 +224,7 @@ class Sandbox:
             value_json = json.dumps(value, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"global {name!r} must be JSON-serialisable: {exc}") from exc
-        outcome = self._run(_Request("define", name=name, args_json=value_json, checkpoint=False),
+        outcome = self._run(Request("define", name=name, args_json=value_json, checkpoint=False),
                             None, None, None)
         if outcome.status != "ok":
             message = outcome.error.message if outcome.error else outcome.status
@@ -322,14 +310,14 @@ class Sandbox:
             finally:
                 watch.host_ended(mark)
 
-    def _run(self, request: _Request, limits: Limits | None, on_event: EventCallback | None,
+    def _run(self, request: Request, limits: Limits | None, on_event: EventCallback | None,
              checkpoint_label: str | None) -> Outcome:
         with self._exclusive():
             return on_roomy_stack(lambda: self._run_locked(request, limits or self.limits,
                                                            on_event or self._on_event,
                                                            checkpoint_label))
 
-    def _run_locked(self, request: _Request, limits: Limits, on_event: EventCallback | None,
+    def _run_locked(self, request: Request, limits: Limits, on_event: EventCallback | None,
                     label: str | None) -> Outcome:
         if limits.mem_mb != self.limits.mem_mb:
             raise ValueError("mem_mb is fixed when the sandbox is created")
@@ -341,11 +329,11 @@ class Sandbox:
         inst.arm_deadline(1)
         watch.begin(limits)
         trap: GuestTrap | None = None
-        result: tuple[str, Any] = ("stopped", None)
+        result: Result = STOPPED
         counter = inst.counter_host_address()
         guest_started(counter)
         try:
-            result = self._evaluate(inst, request)
+            result = evaluate(inst, request, watch)
             if inst.has_rejections:
                 self._report_rejections(inst)
         except GuestTrap as exc:
@@ -365,16 +353,19 @@ class Sandbox:
         # rolls back too (what the script allocated may still fill the heap).
         value: dict[str, Any] | None = None
         error: ErrorInfo | None = None
-        kind, payload = result
+        payload: dict[str, Any] | None = None
         if stop is not None:
             error = ErrorInfo(stop.kind, _stop_name(stop), stop.message,  # type: ignore[arg-type]
                               limit={"name": stop.name, "value": stop.value, "used": stop.used})
-        elif kind == "value":
-            value = payload
-        else:
+        elif isinstance(result, Value):
+            value = payload = result.payload
+        elif isinstance(result, Thrown):
+            payload = result.payload
             error = _error_from_exception(payload, limits, peak)
             if error.kind == "memory_limit" and rollback_reason is None:
                 rollback_reason = "the script ran out of memory"
+        else:  # Stopped is only ever the answer when the watch holds a stop
+            raise AssertionError("an evaluation stopped without a stop")
 
         # The session's fate is settled (and its system event recorded) before the terminal
         # event, so the terminal event is always the last one of an evaluation.
@@ -408,64 +399,22 @@ class Sandbox:
                                                  f"{checkpoint.label}"}, time.time()))
         return SessionState("rolled_back", checkpoint.label)
 
-    def _evaluate(self, inst: GuestInstance, req: _Request) -> tuple[str, Any]:
-        """("value", payload) | ("exception", error payload) | ("stopped", None)."""
-        module = 0
-        if req.kind == "script":
-            value = inst.eval_raw(req.source, req.flags, req.filename)
-        elif req.kind == "module":
-            module = inst.eval_raw(req.source, req.flags, req.filename)
-            if tag_of(module) == TAG_EXCEPTION:
-                return self._exception(inst)
-            value = inst.eval_function(module)
-        elif req.kind == "call":
-            value = inst.call_global(req.name, req.args_json)
-        else:  # define
-            value = inst.define_frozen_global(req.name, req.args_json)
-        if tag_of(value) == TAG_EXCEPTION:
-            return self._exception(inst)
-        if not self._drain_jobs(inst):
-            inst.free_value(value)
-            return self._exception(inst)
-        state = inst.promise_state(value)
-        pending = False
-        if state == PROMISE_REJECTED:
-            reason = inst.promise_result(value)
-            inst.forget_rejection(value, reason)  # the evaluation's error, not an unhandled one
-            inst.free_value(value)
-            return self._describe_error(inst, reason)
-        if state == PROMISE_FULFILLED:
-            settled = inst.promise_result(value)
-            inst.free_value(value)
-            value = settled
-            if module:
-                inst.free_value(value)
-                value = inst.module_namespace(module)
-        elif state == PROMISE_PENDING:
-            pending = True
-        immediate = immediate_payload(value)
-        if immediate is not None:
-            return "value", immediate
-        described = inst.describe(value, pending_promise=pending)
-        inst.free_value(value)
-        if tag_of(described) == TAG_EXCEPTION:
-            return self._exception(inst)
-        return "value", _parse_payload(inst.take_string(described), ("type", "preview"))
-
     def _report_rejections(self, inst: GuestInstance) -> None:
         """A system event for each promise rejected without a handler by the end of the
         evaluation (as Node and browsers report them, "Uncaught (in promise)")."""
         held, counted = inst.take_rejections()
         for promise, reason in held:
-            inst.free_value(promise)
-            if self._watch.stop is not None:  # stopped: the describer would not run
-                inst.free_value(reason)
+            with inst.scope() as scope:
+                scope.own(promise)
+                if self._watch.stop is not None:  # stopped: the describer would not run
+                    scope.own(reason)
+                    counted += 1
+                    continue
+            described = describe_thrown(inst, reason, self._watch)
+            if not isinstance(described, Thrown):
                 counted += 1
                 continue
-            kind, payload = self._describe_error(inst, reason)
-            if kind != "exception":
-                counted += 1
-                continue
+            payload = described.payload
             name = payload["name"]
             # The describer names a thrown non-Error "Uncaught": "Uncaught (in promise) 42".
             text = payload["message"] if name in ("", "Uncaught") else f"{name}: {payload['message']}"
@@ -475,32 +424,6 @@ class Sandbox:
             self._emit(Event("system", {"level": "warn", "message": (
                 f"{counted} promise(s) rejected without a handler not described (more than "
                 f"{MAX_HELD_REJECTIONS} at once, or the evaluation was stopped)")}, time.time()))
-
-    def _drain_jobs(self, inst: GuestInstance) -> bool:
-        while True:
-            ran = inst.run_pending_job()
-            if ran == 0:
-                return True
-            if ran < 0:
-                return False
-
-    def _exception(self, inst: GuestInstance) -> tuple[str, Any]:
-        exc = inst.get_exception()
-        if self._watch.stop is not None:
-            inst.free_value(exc)
-            return "stopped", None
-        return self._describe_error(inst, exc)
-
-    def _describe_error(self, inst: GuestInstance, exc: int) -> tuple[str, Any]:
-        described = inst.describe_error(exc)
-        inst.free_value(exc)
-        if tag_of(described) == TAG_EXCEPTION:
-            inner = inst.get_exception()
-            inst.free_value(inner)
-            if self._watch.stop is not None:
-                return "stopped", None
-            return "exception", {"name": "InternalError", "message": UNDESCRIBABLE}
-        return "exception", _parse_payload(inst.take_string(described), ("name", "message"))
 
 
 class _Exclusive:
@@ -555,20 +478,6 @@ def _check_depth(value: Any) -> None:
             continue
         deepest[id(v)] = depth
         todo.extend((c, depth + 1) for c in children)
-
-
-def _parse_payload(raw: bytes, required: tuple[str, ...]) -> dict[str, Any]:
-    """What the guest's helpers return is untrusted: it must be a JSON object of strings."""
-    try:
-        payload = json.loads(raw.decode("utf-8", "surrogatepass"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        # The describers never nest deeper than JSON_MAX_DEPTH; a deeper payload is corrupt.
-        raise GuestCorrupted(f"the guest returned an unreadable description: {exc}") from exc
-    if not isinstance(payload, dict) or not all(isinstance(payload.get(k), str) for k in required):
-        raise GuestCorrupted("the guest returned a malformed description")
-    if "json_omitted" in payload and not isinstance(payload["json_omitted"], str):
-        raise GuestCorrupted("the guest returned a malformed description")
-    return payload
 
 
 def _stop_and_rollback(inst: GuestInstance, trap: GuestTrap | None,
@@ -631,7 +540,6 @@ def _stop_name(stop: Stop) -> str:
     return _STOP_NAMES.get(stop.kind, "InternalError")
 
 
-UNDESCRIBABLE = "the thrown value could not be described"
 
 
 def _error_from_exception(payload: dict[str, Any], limits: Limits, memory: int) -> ErrorInfo:

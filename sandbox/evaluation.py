@@ -1,0 +1,154 @@
+"""One evaluation inside a guest instance, in QuickJS's terms: run the request, drain the job
+queue, settle a promise, and describe the value or the thrown error through the helpers the
+bootstrap captured. The answer is a small typed result; what it means for the session
+(limits, rollback, events) is the policy's, in `sandbox.sandbox`.
+
+Every JS value this module gets is handed to a `ValueScope` as it arrives, and the scope frees
+it; values a call takes over (`take_string`, `eval_function`) are never handed to one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox.errors import GuestCorrupted
+from sandbox.instance import (
+    PROMISE_FULFILLED,
+    PROMISE_PENDING,
+    PROMISE_REJECTED,
+    GuestInstance,
+    immediate_payload,
+    is_exception,
+)
+from sandbox.limits import LimitWatch
+
+# The message of an error whose thrown value the describer could not describe either.
+UNDESCRIBABLE = "the thrown value could not be described"
+
+
+class Request:
+    """What to evaluate: a script, a module, a call of a global, or a frozen global to define."""
+
+    __slots__ = ("kind", "source", "flags", "filename", "name", "args_json", "checkpoint")
+
+    def __init__(self, kind: str, source: bytes = b"", flags: int = 0, filename: bytes | None = None,
+                 name: str = "", args_json: str = "", checkpoint: bool = True) -> None:
+        self.kind = kind
+        # False for host-side preparation (define_global): the next rollback target stays the
+        # state before the execution it prepares.
+        self.checkpoint = checkpoint
+        self.source = source
+        self.flags = flags
+        self.filename = filename
+        self.name = name
+        self.args_json = args_json
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    """The evaluation's value, described: `{"type", "preview", "json"?, "json_omitted"?}`."""
+
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Thrown:
+    """The script threw (or its promise rejected): `{"name", "message", "stack"?}`."""
+
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    """A limit stopped the script; the watch says which."""
+
+
+STOPPED = Stopped()
+Result = Value | Thrown | Stopped
+
+
+def evaluate(inst: GuestInstance, req: Request, watch: LimitWatch) -> Result:
+    with inst.scope() as scope:
+        module = 0
+        if req.kind == "script":
+            value = inst.eval_raw(req.source, req.flags, req.filename)
+        elif req.kind == "module":
+            module = inst.eval_raw(req.source, req.flags, req.filename)
+            if is_exception(module):
+                return _thrown(inst, watch)
+            value = inst.eval_function(module)  # takes the module function over
+        elif req.kind == "call":
+            value = inst.call_global(req.name, req.args_json)
+        else:  # define
+            value = inst.define_frozen_global(req.name, req.args_json)
+        if is_exception(value):
+            return _thrown(inst, watch)
+        scope.own(value)
+        if not _drain_jobs(inst):
+            return _thrown(inst, watch)
+        state = inst.promise_state(value)
+        pending = False
+        if state == PROMISE_REJECTED:
+            reason = inst.promise_result(value)
+            inst.forget_rejection(value, reason)  # the evaluation's error, not an unhandled one
+            return describe_thrown(inst, reason, watch)
+        if state == PROMISE_FULFILLED:
+            value = scope.own(inst.promise_result(value))
+            if module:
+                value = scope.own(inst.module_namespace(module))
+        elif state == PROMISE_PENDING:
+            pending = True
+        immediate = immediate_payload(value)
+        if immediate is not None:
+            return Value(immediate)
+        described = inst.describe(value, pending_promise=pending)
+        if is_exception(described):
+            return _thrown(inst, watch)
+        return Value(parse_payload(inst.take_string(described), ("type", "preview")))
+
+
+def describe_thrown(inst: GuestInstance, thrown: int, watch: LimitWatch) -> Thrown | Stopped:
+    """Describe a thrown value (or a rejection's reason), which this call frees."""
+    with inst.scope() as scope:
+        described = inst.describe_error(scope.own(thrown))
+        if is_exception(described):
+            scope.own(inst.get_exception())
+            if watch.stop is not None:
+                return STOPPED
+            return Thrown({"name": "InternalError", "message": UNDESCRIBABLE})
+        return Thrown(parse_payload(inst.take_string(described), ("name", "message")))
+
+
+def parse_payload(raw: bytes, required: tuple[str, ...]) -> dict[str, Any]:
+    """What the guest's helpers return is untrusted: it must be a JSON object of strings."""
+    try:
+        payload = json.loads(raw.decode("utf-8", "surrogatepass"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # The describers never nest deeper than JSON_MAX_DEPTH; a deeper payload is corrupt.
+        raise GuestCorrupted(f"the guest returned an unreadable description: {exc}") from exc
+    if not isinstance(payload, dict) or not all(isinstance(payload.get(k), str) for k in required):
+        raise GuestCorrupted("the guest returned a malformed description")
+    if "json_omitted" in payload and not isinstance(payload["json_omitted"], str):
+        raise GuestCorrupted("the guest returned a malformed description")
+    return payload
+
+
+def _drain_jobs(inst: GuestInstance) -> bool:
+    while True:
+        ran = inst.run_pending_job()
+        if ran == 0:
+            return True
+        if ran < 0:
+            return False
+
+
+def _thrown(inst: GuestInstance, watch: LimitWatch) -> Thrown | Stopped:
+    """The exception pending in the context, described; or the stop that raised it."""
+    exc = inst.get_exception()
+    if watch.stop is not None:
+        with inst.scope() as scope:
+            scope.own(exc)
+        return STOPPED
+    return describe_thrown(inst, exc, watch)
