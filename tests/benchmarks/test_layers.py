@@ -177,8 +177,8 @@ def test_installed_scripts_tell_a_pyenv_shim_from_the_console_script(
     # pyenv's shim (abridged), and a console script whose shebang merely mentions pyenv.
     shim.write_text('#!/usr/bin/env bash\nexec "/root/.pyenv/libexec/pyenv" exec "$program" "$@"\n')
     script = bin_dir / "vm-system"
-    script.write_text("#!/root/.pyenv/versions/3.11.7/bin/python3.11\nfrom supervisor.adapters"
-                      ".cli import main\n")
+    script.write_text("#!/root/.pyenv/versions/3.11.7/bin/python3.11\nfrom supervisor.adapters.cli"
+                      ".main import main\n")
     for path in (shim, script):
         path.chmod(0o755)
     monkeypatch.setenv("PATH", os.pathsep.join([str(bin_dir), str(shims), str(bin_dir)]))

@@ -33,7 +33,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from store import StoreError
-from supervisor.adapters import http_json as out
+from supervisor.adapters.http import json as out
 from supervisor.errors import SupervisorError
 
 log = structlog.get_logger("supervisor.http")

@@ -21,7 +21,7 @@ from typing import Any
 from starlette.responses import StreamingResponse
 
 from store import ExecutionNotFound
-from supervisor.adapters.http_event_stream import EventStreams
+from supervisor.adapters.http.event_stream import EventStreams
 
 
 def wants_event_stream(accept: str) -> bool:
