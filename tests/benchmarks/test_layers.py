@@ -265,10 +265,10 @@ def test_a_profile_is_split_into_phases_by_its_innermost_known_frame() -> None:
         "_run_module_as_main (<frozen runpy>:198);H11Protocol.data_received "
         "(uvicorn/protocols/http/h11_impl.py:1) 3",
         "Thread._bootstrap (threading.py:1);_routes.<locals>.repl "
-        "(supervisor/adapters/http_app.py:1);Supervisor.repl (supervisor/core.py:1);"
+        "(supervisor/adapters/http/app.py:1);Supervisor.repl (supervisor/core.py:1);"
         "Sandbox.eval (sandbox/sandbox.py:1);dumps (json/__init__.py:1) 2",
         "Thread._bootstrap (threading.py:1);_routes.<locals>.repl "
-        "(supervisor/adapters/http_app.py:1);Supervisor.repl (supervisor/core.py:1);"
+        "(supervisor/adapters/http/app.py:1);Supervisor.repl (supervisor/core.py:1);"
         "ExecutionsMixin.finish_execution (store/executions.py:1) 4",
         "Thread._bootstrap (threading.py:1) 1",
         "not a sample line",

@@ -2,9 +2,9 @@
 
 Cross-cutting rules live in the ASGI middleware (middleware.py: request id and access log,
 bearer token, body size, strict JSON bodies, one concern each) and in the exception handlers
-(errors.py: every error as the one envelope, the status from its table). Route handlers are
-plain functions run in the thread pool: the core is synchronous and releases the GIL while a
-guest runs.
+(exception_handlers.py: every error as the one envelope, its status from errors.py's table).
+Route handlers are plain functions run in the thread pool: the core is synchronous and
+releases the GIL while a guest runs.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from starlette.responses import StreamingResponse
 
 from supervisor.adapters.http import json as out
 from supervisor.adapters.http import models as m
-from supervisor.adapters.http.errors import install_error_handlers
 from supervisor.adapters.http.event_stream import EventStreams, StreamSettings
+from supervisor.adapters.http.exception_handlers import install_error_handlers
 from supervisor.adapters.http.middleware import BearerAuth, BodyLimit, RequestIdAndAccessLog, StrictJsonBody
 from supervisor.adapters.http.run_stream import stream_run, wants_event_stream
 from supervisor.core import Supervisor

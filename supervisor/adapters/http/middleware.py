@@ -26,13 +26,17 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from supervisor.adapters.http import json as out
-from supervisor.adapters.http.errors import BodyTooLarge, envelope
+from supervisor.adapters.http.errors import envelope
 
 log = structlog.get_logger("supervisor.http")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Methods whose body a route decodes: each body is checked whole before FastAPI sees it.
 _BODY_METHODS = ("POST", "PATCH", "PUT")
+
+
+class BodyTooLarge(Exception):
+    """A body crossed the size limit while it arrived."""
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -137,7 +141,7 @@ class BodyLimit:
             await self.app(scope, limited_receive, watched_send)
         except BodyTooLarge:
             # Raised while the body was read, before any answer: the answer is 413. (The app
-            # reading a body itself turns it into an HTTPException: errors.py answers that.)
+            # reading a body itself turns it into an HTTPException: exception_handlers.py answers that.)
             if not started["done"]:
                 await _reply(self._too_large(), scope, receive, send)
 
