@@ -4,20 +4,40 @@ it.
 
     from supervisor import Supervisor
     sup = Supervisor.open("vm-system.db")
+
+This face also names what the supervisor's API hands out and raises, wherever it is defined
+(the records and errors of the store among them), so that the adapters import it from here.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from store import MAX_JSON_DEPTH, ExecutionNotFound, Session, StoreError, TemplateDetail
+    from supervisor.core import RuntimeSummary, Supervisor
+    from supervisor.errors import NotFound, SupervisorError
+
+# Lazy: `vm-system --help` imports this package and must not pay for the engine or the store.
+_WHERE = {
+    "Supervisor": "supervisor.core",
+    "RuntimeSummary": "supervisor.core",
+    "SupervisorError": "supervisor.errors",
+    "NotFound": "supervisor.errors",
+    "StoreError": "store",
+    "ExecutionNotFound": "store",
+    "Session": "store",
+    "TemplateDetail": "store",
+    "MAX_JSON_DEPTH": "store",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy: `vm-system --help` imports this package and must not pay for the engine.
-    if name in ("Supervisor", "RuntimeSummary"):
-        from supervisor import core
-
-        return getattr(core, name)
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
     raise AttributeError(name)
 
 
-__all__ = ["Supervisor", "RuntimeSummary"]
+__all__ = ["Supervisor", "RuntimeSummary", "SupervisorError", "NotFound", "StoreError",
+           "ExecutionNotFound", "Session", "TemplateDetail", "MAX_JSON_DEPTH"]

@@ -18,6 +18,7 @@ from fastapi import FastAPI, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
+from supervisor import NotFound
 from supervisor.adapters.http import json as out
 from supervisor.adapters.http import models as m
 from supervisor.adapters.http.event_stream import EventStreams, StreamSettings
@@ -25,7 +26,6 @@ from supervisor.adapters.http.exception_handlers import install_error_handlers
 from supervisor.adapters.http.middleware import BearerAuth, BodyLimit, RequestIdAndAccessLog, StrictJsonBody
 from supervisor.adapters.http.run_stream import stream_run, wants_event_stream
 from supervisor.core import Supervisor
-from supervisor.errors import NotFound
 from supervisor.shards import ShardedSupervisor
 
 PREFIX = "/api/v1"

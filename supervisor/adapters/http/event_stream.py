@@ -32,9 +32,8 @@ from anyio.to_thread import run_sync
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from store import StoreError
+from supervisor import StoreError, SupervisorError
 from supervisor.adapters.http import json as out
-from supervisor.errors import SupervisorError
 
 log = structlog.get_logger("supervisor.http")
 

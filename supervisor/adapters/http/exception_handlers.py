@@ -12,10 +12,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sandbox import SandboxError
-from store import StoreError
+from supervisor import StoreError, SupervisorError
 from supervisor.adapters.http.errors import envelope, status_of
 from supervisor.adapters.http.middleware import BodyTooLarge
-from supervisor.errors import SupervisorError
 
 log = structlog.get_logger("supervisor.http")
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from starlette.responses import StreamingResponse
 
-from store import ExecutionNotFound
+from supervisor import ExecutionNotFound
 from supervisor.adapters.http.event_stream import EventStreams
 
 
