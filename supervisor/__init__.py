@@ -14,13 +14,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # what mypy sees; at run time each name is imported on first use
     from store import MAX_JSON_DEPTH, ExecutionNotFound, Session, StoreError, TemplateDetail
     from supervisor.core import RuntimeSummary, Supervisor
     from supervisor.errors import NotFound, SupervisorError
 
 # Lazy: `vm-system --help` imports this package and must not pay for the engine or the store.
-_WHERE = {
+_HOMES = {
     "Supervisor": "supervisor.core",
     "RuntimeSummary": "supervisor.core",
     "SupervisorError": "supervisor.errors",
@@ -34,9 +34,10 @@ _WHERE = {
 
 
 def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(name)
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(name)
+    return getattr(importlib.import_module(home), name)
 
 
 __all__ = ["Supervisor", "RuntimeSummary", "SupervisorError", "NotFound", "StoreError",
