@@ -3,4 +3,4 @@ ways to run it. One scenario per module in `benchmarks/scenarios/`, the engines 
 `benchmarks/engines/`, one timing implementation (`benchmarks/timing.py`).
 
 Run it as `vm-system bench [--scenario NAME ...] [--quick] [--json FILE] [--plot FILE.png]`
-(or `python -m benchmarks ...`)."""
+(or `python -m benchmarks ...`, which hands over to it)."""

@@ -26,7 +26,7 @@ from urllib.parse import urlencode, urlsplit
 from benchmarks.checks import same_value
 from benchmarks.supervised import BASE_COMMIT, BUSY_PAUSE_S, WORKSPACE, BusyCounter
 from benchmarks.timing import REPO_ROOT, CheckFailed, percentile
-from supervisor.logs import read_json_log
+from supervisor import read_json_log
 
 API = "/api/v1"
 REPL_PATH = f"{API}/executions/repl"

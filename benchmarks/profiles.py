@@ -145,8 +145,8 @@ def profile_repl(calls: int = 5000, *, top: int = 25, directory: Path | None = N
 _DAEMON_PHASES = (
     ("engine: sandbox/, wasmtime", ("sandbox/", "wasmtime/")),
     ("store: store/ (SQLite)", ("store/",)),
-    ("response JSON (http_json: records, json.dumps)", ("adapters/http_json.py",)),
-    ("middleware RequestContext, route handler", ("adapters/http_app.py",)),
+    ("response JSON (http/json.py: records, json.dumps)", ("adapters/http/json.py",)),
+    ("middleware, route handler", ("adapters/http/middleware.py", "adapters/http/app.py")),
     ("supervisor core (the rest of sup.repl)", ("supervisor/",)),
     ("access log (structlog)", ("structlog/",)),
     ("FastAPI + pydantic (routing, body validation)", ("fastapi/", "pydantic")),

@@ -16,8 +16,7 @@ import supervisor
 from benchmarks.checks import same_value
 from benchmarks.timing import CheckFailed
 from store import Event, Execution
-from supervisor import SupervisorApi
-from supervisor.errors import SessionBusy
+from supervisor import SessionBusy, SupervisorApi
 
 WORKSPACE = "bench-workspace"
 BASE_COMMIT = "0" * 40

@@ -4,7 +4,7 @@
 processes, `shards.py`) both implement `SupervisorApi`, checked by mypy where each is defined
 and by tests/supervisor/test_contract.py. The HTTP app, the daemon and the benchmarks see
 only this protocol, so a further implementation (sessions on a cluster) plugs in without
-touching them: it is opened by `supervisor.boot.open_supervisor`.
+touching them: it is opened by `supervisor.opening.open_supervisor`.
 
 The protocol is split along the resources of the REST API (docs/api.md); `SupervisorApi`
 composes them with the lifecycle. Arguments typed `Any` come straight from a client and are

@@ -1,13 +1,9 @@
-"""Opening a supervisor: where the database and its key live, what a start-up settles first,
-which share of the sessions a worker restores, and the one factory the daemon and the
-benchmarks open either supervisor with.
-
-    from supervisor import open_supervisor
-    with open_supervisor("vm-system.db", workers=2) as sup:   # workers=0: in this process
-        ...
+"""What opening a supervisor takes, whichever it is: where the database and its key live, what
+a start-up settles first, and which share of the sessions a worker restores.
 
 `Supervisor.open` and `ShardedSupervisor.open` take the same options (`OpenOptions`), turned
-into a `BootConfig` here, once; both open the database with `open_database`.
+into a `BootConfig` here, once; both open the database with `open_database`. The factory that
+chooses between them is `supervisor.opening.open_supervisor`.
 """
 
 from __future__ import annotations
@@ -15,16 +11,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict, Unpack
+from typing import TypedDict, Unpack
 
 import structlog
 
 from sandbox import installation_key
 from store import Store
 from supervisor.settings import Ceilings
-
-if TYPE_CHECKING:
-    from supervisor.api import SupervisorApi
 
 log = structlog.get_logger("supervisor")
 
@@ -110,18 +103,3 @@ def reconcile(store: Store) -> None:
         log.warning("reconciled", crashed_executions=len(report.crashed_executions),
                     crashed_sessions=len(report.crashed_sessions))
 
-
-def open_supervisor(db_path: str | Path, *, workers: int = 0, log_format: str | None = None,
-                    log_level: str = "info", **options: Unpack[OpenOptions]) -> SupervisorApi:
-    """A supervisor with its sessions in this process (`workers=0`) or in `workers` worker
-    processes, which log to this process's stderr (`log_format` as `configure_logging` takes
-    it, lines below `log_level` dropped)."""
-    # Imported here: both modules import this one.
-    if workers:
-        from supervisor.shards import ShardedSupervisor
-
-        return ShardedSupervisor.open(db_path, workers=workers, log_format=log_format,
-                                      log_level=log_level, **options)
-    from supervisor.core import Supervisor
-
-    return Supervisor.open(db_path, **options)

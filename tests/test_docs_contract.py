@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from supervisor import Supervisor
-from supervisor.adapters.http_app import PREFIX, create_app
-from supervisor.adapters.http_errors import STATUS_BY_CODE
+from supervisor.adapters.http.app import PREFIX, create_app
+from supervisor.adapters.http.errors import STATUS_BY_CODE
 
 ROOT = Path(__file__).resolve().parent.parent
 API_DOC = ROOT / "docs" / "api.md"

@@ -11,7 +11,7 @@ import pytest
 import sandbox
 import store
 from supervisor.adapters.error_codes import CODE_BY_KIND, api_code
-from supervisor.adapters.http_errors import STATUS_BY_CODE, status_of
+from supervisor.adapters.http.errors import STATUS_BY_CODE, status_of
 from supervisor.errors import SessionNotReady, ShuttingDown, SupervisorError, ValidationError
 
 CODES: dict[type[Exception], str] = {

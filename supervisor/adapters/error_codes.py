@@ -9,8 +9,7 @@ the supervisor is the domain that API serves).
 from __future__ import annotations
 
 from sandbox import SandboxError
-from store import StoreError
-from supervisor.errors import SupervisorError
+from supervisor import StoreError, SupervisorError
 from vocabulary import ErrorKind, Subject
 
 INTERNAL = "INTERNAL"

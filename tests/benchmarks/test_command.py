@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import structlog
 
-from supervisor.adapters.cli import build_parser, main
-from supervisor.adapters.run_command import UsageError
+from supervisor.adapters.cli.common import UsageError
+from supervisor.adapters.cli.main import build_parser, main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -177,8 +177,8 @@ def test_installed_scripts_tell_a_pyenv_shim_from_the_console_script(
     # pyenv's shim (abridged), and a console script whose shebang merely mentions pyenv.
     shim.write_text('#!/usr/bin/env bash\nexec "/root/.pyenv/libexec/pyenv" exec "$program" "$@"\n')
     script = bin_dir / "vm-system"
-    script.write_text("#!/root/.pyenv/versions/3.11.7/bin/python3.11\nfrom supervisor.adapters"
-                      ".cli import main\n")
+    script.write_text("#!/root/.pyenv/versions/3.11.7/bin/python3.11\nfrom supervisor.adapters.cli"
+                      ".main import main\n")
     for path in (shim, script):
         path.chmod(0o755)
     monkeypatch.setenv("PATH", os.pathsep.join([str(bin_dir), str(shims), str(bin_dir)]))
@@ -265,10 +265,10 @@ def test_a_profile_is_split_into_phases_by_its_innermost_known_frame() -> None:
         "_run_module_as_main (<frozen runpy>:198);H11Protocol.data_received "
         "(uvicorn/protocols/http/h11_impl.py:1) 3",
         "Thread._bootstrap (threading.py:1);_routes.<locals>.repl "
-        "(supervisor/adapters/http_app.py:1);Supervisor.repl (supervisor/core.py:1);"
+        "(supervisor/adapters/http/app.py:1);Supervisor.repl (supervisor/core.py:1);"
         "Sandbox.eval (sandbox/sandbox.py:1);dumps (json/__init__.py:1) 2",
         "Thread._bootstrap (threading.py:1);_routes.<locals>.repl "
-        "(supervisor/adapters/http_app.py:1);Supervisor.repl (supervisor/core.py:1);"
+        "(supervisor/adapters/http/app.py:1);Supervisor.repl (supervisor/core.py:1);"
         "ExecutionsMixin.finish_execution (store/executions.py:1) 4",
         "Thread._bootstrap (threading.py:1) 1",
         "not a sample line",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.adapters.cli import build_parser
+from supervisor.adapters.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 U = str(uuid.uuid4())

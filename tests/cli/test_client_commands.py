@@ -172,7 +172,7 @@ def test_bad_server_urls(url: str) -> None:
 def test_settings_options_make_a_partial_patch() -> None:
     import argparse
 
-    from supervisor.adapters.template_commands import settings_patch
+    from supervisor.adapters.cli.templates import settings_patch
 
     args = argparse.Namespace(limits='{"cpu_ms": 100, "wall_ms": 900}', runtime=None, resolver=None,
                               assignments=["limits.cpu_ms=500", "runtime.strict=false",
@@ -183,7 +183,7 @@ def test_settings_options_make_a_partial_patch() -> None:
 
 
 def test_human_output_never_reads_markup_and_shows_control_characters() -> None:
-    from supervisor.adapters.cli_common import Output
+    from supervisor.adapters.cli.output import Output
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:
@@ -197,7 +197,7 @@ def test_human_output_never_reads_markup_and_shows_control_characters() -> None:
 
 
 def test_help_is_fast_and_imports_no_http_or_rich() -> None:
-    code = ("import sys; from supervisor.adapters import cli; cli.build_parser(); "
+    code = ("import sys; from supervisor.adapters.cli.main import build_parser; build_parser(); "
             "print(sorted(m for m in ('httpx', 'rich', 'structlog', 'fastapi', 'sandbox') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from http_daemon import Daemon, checked_client, make_worktree, start_daemon
+from http_daemon import Daemon, checked_client, make_worktree, new_session, new_template, repl, start_daemon
+from route_checks import SLOW_LIMITS
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +41,27 @@ def api(daemon: Daemon) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="session")
 def worktree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_worktree(tmp_path_factory.mktemp("worktree"))
+
+
+# A template, a session, a slow template and a finished execution per test module, shared by
+# that module's route tests.
+@pytest.fixture(scope="module")
+def tpl(api: httpx.Client) -> dict[str, Any]:
+    return new_template(api)
+
+
+@pytest.fixture(scope="module")
+def sess(api: httpx.Client, tpl: dict[str, Any], worktree: Path) -> dict[str, Any]:
+    return new_session(api, tpl["id"], worktree)
+
+
+@pytest.fixture(scope="module")
+def slow_tpl(api: httpx.Client) -> dict[str, Any]:
+    return new_template(api, limits=SLOW_LIMITS)
+
+
+@pytest.fixture(scope="module")
+def finished(api: httpx.Client, sess: dict[str, Any]) -> dict[str, Any]:
+    """A finished execution with a few console lines."""
+    return repl(api, sess["id"], "for (let i = 0; i < 5; i++) console.log('line', i); 'done'")
+

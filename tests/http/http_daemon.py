@@ -26,7 +26,7 @@ START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
 
 # The error codes of docs/api.md and their statuses, written down here independently of the
-# server's own table (supervisor/adapters/http_errors.py), so a drift in either shows.
+# server's own table (supervisor/adapters/http/errors.py), so a drift in either shows.
 API_STATUS = {
     "VALIDATION_ERROR": 400,
     "INVALID_REQUEST": 400,

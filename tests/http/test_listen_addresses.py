@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from http_daemon import REPO
 
-from supervisor.adapters.daemon import ServeError, _bind
+from supervisor.adapters.http.server import ServeError, _bind
 
 BAD = ["127.0.0.1:99999", "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:abc", "127.0.0.1:",
        ":3210", "3210", "", "127.0.0.1", "::1:3210", "[::1", "[::1]", "[::1]:99999", "[zz]:1",

@@ -36,10 +36,9 @@ def test_a_scope_left_by_an_exception_frees_nothing() -> None:
     # The exceptions that cross a scope are traps: the instance never runs again, and calling
     # into it to free values could trap again.
     freed: list[int] = []
-    with pytest.raises(RuntimeError, match="trap"):
-        with ValueScope(freed.append) as scope:
-            scope.own(5)
-            raise RuntimeError("trap")
+    with pytest.raises(RuntimeError, match="trap"), ValueScope(freed.append) as scope:
+        scope.own(5)
+        raise RuntimeError("trap")
     assert freed == []
 
 

@@ -1,5 +1,5 @@
 """Request bodies (strict: unknown fields and loose types refused) and response shapes for
-the OpenAPI document. Responses are built by http_json without model validation; the models
+the OpenAPI document. Responses are built by json.py without model validation; the models
 here document them."""
 
 from __future__ import annotations

@@ -7,15 +7,9 @@ import os
 from pathlib import Path
 from typing import Any, get_args
 
-from supervisor.adapters import exit_codes
-from supervisor.adapters.cli_common import (
-    Output,
-    UsageError,
-    command,
-    group,
-    resolve_template,
-    when,
-)
+from supervisor.adapters.cli import exit_codes
+from supervisor.adapters.cli.common import UsageError, command, group, resolve_template
+from supervisor.adapters.cli.output import Output, when
 from vocabulary import SessionStatus
 
 STATUSES = get_args(SessionStatus)  # in lifecycle order, for --help

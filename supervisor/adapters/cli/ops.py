@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from supervisor.adapters import exit_codes
-from supervisor.adapters.cli_common import Output, command, group
+from supervisor.adapters.cli import exit_codes
+from supervisor.adapters.cli.common import command, group
+from supervisor.adapters.cli.output import Output
 
 
 def add_parser(subparsers: Any) -> None:

@@ -8,22 +8,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from supervisor.adapters import exit_codes
 from supervisor.adapters.api_time import api_time
-from supervisor.adapters.cli_common import (
-    URL_ENV,
-    Output,
-    UsageError,
+from supervisor.adapters.cli import exit_codes
+from supervisor.adapters.cli.common import URL_ENV, UsageError, make_client
+from supervisor.adapters.cli.outcome import (
     exit_code_for,
-    make_client,
     metrics_line,
     print_console_event,
     print_ending,
     print_execution_id,
 )
+from supervisor.adapters.cli.output import Output
 from vocabulary import LimitName
-
-__all__ = ["UsageError", "add_parser", "run"]
 
 LIMIT_FLAGS: tuple[tuple[str, LimitName, str], ...] = (
     ("--cpu-ms", "cpu_ms", "CPU time limit in milliseconds"),

@@ -32,10 +32,8 @@ from anyio.to_thread import run_sync
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from store import StoreError
-from supervisor import SupervisorApi
-from supervisor.adapters import http_json as out
-from supervisor.errors import SupervisorError
+from supervisor import StoreError, SupervisorApi, SupervisorError
+from supervisor.adapters.http import json as out
 
 log = structlog.get_logger("supervisor.http")
 

@@ -6,23 +6,16 @@ import argparse
 import json
 from typing import Any
 
-from supervisor.adapters import exit_codes
-from supervisor.adapters.cli_common import (
-    Output,
-    UsageError,
-    command,
+from supervisor.adapters.cli import exit_codes
+from supervisor.adapters.cli.common import UsageError, command, group, json_object, read_code
+from supervisor.adapters.cli.outcome import (
     exit_code_for,
-    group,
-    json_object,
     metrics_line,
-    one_line,
     print_console_event,
     print_ending,
     print_execution_id,
-    read_code,
-    scalar,
-    when,
 )
+from supervisor.adapters.cli.output import Output, one_line, scalar, when
 
 OUTCOME_EPILOG = """\
 Prints the execution's id first on stderr (for `exec get` and `exec events`), then the

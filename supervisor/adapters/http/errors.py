@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from supervisor.adapters.http_json import JSONBody
+from supervisor.adapters.http.json import JSONBody
 
 STATUS_BY_CODE: dict[str, int] = {
     "VALIDATION_ERROR": 400,

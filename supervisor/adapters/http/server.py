@@ -1,4 +1,5 @@
-"""`vm-system serve`: the daemon. uvicorn serving the REST API over one Supervisor.
+"""The daemon (`vm-system serve`, whose options cli/serve.py declares): uvicorn serving the
+REST API over one Supervisor.
 
 Shutdown (SIGINT/SIGTERM): stop accepting, let running executions finish for up to
 `--shutdown-grace` seconds, cancel what still runs (persisted `cancelled`), persist every
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import re
 import socket
 import sys
@@ -20,43 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from supervisor.adapters import exit_codes
-
 DEFAULT_LISTEN = "127.0.0.1:3210"
 DEFAULT_MAX_STREAMS = 256
 
 
 class ServeError(Exception):
     """The daemon cannot start: one readable line, exit 2."""
-
-
-def add_parser(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "serve", help="run the daemon (REST API on 127.0.0.1:3210 by default)",
-        description="Serve the REST API of docs/api.md. Sessions survive a restart: their state is "
-                    "restored from the database. SIGINT/SIGTERM shut down gracefully.")
-    p.add_argument("--db", metavar="PATH",
-                   help="the SQLite database (default: $VM_SYSTEM_DB or the user data directory)")
-    p.add_argument("--listen", metavar="HOST:PORT", default=DEFAULT_LISTEN,
-                   help=f"address to bind (default {DEFAULT_LISTEN}; port 0 picks a free one)")
-    p.add_argument("--token", default=os.environ.get("VM_SYSTEM_TOKEN"),
-                   help="require 'Authorization: Bearer TOKEN' on every route but /api/v1/health "
-                        "(default: $VM_SYSTEM_TOKEN)")
-    p.add_argument("--library-dir", metavar="DIR", help="where template libraries (NAME.js) live")
-    p.add_argument("--max-body-kb", type=int, default=1024, metavar="N",
-                   help="largest request body accepted (default 1024 KiB)")
-    p.add_argument("--shutdown-grace", type=float, default=10.0, metavar="S",
-                   help="seconds running executions may take to finish at shutdown (default 10)")
-    p.add_argument("--workers", type=int, default=0, metavar="N",
-                   help="run sessions in N worker processes, each owning a share of them, so "
-                        "executions use more than one core; 0 (the default) runs them in the "
-                        "daemon's own process")
-    p.add_argument("--max-streams", type=int, default=DEFAULT_MAX_STREAMS, metavar="N",
-                   help="event streams served at once (followers and streamed runs); over it, "
-                        f"503 TOO_MANY_STREAMS (default {DEFAULT_MAX_STREAMS})")
-    p.add_argument("--log-format", choices=("json", "console"),
-                   help="log lines as JSON or readable text (default: readable on a terminal)")
-    p.set_defaults(handler=serve)
 
 
 # HOST:PORT, the host a name, an IPv4 address or a bracketed IPv6 address ([::1]:3210); the
@@ -122,7 +91,7 @@ def _server_class(on_signal: Callable[[], None]) -> type:
     return Server
 
 
-def serve(args: argparse.Namespace) -> int:
+def serve(args: argparse.Namespace) -> None:
     from supervisor.logs import configure_logging
 
     configure_logging(level="info", fmt=args.log_format)
@@ -130,8 +99,8 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from supervisor import default_db_path, open_supervisor
-    from supervisor.adapters.http_app import create_app
-    from supervisor.adapters.http_event_stream import StreamSettings
+    from supervisor.adapters.http.app import create_app
+    from supervisor.adapters.http.event_stream import StreamSettings
 
     log = structlog.get_logger("supervisor.daemon")
     if args.max_body_kb <= 0:
@@ -186,4 +155,3 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         sup.close(args.shutdown_grace)  # no-op if the lifespan already closed it
     log.info("daemon_stopped")
-    return exit_codes.OK

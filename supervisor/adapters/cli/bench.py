@@ -1,16 +1,49 @@
-"""The output side of `vm-system bench` (supervisor/adapters/bench_command.py parses the
-arguments): progress on stderr while it runs, then the table, the notes, and the files asked for.
+"""`vm-system bench`: the overhead benchmark's arguments and its output (progress on stderr while
+it runs, then the table, the notes, and the files asked for). The benchmark itself (the
+`benchmarks` package: scenarios, runner, report, plot, profiles) is imported when the command
+runs, never for `vm-system --help`, and never imports the CLI back.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+from pathlib import Path
 from typing import Any
 
-from supervisor.adapters import exit_codes
-from supervisor.adapters.cli_common import Output
-from supervisor.adapters.run_command import UsageError
+from supervisor.adapters.cli import exit_codes
+from supervisor.adapters.cli.common import UsageError
+from supervisor.adapters.cli.output import Output, isatty
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "bench",
+        help="measure what isolation costs, against native QuickJS and other engines",
+        description="Measure what running JavaScript isolated costs: vm-system's layers (sandbox "
+                    "evaluation and spawn, the pipeline with persistence, HTTP, a one-shot "
+                    "process) and the same workloads in native QuickJS, quickjs-rs, wasmjs and "
+                    "Node.js when they are installed (pip install 'vm-system[bench]'). Prints a "
+                    "table: median, p10–p90 and the ratio to native QuickJS. Exit code 1 when an "
+                    "engine computed a wrong answer or failed.",
+    )
+    p.add_argument("--scenario", metavar="NAME", action="append",
+                   help="run this scenario, layer (eval, sandbox, pipeline, http, process, "
+                        "store) or group; repeatable (default: all; --list names them)")
+    p.add_argument("--quick", action="store_true", help="a few samples each (under a minute)")
+    p.add_argument("--json", metavar="FILE", type=Path, help="write every figure as JSON")
+    p.add_argument("--plot", metavar="FILE.png", type=Path,
+                   help="draw a bar chart (log scale) as PNG; needs matplotlib")
+    p.add_argument("--markdown", action="store_true", help="print the report as Markdown")
+    p.add_argument("--dir", metavar="DIR", type=Path,
+                   help="make the temporary databases inside DIR (default: the system's)")
+    p.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    p.add_argument("--profile", choices=("eval", "console", "spawn", "repl", "daemon"),
+                   help="instead of benchmarking, profile a trivial evaluation, 10,000 console "
+                        "lines, a new sandbox, a persisted repl (cProfile) or the daemon under "
+                        "load (py-spy)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(handler=run)
 
 
 class _Bar:
@@ -58,6 +91,7 @@ class _Lines:
 
 
 def run(args: argparse.Namespace) -> int:
+    _check_installed()
     out = Output()
     if args.profile:
         return _profile(args, out)
@@ -79,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
 
     shown: _Bar | _Lines | None = None
     if not args.no_progress:
-        shown = _Bar(out) if _isatty(out.err) else _Lines(out)
+        shown = _Bar(out) if isatty(out.err) else _Lines(out)
     try:
         result = run_benchmark(chosen, quick=args.quick, directory=args.dir, progress=shown)
     finally:
@@ -109,6 +143,13 @@ def run(args: argparse.Namespace) -> int:
     return exit_codes.OK if result.ok else exit_codes.SCRIPT_ERROR
 
 
+def _check_installed() -> None:
+    """The benchmark ships in the repository's checkout; an installed vm-system may lack it."""
+    if importlib.util.find_spec("benchmarks") is None:
+        raise UsageError("the benchmark is not installed with this vm-system (No module named "
+                         "'benchmarks'); run it from a checkout of the repository")
+
+
 def _profile(args: argparse.Namespace, out: Output) -> int:
     from benchmarks import profiles
 
@@ -127,10 +168,3 @@ def _profile(args: argparse.Namespace, out: Output) -> int:
             raise UsageError(str(exc)) from exc
     out.raw(text + "\n")
     return exit_codes.OK
-
-
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False

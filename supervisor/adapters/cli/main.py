@@ -1,5 +1,6 @@
-"""The `vm-system` command line. Each command lives in its own module; this one parses and
-dispatches, and turns every failure into one readable line and an exit code."""
+"""The `vm-system` command line (the `vm-system` script's entry point). Each command group lives
+in its own module; this one parses and dispatches, and turns every failure into one readable
+line and an exit code."""
 
 from __future__ import annotations
 
@@ -7,18 +8,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from supervisor.adapters import (
-    bench_command,
-    daemon,
-    exec_commands,
-    exit_codes,
-    ops_commands,
-    run_command,
-    session_commands,
-    template_commands,
-)
-from supervisor.adapters.cli_common import UsageError, error_line
+from supervisor.adapters.cli import bench, executions, exit_codes, ops, run, serve, sessions, templates
+from supervisor.adapters.cli.common import UsageError, error_line
 from supervisor.adapters.client import ClientError, DaemonUnreachable
+from supervisor.adapters.http.server import ServeError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,14 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    run_command.add_parser(sub)
-    daemon.add_parser(sub)
+    run.add_parser(sub)
+    serve.add_parser(sub)
     # The daemon's client side: each group talks to `vm-system serve` over the REST API.
-    template_commands.add_parser(sub)
-    session_commands.add_parser(sub)
-    exec_commands.add_parser(sub)
-    ops_commands.add_parser(sub)
-    bench_command.add_parser(sub)
+    templates.add_parser(sub)
+    sessions.add_parser(sub)
+    executions.add_parser(sub)
+    ops.add_parser(sub)
+    bench.add_parser(sub)
     return parser
 
 
@@ -59,14 +52,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # structlog costs ~90 ms to import: `--help`, argument errors and a one-shot `run` (whose
     # engine logs only when something goes wrong) configure it only if a log line is due.
     if args.command == "run":
-        from sandbox.log import before_first_log
+        from sandbox import before_first_log
 
         before_first_log(_quiet_logging)
     else:
         _quiet_logging()
     try:
         return int(args.handler(args))
-    except (UsageError, daemon.ServeError) as exc:
+    except (UsageError, ServeError) as exc:
         sys.stderr.write(error_line(str(exc)) + "\n")
         return exit_codes.USAGE
     except ClientError as exc:

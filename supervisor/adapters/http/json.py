@@ -11,8 +11,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-import store as store_mod
-from store import MAX_JSON_DEPTH
+from supervisor import MAX_JSON_DEPTH, Session, TemplateDetail
 from supervisor.adapters.api_time import api_time
 from supervisor.unicode_text import holds_lone_surrogate, shown
 
@@ -50,7 +49,7 @@ def record(value: Any) -> Any:
     return root[0]
 
 
-def template_detail(detail: store_mod.TemplateDetail) -> dict[str, Any]:
+def template_detail(detail: TemplateDetail) -> dict[str, Any]:
     return {
         "template": record(detail.template),
         "settings": record(detail.settings),
@@ -61,7 +60,7 @@ def template_detail(detail: store_mod.TemplateDetail) -> dict[str, Any]:
     }
 
 
-def session(value: store_mod.Session) -> dict[str, Any]:
+def session(value: Session) -> dict[str, Any]:
     out = record(value)
     out.pop("settings", None)  # internal: the limits captured at spawn
     return out

@@ -6,17 +6,9 @@ import argparse
 import json
 from typing import Any
 
-from supervisor.adapters import exit_codes
-from supervisor.adapters.cli_common import (
-    Output,
-    UsageError,
-    command,
-    group,
-    json_object,
-    resolve_template,
-    scalar,
-    when,
-)
+from supervisor.adapters.cli import exit_codes
+from supervisor.adapters.cli.common import UsageError, command, group, json_object, resolve_template
+from supervisor.adapters.cli.output import Output, scalar, when
 
 SECTIONS = ("limits", "runtime", "resolver")
 

@@ -20,9 +20,8 @@ from typing import Any
 
 from starlette.responses import StreamingResponse
 
-from store import ExecutionNotFound
-from supervisor import SupervisorApi
-from supervisor.adapters.http_event_stream import EventStreams
+from supervisor import ExecutionNotFound, SupervisorApi
+from supervisor.adapters.http.event_stream import EventStreams
 
 
 def wants_event_stream(accept: str) -> bool:
