@@ -19,9 +19,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import wasmtime
-from wasmtime import _bindings
-from wasmtime import _ffi as ffi
-from wasmtime._extern import wrap_extern
 
 from sandbox.engine import guest_engine
 from sandbox.errors import GuestCorrupted, ImageError
@@ -29,16 +26,20 @@ from sandbox.guest import guest_rodata_end
 from sandbox.log import get_logger
 from sandbox.value_scope import ValueScope
 from sandbox.wasm_ffi import (
+    GlobalI32,
     RawFunc,
     arg_slots,
-    export_extern,
+    export_func_handle,
     host_func,
     install_funcs,
     memory_data_size,
+    memory_ref,
     new_args,
     on_epoch_deadline,
     set_epoch_deadline,
     set_global_i32,
+    store_context,
+    wrapped_export,
 )
 from sandbox.wasm_patch import STACK_POINTER_EXPORT, TABLE_EXPORT
 
@@ -256,20 +257,19 @@ class GuestInstance:
         self.store.set_epoch_deadline(2**62)
         on_epoch_deadline(self.store, hooks.deadline)
         instance = eng.linker.instantiate(self.store, eng.module)
-        ctx = self.store._context()
-        self._ctx_ptr = ctx
+        self._ctx_ptr = store_context(self.store)
 
         def export(name: str) -> Any:
-            item = export_extern(self.store, instance, name)
+            item = wrapped_export(self.store, instance, name)
             if item is None:
                 raise GuestCorrupted(f"the guest does not export {name}")
-            return wrap_extern(item)
+            return item
 
         def export_func(name: str) -> Any:
-            item = export_extern(self.store, instance, name)
-            if item is None or item.kind != ffi.WASMTIME_EXTERN_FUNC.value:
+            item = export_func_handle(self.store, instance, name)
+            if item is None:
                 raise GuestCorrupted(f"the guest does not export the function {name}")
-            return item.of.func
+            return item
 
         self.args = new_args(8)
         self._nested_args = new_args(8)
@@ -290,15 +290,14 @@ class GuestInstance:
         self._f: dict[str, RawFunc] = Exports()
         self._nf: dict[str, RawFunc] = NestedExports()
         self.memory: wasmtime.Memory = export("memory")
-        self._memory_ref = ctypes.byref(self.memory._memory)
+        self._memory_ref = memory_ref(self.memory)
         self._base_addr = 0
         self._rest_sp = 0  # the stack pointer between evaluations (see _set_stack_pointer)
         self._plan: tuple[int, tuple[tuple[int, int, int], ...]] = (-1, ())
         self._interrupt_calls = 0
         self._table: wasmtime.Table = export(TABLE_EXPORT)
         self._sp_global: wasmtime.Global = export(STACK_POINTER_EXPORT)
-        self._sp_raw = self._sp_global._global
-        self._sp_val = ffi.wasmtime_val_t()
+        self._sp_reader = GlobalI32(self.store, self._sp_global)
         self._guard_expected = _GUARD_PATTERN
         self._old_guard_expected = _ZEROS
 
@@ -379,8 +378,7 @@ class GuestInstance:
             self._f["JS_FreeValue"]()
 
     def stack_pointer(self) -> int:
-        _bindings.wasmtime_global_get(self._ctx_ptr, ctypes.byref(self._sp_raw), ctypes.byref(self._sp_val))
-        return self._sp_val.of.i32 & 0xFFFFFFFF
+        return self._sp_reader.get()
 
     def _set_stack_pointer(self, value: int) -> None:
         # Only the host moves the stack pointer between evaluations; every guest call returns

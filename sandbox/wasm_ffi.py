@@ -21,6 +21,7 @@ from typing import Any
 import wasmtime
 from wasmtime import _bindings
 from wasmtime import _ffi as ffi
+from wasmtime._extern import wrap_extern
 from wasmtime._func import Func
 
 RawArgs = ctypes.Array  # of ffi.wasmtime_val_raw_t
@@ -207,3 +208,44 @@ def export_extern(store: wasmtime.Store, instance: wasmtime.Instance, name: str)
     found = _bindings.wasmtime_instance_export_get(store._context(), ctypes.byref(instance._instance),
                                                    raw, len(raw), ctypes.byref(item))
     return item if found else None
+
+
+def store_context(store: wasmtime.Store) -> Any:
+    """The store's raw context pointer, for the raw entry points above."""
+    return store._context()
+
+
+def wrapped_export(store: wasmtime.Store, instance: wasmtime.Instance, name: str) -> Any:
+    """An export as wasmtime-py's object (Memory, Table, Global...), or None."""
+    item = export_extern(store, instance, name)
+    return None if item is None else wrap_extern(item)
+
+
+def export_func_handle(store: wasmtime.Store, instance: wasmtime.Instance, name: str) -> Any:
+    """The raw function handle of an exported function (for RawFunc), or None."""
+    item = export_extern(store, instance, name)
+    if item is None or item.kind != ffi.WASMTIME_EXTERN_FUNC.value:
+        return None
+    return item.of.func
+
+
+def memory_ref(memory: wasmtime.Memory) -> Any:
+    """A reference to the memory's raw handle, for `memory_data_size`."""
+    return _byref(memory._memory)
+
+
+class GlobalI32:
+    """Reads an i32 global without wasmtime-py's Val conversion (the stack pointer, read on
+    every interrupt check)."""
+
+    __slots__ = ("_ctx", "_raw", "_val", "_val_ref")
+
+    def __init__(self, store: wasmtime.Store, global_: wasmtime.Global) -> None:
+        self._ctx = store._context()
+        self._raw = _byref(global_._global)
+        self._val = ffi.wasmtime_val_t()
+        self._val_ref = _byref(self._val)
+
+    def get(self) -> int:
+        _bindings.wasmtime_global_get(self._ctx, self._raw, self._val_ref)
+        return int(self._val.of.i32) & 0xFFFFFFFF
