@@ -15,6 +15,10 @@ from typing import Any
 
 from sandbox.errors import GuestCorrupted
 from sandbox.instance import (
+    EVAL_COMPILE_ONLY,
+    EVAL_GLOBAL,
+    EVAL_MODULE,
+    EVAL_STRICT,
     PROMISE_FULFILLED,
     PROMISE_PENDING,
     PROMISE_REJECTED,
@@ -29,7 +33,8 @@ UNDESCRIBABLE = "the thrown value could not be described"
 
 
 class Request:
-    """What to evaluate: a script, a module, a call of a global, or a frozen global to define."""
+    """What to evaluate: a script, a module, a call of a global, or a frozen global to define.
+    Made by the constructors below, which know QuickJS's evaluation flags."""
 
     __slots__ = ("kind", "source", "flags", "filename", "name", "args_json", "checkpoint")
 
@@ -44,6 +49,23 @@ class Request:
         self.filename = filename
         self.name = name
         self.args_json = args_json
+
+
+def script_request(source: bytes, filename: bytes | None, *, strict: bool) -> Request:
+    return Request("script", source, EVAL_GLOBAL | (EVAL_STRICT if strict else 0), filename)
+
+
+def module_request(source: bytes, filename: bytes | None) -> Request:
+    return Request("module", source, EVAL_MODULE | EVAL_COMPILE_ONLY, filename)
+
+
+def call_request(name: str, args_json: str) -> Request:
+    return Request("call", name=name, args_json=args_json)
+
+
+def define_request(name: str, value_json: str) -> Request:
+    # Host-side preparation: no checkpoint of its own (see Request.checkpoint).
+    return Request("define", name=name, args_json=value_json, checkpoint=False)
 
 
 @dataclass(frozen=True, slots=True)

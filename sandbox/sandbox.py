@@ -34,15 +34,15 @@ from sandbox.evaluation import (
     Result,
     Thrown,
     Value,
+    call_request,
+    define_request,
     describe_thrown,
     evaluate,
+    module_request,
+    script_request,
 )
 from sandbox.image import decode_image, encode_image, installation_key
 from sandbox.instance import (
-    EVAL_COMPILE_ONLY,
-    EVAL_GLOBAL,
-    EVAL_MODULE,
-    EVAL_STRICT,
     MAX_HELD_REJECTIONS,
     STACK_BLOCK,
     GuestInstance,
@@ -192,16 +192,15 @@ class Sandbox:
 
         `checkpoint_label` names the checkpoint taken after it when `auto_checkpoint` is on
         (the supervisor passes the execution id); otherwise `checkpoint()` takes one."""
-        flags = EVAL_GLOBAL | (EVAL_STRICT if strict else 0)
-        return self._run(Request("script", _encode(code), flags, _filename(filename)),
+        return self._run(script_request(_encode(code), _filename(filename), strict=strict),
                          limits, on_event, checkpoint_label)
 
     def eval_module(self, code: str, *, filename: str = "<module>", limits: Limits | None = None,
                     on_event: EventCallback | None = None,
                     checkpoint_label: str | None = None) -> Outcome:
         """Evaluate an ES module (top-level await allowed); the result is its namespace."""
-        return self._run(Request("module", _encode(code), EVAL_MODULE | EVAL_COMPILE_ONLY,
-                                  _filename(filename)), limits, on_event, checkpoint_label)
+        return self._run(module_request(_encode(code), _filename(filename)), limits, on_event,
+                         checkpoint_label)
 
     def call(self, name: str, *args: Any, limits: Limits | None = None,
              on_event: EventCallback | None = None, checkpoint_label: str | None = None) -> Outcome:
@@ -212,8 +211,7 @@ class Sandbox:
             args_json = json.dumps(list(args), allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"call arguments must be JSON-serialisable: {exc}") from exc
-        return self._run(Request("call", name=name, args_json=args_json), limits, on_event,
-                         checkpoint_label)
+        return self._run(call_request(name, args_json), limits, on_event, checkpoint_label)
 
     def define_global(self, name: str, value: Any) -> None:
         """Define a read-only, deeply frozen global from a JSON-serialisable value.
@@ -224,8 +222,7 @@ class Sandbox:
             value_json = json.dumps(value, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"global {name!r} must be JSON-serialisable: {exc}") from exc
-        outcome = self._run(Request("define", name=name, args_json=value_json, checkpoint=False),
-                            None, None, None)
+        outcome = self._run(define_request(name, value_json), None, None, None)
         if outcome.status != "ok":
             message = outcome.error.message if outcome.error else outcome.status
             raise ValueError(f"could not define global {name!r}: {message}")

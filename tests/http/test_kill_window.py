@@ -101,46 +101,54 @@ def test_sigkill_under_load_loses_only_a_recent_window(tmp_path: Path) -> None:
     db = root / "db.sqlite"
     worktree = root / "wt"
     worktree.mkdir(parents=True)
-    daemon: Daemon = start_daemon(root, db=db)
-    with httpx.Client(base_url=daemon.api, timeout=30) as client:
-        template = new_template(client)
-        sessions = [new_session(client, template["id"], worktree)["id"] for _ in range(2)]
-    floor = dict.fromkeys(sessions, 0)
-    losses: list[int] = []
-    windows: list[float] = []
-    for round_no, delay in enumerate(KILL_AFTER_S):
+    daemons: list[Daemon] = [start_daemon(root, db=db)]
+    try:
+        daemon = daemons[0]
         with httpx.Client(base_url=daemon.api, timeout=30) as client:
-            start = {sid: _counter(client, sid) for sid in sessions}
-        load = [Incrementer(daemon.api, sid) for sid in sessions]
-        time.sleep(delay)
-        killed_at = time.monotonic()
-        daemon.signal(signal.SIGKILL)
-        daemon.wait()
-        for inc in load:
-            inc.join()
-        daemon = start_daemon(root, db=db)
-        with httpx.Client(base_url=daemon.api, timeout=30) as client:
+            template = new_template(client)
+            sessions = [new_session(client, template["id"], worktree)["id"] for _ in range(2)]
+        floor = dict.fromkeys(sessions, 0)
+        losses: list[int] = []
+        windows: list[float] = []
+        for round_no, delay in enumerate(KILL_AFTER_S):
+            with httpx.Client(base_url=daemon.api, timeout=30) as client:
+                start = {sid: _counter(client, sid) for sid in sessions}
+            load = [Incrementer(daemon.api, sid) for sid in sessions]
+            time.sleep(delay)
+            killed_at = time.monotonic()
+            daemon.signal(signal.SIGKILL)
+            daemon.wait()
             for inc in load:
-                sid = inc.session_id
-                r = client.get(f"/sessions/{sid}")
-                assert r.status_code == 200 and r.json()["status"] == "ready", r.text
-                restored = _counter(client, sid)
-                stored = _stored_values(db, sid)
-                assert restored == start[sid] or restored in stored, \
-                    f"round {round_no}: restored n={restored}, a value no execution produced"
-                assert restored <= max(stored | {start[sid]}), (round_no, restored)
-                assert restored >= floor[sid], \
-                    f"round {round_no}: restored n={restored}, older than the state an earlier " \
-                    f"restart restored ({floor[sid]}): images only move forward"
-                floor[sid] = restored
-                after = client.post("/executions/repl", json={"session_id": sid, "input": INCREMENT})
-                assert after.status_code == 201 and after.json()["result"]["json"] == restored + 1
-                acked = dict(inc.acked)
-                last_acked = max(acked, default=start[sid])
-                losses.append(max(0, last_acked - restored))
-                first_lost = acked.get(restored + 1)
-                windows.append(killed_at - first_lost if first_lost is not None else 0.0)
-    daemon.stop()
+                inc.join()
+            daemon = start_daemon(root, db=db)
+            daemons.append(daemon)
+            with httpx.Client(base_url=daemon.api, timeout=30) as client:
+                for inc in load:
+                    sid = inc.session_id
+                    r = client.get(f"/sessions/{sid}")
+                    assert r.status_code == 200 and r.json()["status"] == "ready", r.text
+                    restored = _counter(client, sid)
+                    stored = _stored_values(db, sid)
+                    assert restored == start[sid] or restored in stored, \
+                        f"round {round_no}: restored n={restored}, a value no execution produced"
+                    assert restored <= max(stored | {start[sid]}), (round_no, restored)
+                    assert restored >= floor[sid], \
+                        f"round {round_no}: restored n={restored}, older than the state an earlier " \
+                        f"restart restored ({floor[sid]}): images only move forward"
+                    floor[sid] = restored
+                    after = client.post("/executions/repl", json={"session_id": sid, "input": INCREMENT})
+                    assert after.status_code == 201 and after.json()["result"]["json"] == restored + 1
+                    acked = dict(inc.acked)
+                    last_acked = max(acked, default=start[sid])
+                    losses.append(max(0, last_acked - restored))
+                    first_lost = acked.get(restored + 1)
+                    windows.append(killed_at - first_lost if first_lost is not None else 0.0)
+        daemon.stop()
+    finally:  # a failed round must not leave its daemon running
+        for d in daemons:
+            if d.proc.poll() is None:
+                d.proc.kill()
+                d.proc.wait()
     executions = _check_every_execution(db, sessions)
     print(f"\nSIGKILL under load, {len(KILL_AFTER_S)} rounds x {len(sessions)} busy sessions, "
           f"{executions} executions stored: acknowledged executions lost per session "
