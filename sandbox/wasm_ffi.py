@@ -248,4 +248,4 @@ class GlobalI32:
 
     def get(self) -> int:
         _bindings.wasmtime_global_get(self._ctx, self._raw, self._val_ref)
-        return int(self._val.of.i32) & 0xFFFFFFFF
+        return self._val.of.i32 & 0xFFFFFFFF
