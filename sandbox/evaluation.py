@@ -126,11 +126,11 @@ def evaluate(inst: GuestInstance, req: Request, watch: LimitWatch) -> Result:
             value = scope.own(inst.promise_result(value))
             if module:
                 value = scope.own(inst.module_namespace(module))
+            immediate = immediate_payload(value)  # only a settled value can be one now
+            if immediate is not None:
+                return Value(immediate)
         elif state == PROMISE_PENDING:
             pending = True
-        immediate = immediate_payload(value)
-        if immediate is not None:
-            return Value(immediate)
         described = inst.describe(value, pending_promise=pending)
         if is_exception(described):
             return _thrown(inst, watch)
