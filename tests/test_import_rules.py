@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,14 +154,15 @@ def _package_of(module: str) -> str | None:
     return next((p for p in PACKAGES if _within(module, p)), None)
 
 
-def _face_names(package: str) -> set[str]:
+@cache  # asked once per import of every module walked
+def _face_names(package: str) -> frozenset[str]:
     """The names in a package face's `__all__`, read from its source."""
     tree = ast.parse(ROOT.joinpath(package, "__init__.py").read_text(encoding="utf-8"))
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in node.targets):
-            return {elt.value for elt in node.value.elts  # type: ignore[attr-defined]
-                    if isinstance(elt, ast.Constant)}
-    return set()
+            return frozenset(elt.value for elt in node.value.elts  # type: ignore[attr-defined]
+                             if isinstance(elt, ast.Constant))
+    return frozenset()
 
 
 def _face_imports(path: Path) -> Iterator[tuple[int, str]]:
