@@ -15,9 +15,9 @@ from sandbox.errors import (
     SandboxError,
 )
 from sandbox.image import FORMAT_VERSION, encode_image, installation_key
-from sandbox.instance import MemoryImage
 from sandbox.limits import Limits
 from sandbox.log import before_first_log
+from sandbox.memory_layout import MemoryImage
 from sandbox.outcome import ErrorInfo, Event, Metrics, Outcome, SessionState
 from sandbox.sandbox import Sandbox
 

@@ -24,7 +24,8 @@ import ctypes
 from dataclasses import dataclass, field
 
 from sandbox.dirty_pages import PAGE, DirtyPages, dirty_pages
-from sandbox.instance import GuestInstance, MemoryImage
+from sandbox.instance import GuestInstance
+from sandbox.memory_layout import MemoryImage
 
 INCREMENTAL_MIN_BYTES = 384 * 1024
 PROTECT_AGAIN_EVERY = 64

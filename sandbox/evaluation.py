@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox.errors import GuestCorrupted
-from sandbox.instance import (
+from sandbox.instance import GuestInstance
+from sandbox.limits import LimitWatch
+from sandbox.quickjs_abi import (
     EVAL_COMPILE_ONLY,
     EVAL_GLOBAL,
     EVAL_MODULE,
@@ -22,11 +24,9 @@ from sandbox.instance import (
     PROMISE_FULFILLED,
     PROMISE_PENDING,
     PROMISE_REJECTED,
-    GuestInstance,
     immediate_payload,
     is_exception,
 )
-from sandbox.limits import LimitWatch
 
 # The message of an error whose thrown value the describer could not describe either.
 UNDESCRIBABLE = "the thrown value could not be described"

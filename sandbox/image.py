@@ -26,15 +26,8 @@ import wasmtime
 
 from sandbox.errors import ImageError
 from sandbox.guest import guest_bytes, guest_rodata_end
-from sandbox.instance import (
-    OLD_STACK,
-    PAGE,
-    SOURCE_BUFFER,
-    STACK_BLOCK,
-    TAG_OBJECT,
-    Layout,
-    MemoryImage,
-)
+from sandbox.memory_layout import OLD_STACK, PAGE, SOURCE_BUFFER, STACK_BLOCK, Layout, MemoryImage
+from sandbox.quickjs_abi import TAG_OBJECT
 from sandbox.wasm_patch import _SECTION_GLOBAL, _read_uleb, _sections
 
 MAGIC = b"VMSYSIMG"

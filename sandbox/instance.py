@@ -1,9 +1,11 @@
 """One guest instance: a wasmtime store holding QuickJS, driven through its C API.
 
-This is the only module that knows QuickJS's calling conventions, the NaN-boxed JSValue
-layout and the guest's memory layout. It offers the sandbox a small set of operations
-(evaluate a script or module, call a helper, drain jobs, read a described result) and the
-memory-level mechanics of checkpoints: capture, restore into a fresh instance, guard check.
+This is the only module that calls QuickJS and owns the JS value handles it returns. It
+offers the sandbox a small set of operations (evaluate a script or module, call a helper,
+drain jobs, read a described result, free a value) and the memory-level mechanics of
+checkpoints: capture, restore into a fresh instance, guard check. What it builds on:
+`quickjs_abi` (tags, flags, signatures), `memory_layout` (addresses, images), `stack_guards`,
+`memory_copy`, `rejections`, and `guest_setup` for a fresh instance.
 
 Host callbacks (the interrupt handler and the console) are forwarded to a `HostHooks` object;
 the instance itself holds no policy.
@@ -12,18 +14,29 @@ the instance itself holds no policy.
 from __future__ import annotations
 
 import ctypes
-import struct
-from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any, Protocol
 
 import wasmtime
 
 from sandbox.engine import guest_engine
 from sandbox.errors import GuestCorrupted, ImageError
-from sandbox.guest import guest_rodata_end
-from sandbox.log import get_logger
+from sandbox.guest_setup import initialise
+from sandbox.memory_copy import Copy, copy_in, copy_out, copy_plan
+from sandbox.memory_layout import DEFAULT_FILENAME, PAGE, SOURCE_BUFFER, Layout, MemoryImage
+from sandbox.quickjs_abi import (
+    CFUNCTION_TYPE,
+    EXCEPTION,
+    EXPORTS,
+    INTERRUPT_TYPE,
+    REJECTION_TYPE,
+    TAG_INT,
+    UNDEFINED,
+    is_exception,
+    is_string,
+)
+from sandbox.rejections import RejectionTracker
+from sandbox.stack_guards import StackGuards
 from sandbox.value_scope import ValueScope
 from sandbox.wasm_ffi import (
     GlobalI32,
@@ -43,120 +56,6 @@ from sandbox.wasm_ffi import (
 )
 from sandbox.wasm_patch import STACK_POINTER_EXPORT, TABLE_EXPORT
 
-log = get_logger("sandbox.instance")
-
-PAGE = 65536
-
-# JSValue tags (high 32 bits of the NaN-boxed i64).
-TAG_INT = 0
-TAG_BOOL = 1
-TAG_NULL = 2
-TAG_UNDEFINED = 3
-TAG_EXCEPTION = 6
-TAG_MODULE = -3
-TAG_OBJECT = -1
-TAG_STRING = -7
-TAG_STRING_ROPE = -6  # QuickJS-NG builds long concatenations lazily; still a string
-UNDEFINED = TAG_UNDEFINED << 32
-EXCEPTION = TAG_EXCEPTION << 32
-
-EVAL_GLOBAL = 0
-EVAL_MODULE = 1
-EVAL_STRICT = 1 << 3
-EVAL_COMPILE_ONLY = 1 << 5
-
-PROMISE_PENDING, PROMISE_FULFILLED, PROMISE_REJECTED = 0, 1, 2
-
-# The C shadow stack is moved into a block of this size (see docs/engine.md, "The stack").
-# The lowest STACK_GUARD bytes of the block, and the old 64 KiB stack region below it, are
-# filled with GUARD_BYTE and checked after every evaluation.
-STACK_BLOCK = 1024 * 1024
-STACK_GUARD = 64 * 1024
-OLD_STACK = 64 * 1024
-# The interrupt handler stops a script gracefully when the stack pointer enters this zone.
-STACK_RED_ZONE = 128 * 1024
-GUARD_BYTE = 0xA5
-DEFAULT_FILENAME = b"<input>"
-# Sources shorter than this are copied into a buffer kept for the purpose (no malloc/free).
-SOURCE_BUFFER = 4096
-
-_EXPORTS = (
-    "malloc", "free", "JS_NewRuntime", "JS_NewContext", "JS_Eval", "JS_Call",
-    "JS_GetException", "JS_ToCStringLen2", "JS_FreeCString", "JS_FreeValue", "JS_DupValue",
-    "JS_SetInterruptHandler", "JS_NewCFunction2", "JS_ExecutePendingJob", "JS_IsJobPending",
-    "JS_PromiseState", "JS_PromiseResult", "JS_NewStringLen", "JS_GetPropertyUint32",
-    "JS_EvalFunction", "JS_GetModuleNamespace", "JS_ThrowInternalError",
-    "JS_SetUncatchableError", "JS_Throw", "JS_ResetUncatchableError", "JS_RunGC",
-    "JS_SetHostPromiseRejectionTracker", "_initialize",
-)
-
-_INTERRUPT_TYPE = wasmtime.FuncType([wasmtime.ValType.i32(), wasmtime.ValType.i32()],
-                                    [wasmtime.ValType.i32()])
-_CFUNCTION_TYPE = wasmtime.FuncType(
-    [wasmtime.ValType.i32(), wasmtime.ValType.i64(), wasmtime.ValType.i32(), wasmtime.ValType.i32()],
-    [wasmtime.ValType.i64()],
-)
-# JSHostPromiseRejectionTracker(ctx, promise, reason, is_handled, opaque)
-_REJECTION_TYPE = wasmtime.FuncType(
-    [wasmtime.ValType.i32(), wasmtime.ValType.i64(), wasmtime.ValType.i64(), wasmtime.ValType.i32(),
-     wasmtime.ValType.i32()],
-    [],
-)
-# Rejected promises without a handler held for the end of the evaluation; past this many at
-# once they are only counted (each held one keeps its promise and reason alive in the guest).
-MAX_HELD_REJECTIONS = 20
-# What _initialise leaves in a fresh instance changed (part of the pristine image cache key):
-# 2 - the promise rejection tracker is installed.
-SETUP_REVISION = 2
-
-
-# The block guard holds a pattern (a frame's writes are rarely all 0xA5). The old stack
-# region below it stays zero: a restored instance's fresh memory already is, so restoring
-# costs no writes there; any overflow reaching it has crossed the patterned guard first.
-_GUARD_PATTERN = bytes([GUARD_BYTE]) * STACK_GUARD
-_ZEROS = bytes(OLD_STACK)
-
-_GUARD_WORD = _GUARD_PATTERN[:8]
-_ZERO_WORD = bytes(8)
-
-_memcmp = ctypes.CDLL(None).memcmp
-_memcmp.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
-_memcmp.restype = ctypes.c_int
-
-
-def tag_of(value: int) -> int:
-    return value >> 32
-
-
-def _address(data: bytes | memoryview) -> int:
-    """The address of a buffer's first byte, without copying it."""
-    if isinstance(data, bytes):
-        return ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0
-    return ctypes.addressof(ctypes.c_char.from_buffer(data))
-
-
-def is_exception(value: int) -> bool:
-    """Whether a host call answered JS_EXCEPTION (the thrown value waits in the context)."""
-    return value >> 32 == TAG_EXCEPTION  # tag_of, inlined: several calls per evaluation
-
-
-def immediate_payload(value: int) -> dict[str, Any] | None:
-    """The value payload of a JSValue that carries no pointer, without entering the guest."""
-    tag = value >> 32
-    if tag == TAG_INT:
-        n = value & 0xFFFFFFFF
-        if n >= 1 << 31:
-            n -= 1 << 32
-        return {"type": "number", "preview": str(n), "json": n}
-    if tag == TAG_BOOL:
-        b = (value & 0xFFFFFFFF) != 0
-        return {"type": "boolean", "preview": "true" if b else "false", "json": b}
-    if tag == TAG_NULL:
-        return {"type": "null", "preview": "null", "json": None}
-    if tag == TAG_UNDEFINED:
-        return {"type": "undefined", "preview": "undefined"}
-    return None
-
 
 class HostHooks(Protocol):
     """What the instance asks its owner while the guest runs."""
@@ -174,74 +73,17 @@ class HostHooks(Protocol):
         """Record the console line (called only when console() allowed it)."""
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Addresses inside the guest that the host relies on; identical in every image."""
-
-    rt: int
-    ctx: int
-    scratch: int  # 16 bytes for out-parameters
-    filename: int  # "<input>\0"
-    source: int  # SOURCE_BUFFER bytes for short sources
-    stack_lo: int  # lowest byte of the stack block (its guard region starts here)
-    stack_hi: int  # initial stack pointer (top of the block)
-    old_stack_lo: int
-    helpers: tuple[int, int, int, int]  # describe, describeError, callGlobal, defineFrozenGlobal
-    table_base: int  # index of the first host function in table 0
-    rodata_end: int  # memory below is constant
-    interrupt_counter: int  # address of QuickJS's interrupt counter; 0 if it was not found
-
-    def kept_ranges(self, size: int) -> tuple[tuple[int, int], ...]:
-        """[start, end) ranges a checkpoint copies, for a memory of `size` bytes."""
-        return ((self.rodata_end, self.old_stack_lo),
-                (self.old_stack_lo + OLD_STACK, self.stack_lo),
-                (self.stack_hi, size))
-
-    def kept_bytes(self, size: int) -> int:
-        return sum(end - start for start, end in self.kept_ranges(size))
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__} | {"helpers": list(self.helpers)}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Layout:
-        fields: dict[str, Any] = {k: int(v) for k, v in data.items() if k != "helpers"}
-        fields["helpers"] = tuple(int(h) for h in data["helpers"])
-        return cls(**fields)
-
-
-@dataclass(frozen=True)
-class MemoryImage:
-    """Linear memory at a quiescent point: the bytes of `layout.kept_ranges(size)`.
-
-    Not kept: constants below `rodata_end` (a fresh instance gets them from the module), the
-    guard regions (refilled with their pattern) and the stack block (between evaluations no
-    guest frame is live, so it holds nothing worth keeping).
-    """
-
-    data: bytes | memoryview  # the kept ranges, concatenated
-    size: int
-    stack_pointer: int
-    layout: Layout
-
-
 @cache
 def _arg_slots() -> dict[str, int]:
     """Argument-array sizes of the exports the host calls, checked once per process."""
     types = {e.name: e.type for e in guest_engine().module.exports}
     slots = {}
-    for name in _EXPORTS:
+    for name in EXPORTS:
         ty = types.get(name)
         if not isinstance(ty, wasmtime.FuncType):
             raise GuestCorrupted(f"the guest does not export the function {name}")
         slots[name] = arg_slots(ty)
     return slots
-
-
-def bootstrap_source() -> bytes:
-    # A plain file beside this module (package data), read without importlib.resources,
-    # whose import alone costs ~12 ms.
-    return Path(__file__).with_name("bootstrap.js").read_bytes()
 
 
 class GuestInstance:
@@ -282,7 +124,7 @@ class GuestInstance:
                 func = self[name] = RawFunc(store, export_func(name), args, slots[name], name)
                 return func
 
-        class NestedExports(dict):
+        class NestedExports(dict):  # for calls made from inside a host callback
             def __missing__(self, name: str) -> RawFunc:
                 func = self[name] = outer._f[name].with_args(nested_args)
                 return func
@@ -291,42 +133,36 @@ class GuestInstance:
         self._nf: dict[str, RawFunc] = NestedExports()
         self.memory: wasmtime.Memory = export("memory")
         self._memory_ref = memory_ref(self.memory)
-        self._base_addr = 0
-        self._rest_sp = 0  # the stack pointer between evaluations (see _set_stack_pointer)
-        self._plan: tuple[int, tuple[tuple[int, int, int], ...]] = (-1, ())
-        self._interrupt_calls = 0
+        self._base_addr = ctypes.addressof(self.memory.data_ptr(self.store).contents)
+        self._rest_sp = 0  # the stack pointer between evaluations (see set_stack_pointer)
+        self._plan: tuple[int, tuple[Copy, ...]] = (-1, ())
+        self.interrupt_calls = 0
         self._table: wasmtime.Table = export(TABLE_EXPORT)
         self._sp_global: wasmtime.Global = export(STACK_POINTER_EXPORT)
         self._sp_reader = GlobalI32(self.store, self._sp_global)
-        self._guard_expected = _GUARD_PATTERN
-        self._old_guard_expected = _ZEROS
+        self.rejections = RejectionTracker(self._nested_dup, self._nested_free)
 
-        # Rejected promises nobody handled yet: promise -> reason, both held (duplicated).
-        self._rejections: dict[int, int] = {}
-        self.rejections_not_held = 0
-
-        interrupt = host_func(self.store, _INTERRUPT_TYPE, self._on_interrupt)
-        console = host_func(self.store, _CFUNCTION_TYPE, self._on_console)
-        rejection = host_func(self.store, _REJECTION_TYPE, self._on_rejection)
-        # Always in this order: an image's runtime refers to these table slots.
+        interrupt = host_func(self.store, INTERRUPT_TYPE, self._on_interrupt)
+        console = host_func(self.store, CFUNCTION_TYPE, self._on_console)
+        rejection = host_func(self.store, REJECTION_TYPE, self._on_rejection)
+        # Always in this order (guest_setup's *_SLOT): an image's runtime refers to these slots.
         base = install_funcs(self.store, self._table, [interrupt, console, rejection])
 
         if image is None:
-            self.layout = self._initialise(base)
+            self.layout = initialise(self, base)  # its guard regions are filled already
         else:
             self._restore(image, base)
-            self.layout = image.layout
-        self._refresh_base()
         lay = self.layout
-        self._guards = (self._base_addr + lay.stack_lo, self._base_addr + lay.old_stack_lo)
         self._counter_addr = self._base_addr + lay.interrupt_counter if lay.interrupt_counter else 0
 
-    # ----- memory -----------------------------------------------------------------------
+    def adopt_layout(self, layout: Layout, fill_old_stack: bool = False) -> None:
+        """Use `layout` from now on, and fill its guard regions (the old stack region too when
+        it may hold anything: a restored instance's fresh memory is already zero there)."""
+        self.layout = layout
+        self._guards = StackGuards(self._base_addr, layout)
+        self._guards.fill(old_stack=fill_old_stack)
 
-    def _refresh_base(self) -> None:
-        # The engine is configured with memory_may_move=False: the base is fixed once known.
-        if not self._base_addr:
-            self._base_addr = ctypes.addressof(self.memory.data_ptr(self.store).contents)
+    # ----- memory -----------------------------------------------------------------------
 
     def memory_size(self) -> int:
         return memory_data_size(self._ctx_ptr, self._memory_ref)
@@ -336,24 +172,42 @@ class GuestInstance:
         set_epoch_deadline(self._ctx_ptr, ticks)
 
     def base_address(self) -> int:
-        """Where linear memory starts in this process (fixed for the instance's life)."""
-        self._refresh_base()
+        """Where linear memory starts in this process (fixed for the instance's life: the
+        engine is configured with memory_may_move=False)."""
         return self._base_addr
 
     def write(self, addr: int, data: bytes) -> None:
-        self._refresh_base()
         ctypes.memmove(self._base_addr + addr, data, len(data))
 
     def read(self, addr: int, size: int) -> bytes:
-        self._refresh_base()
         return ctypes.string_at(self._base_addr + addr, size)
 
     def read_u32(self, addr: int) -> int:
         return int.from_bytes(self.read(addr, 4), "little")
 
+    def stack_pointer(self) -> int:
+        return self._sp_reader.get()
+
+    def set_stack_pointer(self, value: int) -> None:
+        # Only the host moves the stack pointer between evaluations; every guest call returns
+        # it where it found it (a trap does not, and its instance never runs again). So this
+        # value is the stack pointer at every quiescent point, without asking the engine.
+        set_global_i32(self.store, self._sp_global, value)
+        self._rest_sp = value
+
+    def guard_intact(self) -> bool:
+        """False if the shadow stack ever ran into its guard regions: the instance is corrupt."""
+        return self._guards.intact()
+
+    def stack_pointer_escaped(self) -> bool:
+        return self.layout.stack_pointer_escaped(self.stack_pointer())
+
+    def stack_in_red_zone(self, sp: int) -> bool:
+        return self.layout.in_red_zone(sp)
+
     # ----- raw calls ----------------------------------------------------------------------
 
-    def _call_i32(self, name: str, *params: int) -> int:
+    def call_i32(self, name: str, *params: int) -> int:
         a = self.args
         for i, p in enumerate(params):
             a[i].i32 = p
@@ -361,147 +215,21 @@ class GuestInstance:
         return a[0].i32
 
     def malloc(self, size: int) -> int:
-        return self._call_i32("malloc", size) & 0xFFFFFFFF
+        return self.call_i32("malloc", size) & 0xFFFFFFFF
 
     def free(self, ptr: int) -> None:
-        self._call_i32("free", ptr)
+        self.call_i32("free", ptr)
 
     def scope(self) -> ValueScope:
         """A scope that frees the values handed to it (`with inst.scope() as scope:`)."""
         return ValueScope(self.free_value)
 
     def free_value(self, value: int) -> None:
-        if tag_of(value) < 0:  # only heap values are reference counted
+        if value >> 32 < 0:  # only heap values are reference counted
             a = self.args
             a[0].i32 = self.layout.ctx
             a[1].i64 = value
             self._f["JS_FreeValue"]()
-
-    def stack_pointer(self) -> int:
-        return self._sp_reader.get()
-
-    def _set_stack_pointer(self, value: int) -> None:
-        # Only the host moves the stack pointer between evaluations; every guest call returns
-        # it where it found it (a trap does not, and its instance never runs again). So this
-        # value is the stack pointer at every quiescent point, without asking the engine.
-        set_global_i32(self.store, self._sp_global, value)
-        self._rest_sp = value
-
-    # ----- set-up -------------------------------------------------------------------------
-
-    def _initialise(self, table_base: int) -> Layout:
-        self._f["_initialize"]()
-        old_sp = self.stack_pointer()
-        block = self.malloc(STACK_BLOCK + 16)
-        if block == 0 or block < old_sp or old_sp - OLD_STACK < guest_rodata_end():
-            raise GuestCorrupted("could not place the stack block above the old stack")
-        stack_lo = (block + 15) & ~15
-        stack_hi = stack_lo + STACK_BLOCK
-        self._set_stack_pointer(stack_hi)
-        old_stack_lo = old_sp - OLD_STACK
-        rt = self._call_i32("JS_NewRuntime")
-        ctx = self._call_i32("JS_NewContext", rt)
-        scratch = self.malloc(16)
-        filename = self.malloc(16)
-        source = self.malloc(SOURCE_BUFFER)
-        if not (rt and ctx and scratch and filename and source):
-            raise GuestCorrupted("QuickJS failed to initialise")
-        self.write(filename, DEFAULT_FILENAME + b"\0")
-        self._call_i32("JS_SetInterruptHandler", rt, table_base, 0)
-        self._call_i32("JS_SetHostPromiseRejectionTracker", rt, table_base + 2, 0)
-        self.layout = Layout(rt, ctx, scratch, filename, source, stack_lo, stack_hi, old_stack_lo,
-                             (0, 0, 0, 0), table_base, guest_rodata_end(), 0)
-        self._fill_guards(old_stack=True)  # clears what _initialize left on the old stack
-        helpers = self._run_bootstrap(table_base + 1)
-        counter = self._find_interrupt_counter()
-        self.layout = Layout(rt, ctx, scratch, filename, source, stack_lo, stack_hi, old_stack_lo,
-                             helpers, table_base, guest_rodata_end(), counter)
-        return self.layout
-
-    def _find_interrupt_counter(self) -> int:
-        """Locate QuickJS's interrupt counter in the JSContext by watching it count down.
-
-        The field's offset is not part of any API, so it is found, then verified: set to 1, the
-        next loop must call the interrupt handler at once. Not found: 0 (no pokes; the limits
-        still hold, only less promptly during long native calls).
-        """
-        ctx = self.layout.ctx
-        words = 512
-
-        def snapshot() -> tuple[int, ...]:
-            return struct.unpack(f"<{words}i", self.read(ctx, words * 4))
-
-        def spin(n: int) -> None:
-            self.free_value(self.eval_raw(f"for (let i = 0; i < {n}; i++) {{}}".encode(), EVAL_GLOBAL))
-
-        first = snapshot()
-        spin(100)
-        second = snapshot()
-        spin(1000)
-        third = snapshot()
-        candidates = [i for i, (a, b, c) in enumerate(zip(first, second, third, strict=True))
-                      if 0 < c < b < a <= 10_000 and (b - c) > (a - b)]
-        if len(candidates) != 1:
-            log.warning("interrupt_counter_not_found", candidates=len(candidates))
-            return 0
-        address = ctx + candidates[0] * 4
-        self.write(address, (1).to_bytes(4, "little"))
-        before = self._interrupt_calls
-        spin(10)
-        if self._interrupt_calls == before:
-            log.warning("interrupt_counter_not_verified", offset=candidates[0] * 4)
-            return 0
-        return address
-
-
-    def _run_bootstrap(self, console_index: int) -> tuple[int, int, int, int]:
-        ctx = self.layout.ctx
-        name = self.malloc(16)
-        self.write(name, b"console\0")
-        a = self.args
-        a[0].i32, a[1].i32, a[2].i32, a[3].i32, a[4].i32, a[5].i32 = ctx, console_index, name, 2, 0, 0
-        self._f["JS_NewCFunction2"]()
-        host_console = a[0].i64
-        src = bootstrap_source()
-        fn = self.eval_raw(src, EVAL_GLOBAL | EVAL_STRICT, b"<vm-system>")
-        if tag_of(fn) == TAG_EXCEPTION:
-            raise GuestCorrupted("the bootstrap script failed: " + self._exception_text())
-        helpers_array = self.call_value(fn, [host_console])
-        self.free_value(fn)
-        self.free_value(host_console)
-        if tag_of(helpers_array) == TAG_EXCEPTION:
-            raise GuestCorrupted("the bootstrap script failed: " + self._exception_text())
-        helpers = []
-        for i in range(4):
-            a[0].i32, a[1].i64, a[2].i32 = ctx, helpers_array, i
-            self._f["JS_GetPropertyUint32"]()
-            helpers.append(a[0].i64)
-        self.free_value(helpers_array)
-        self.free(name)
-        return tuple(helpers)
-
-    def _fill_guards(self, old_stack: bool = True) -> None:
-        self.write(self.layout.stack_lo, self._guard_expected)
-        if old_stack:
-            self.write(self.layout.old_stack_lo, self._old_guard_expected)
-
-    def guard_intact(self) -> bool:
-        """False if the shadow stack ever ran into its guard regions: the instance is corrupt."""
-        guard, old = self._guards
-        # A region equal to itself shifted by 8 bytes holds one repeated 8-byte word; its
-        # first word then decides. One pass over memory instead of two (memory and pattern).
-        return (_memcmp(guard, guard + 8, STACK_GUARD - 8) == 0
-                and ctypes.string_at(guard, 8) == _GUARD_WORD
-                and _memcmp(old, old + 8, OLD_STACK - 8) == 0
-                and ctypes.string_at(old, 8) == _ZERO_WORD)
-
-    def stack_pointer_escaped(self) -> bool:
-        """True if the stack pointer is outside the usable part of the stack block."""
-        sp = self.stack_pointer()
-        return not (self.layout.stack_lo + STACK_GUARD <= sp <= self.layout.stack_hi)
-
-    def stack_in_red_zone(self, sp: int) -> bool:
-        return sp < self.layout.stack_lo + STACK_GUARD + STACK_RED_ZONE
 
     # ----- checkpoints --------------------------------------------------------------------
 
@@ -509,44 +237,30 @@ class GuestInstance:
         """A checkpoint; only valid between evaluations (no guest frame live).
 
         With `into` (at least `capture_size()` bytes), the bytes are copied into that buffer
-        and the image views it: copying into warm pages costs a third of a fresh allocation.
-        The caller must not reuse the buffer while the image is in use. `size`, when the
-        caller already knows the memory size (it cannot change between evaluations).
+        and the image views it. The caller must not reuse the buffer while the image is in
+        use. `size`, when the caller already knows the memory size (it cannot change between
+        evaluations).
         """
         if size is None:
             size = self.memory_size()
-        copies = self.copy_plan(size)
-        total = copies[-1][0] + copies[-1][2]
-        target = into if into is not None else bytearray(total)
-        dst = ctypes.addressof(ctypes.c_char.from_buffer(target))
-        memmove = ctypes.memmove
-        for offset, src, length in copies:
-            memmove(dst + offset, src, length)
-        data: bytes | memoryview = memoryview(target)[:total] if into is not None else bytes(target)
-        return MemoryImage(data, size, self._rest_sp, self.layout)
+        return MemoryImage(copy_out(self.copy_plan(size), into), size, self._rest_sp, self.layout)
 
     def rest_stack_pointer(self) -> int:
         """The stack pointer between evaluations (what an image records)."""
         return self._rest_sp
 
-    def copy_plan(self, size: int) -> tuple[tuple[int, int, int], ...]:
+    def copy_plan(self, size: int) -> tuple[Copy, ...]:
         """(offset in the image, host address, length) of each kept range of a memory of
         `size` bytes (kept for the last size asked: it changes only when memory grows)."""
         if self._plan[0] != size:
-            self._refresh_base()
-            plan, offset = [], 0
-            for start, end in self.layout.kept_ranges(size):
-                plan.append((offset, self._base_addr + start, end - start))
-                offset += end - start
-            self._plan = (size, tuple(plan))
+            self._plan = (size, copy_plan(self._base_addr, self.layout, size))
         return self._plan[1]
 
     def capture_size(self, size: int | None = None) -> int:
         return self.layout.kept_bytes(self.memory_size() if size is None else size)
 
     def _restore(self, image: MemoryImage, table_base: int) -> None:
-        lay = image.layout
-        if table_base != lay.table_base:
+        if table_base != image.layout.table_base:
             raise GuestCorrupted("host functions landed at other table slots than in the image")
         current = self.memory_size()
         if image.size % PAGE:
@@ -557,33 +271,13 @@ class GuestInstance:
             except wasmtime.WasmtimeError as exc:
                 raise ImageError(f"the image needs {image.size} bytes of memory, more than the "
                                  "instance may have") from exc
-        self._check_fits(image, self.memory_size())
-        self._refresh_base()
-        base = self._base_addr
-        src = _address(image.data)
-        offset = 0
-        for start, end in lay.kept_ranges(image.size):
-            ctypes.memmove(base + start, src + offset, end - start)
-            offset += end - start
-        self.layout = lay
-        self._set_stack_pointer(image.stack_pointer)
-        self._fill_guards(old_stack=False)  # fresh memory: already zero
-
-    @staticmethod
-    def _check_fits(image: MemoryImage, memory: int) -> None:
-        """Refuse an image whose copies or guards would reach outside `memory` bytes: the
-        host copies with memmove, which no wasm bounds check protects. decode_image already
-        validated signed images; this holds for every image, whatever made it."""
-        lay = image.layout
-        ranges = lay.kept_ranges(image.size)
-        guards = ((lay.stack_lo, lay.stack_lo + STACK_GUARD),
-                  (lay.old_stack_lo, lay.old_stack_lo + OLD_STACK))
-        if (image.size > memory
-                or any(not 0 <= start <= end <= image.size for start, end in ranges + guards)
-                or sum(end - start for start, end in ranges) != len(image.data)):
+        if not image.fits(self.memory_size()):
             raise ImageError("the image does not fit the memory it is restored into")
+        copy_in(self._base_addr, image)
+        self.set_stack_pointer(image.stack_pointer)
+        self.adopt_layout(image.layout)
 
-    # ----- evaluation ---------------------------------------------------------------------
+    # ----- the QuickJS API ----------------------------------------------------------------
 
     def eval_raw(self, source: bytes, flags: int, filename: bytes | None = None) -> int:
         """JS_Eval. Returns the JSValue (possibly the exception marker)."""
@@ -591,7 +285,8 @@ class GuestInstance:
         small = len(source) < SOURCE_BUFFER
         buf = lay.source if small else self.malloc(len(source) + 1)
         if buf == 0:
-            return self._throw_oom()
+            # The guest cannot even hold the source: behave as QuickJS does when it runs out.
+            return EXCEPTION
         fname = lay.filename
         fbuf = 0
         if filename is not None and filename != DEFAULT_FILENAME:
@@ -609,10 +304,6 @@ class GuestInstance:
                 self.free(buf)
             if fbuf:
                 self.free(fbuf)
-
-    def _throw_oom(self) -> int:
-        # The guest cannot even hold the source: behave as QuickJS does when it runs out.
-        return EXCEPTION
 
     def call_value(self, func: int, argv: list[int], this: int = UNDEFINED) -> int:
         lay = self.layout
@@ -643,6 +334,26 @@ class GuestInstance:
         self.free(buf)
         return value
 
+    def new_c_function(self, table_index: int, name: bytes, length: int) -> int:
+        """A JS function calling the host function at `table_index` (JS_CFUNC_generic)."""
+        ptr = self.malloc(len(name) + 1)
+        if ptr == 0:
+            raise GuestCorrupted("the guest could not allocate a function name")
+        self.write(ptr, name + b"\0")
+        a = self.args
+        a[0].i32, a[1].i32, a[2].i32, a[3].i32, a[4].i32, a[5].i32 = (
+            self.layout.ctx, table_index, ptr, length, 0, 0)
+        self._f["JS_NewCFunction2"]()
+        value = a[0].i64
+        self.free(ptr)  # QuickJS made an atom of it
+        return value
+
+    def get_index(self, value: int, index: int) -> int:
+        a = self.args
+        a[0].i32, a[1].i64, a[2].i32 = self.layout.ctx, value, index
+        self._f["JS_GetPropertyUint32"]()
+        return a[0].i64
+
     def get_exception(self) -> int:
         a = self.args
         a[0].i32 = self.layout.ctx
@@ -669,7 +380,7 @@ class GuestInstance:
 
     def promise_state(self, value: int) -> int:
         """PROMISE_* for a promise, -1 for anything else."""
-        if tag_of(value) != TAG_OBJECT:
+        if value >> 32 != -1:  # TAG_OBJECT
             return -1
         a = self.args
         a[0].i32, a[1].i64 = self.layout.ctx, value
@@ -721,40 +432,47 @@ class GuestInstance:
         return self.call_value(self.layout.helpers[1], [value])
 
     def call_global(self, name: str, args_json: str) -> int:
-        name_v = self.new_string(name.encode())
-        args_v = self.new_string(args_json.encode())
-        try:
-            return self.call_value(self.layout.helpers[2], [name_v, args_v])
-        finally:
-            self.free_value(name_v)
-            self.free_value(args_v)
+        return self._call_with_strings(self.layout.helpers[2], name, args_json)
 
     def define_frozen_global(self, name: str, value_json: str) -> int:
-        name_v = self.new_string(name.encode())
-        value_v = self.new_string(value_json.encode())
-        try:
-            return self.call_value(self.layout.helpers[3], [name_v, value_v])
-        finally:
-            self.free_value(name_v)
-            self.free_value(value_v)
+        return self._call_with_strings(self.layout.helpers[3], name, value_json)
+
+    def _call_with_strings(self, func: int, *texts: str) -> int:
+        with self.scope() as scope:
+            argv = [scope.own(self.new_string(t.encode())) for t in texts]
+            return self.call_value(func, argv)
 
     def run_gc(self) -> None:
         a = self.args
         a[0].i32 = self.layout.rt
         self._f["JS_RunGC"]()
 
-    def _exception_text(self) -> str:
-        exc = self.get_exception()
-        desc = self.describe_error(exc)
-        self.free_value(exc)
-        if tag_of(desc) == TAG_EXCEPTION:
-            return "(undescribable)"
-        return self.take_string(desc).decode("utf-8", "replace")
+    def exception_text(self) -> str:
+        """The pending exception, described as text (for set-up failures)."""
+        with self.scope() as scope:
+            desc = self.describe_error(scope.own(self.get_exception()))
+            if is_exception(desc):
+                return "(undescribable)"
+            return self.take_string(desc).decode("utf-8", "replace")
 
-    # ----- host callbacks -----------------------------------------------------------------
+    # ----- rejections ---------------------------------------------------------------------
+
+    @property
+    def has_rejections(self) -> bool:
+        return self.rejections.any
+
+    def take_rejections(self) -> tuple[list[tuple[int, int]], int]:
+        """Unhandled rejections held (the caller frees both values), and how many more were
+        only counted."""
+        return self.rejections.take()
+
+    def forget_rejection(self, promise: int, reason: int) -> None:
+        self.rejections.forget(promise, reason, self.free_value)
+
+    # ----- host callbacks (they run inside the guest: calls back in use the nested args) ---
 
     def _on_interrupt(self, args: Any) -> None:
-        self._interrupt_calls += 1
+        self.interrupt_calls += 1
         args[0].i32 = 1 if self._hooks.interrupt(self.stack_pointer()) else 0
 
     def counter_host_address(self) -> int:
@@ -770,11 +488,10 @@ class GuestInstance:
         if argc < 2:
             args[0].i64 = UNDEFINED
             return
-        self._refresh_base()
         raw = ctypes.string_at(self._base_addr + argv, 16)
         level_v = int.from_bytes(raw[:8], "little", signed=True)
         text_v = int.from_bytes(raw[8:], "little", signed=True)
-        if tag_of(level_v) != TAG_INT or tag_of(text_v) not in (TAG_STRING, TAG_STRING_ROPE):
+        if level_v >> 32 != TAG_INT or not is_string(text_v):
             args[0].i64 = UNDEFINED
             return
         level = level_v & 0xFFFFFFFF
@@ -784,7 +501,6 @@ class GuestInstance:
         if ptr == 0:  # out of memory while converting: the pending exception propagates
             args[0].i64 = EXCEPTION
             return
-        self._refresh_base()
         size = int.from_bytes(ctypes.string_at(self._base_addr + self.layout.scratch, 4), "little")
         allowed = self._hooks.console(level, size)
         text = ctypes.string_at(self._base_addr + ptr, size) if allowed else b""
@@ -797,55 +513,18 @@ class GuestInstance:
         args[0].i64 = UNDEFINED
 
     def _on_rejection(self, args: Any) -> None:
-        """A promise was rejected without a handler (is_handled 0), or one got its first
-        handler after such a rejection (1). Runs inside the guest: no script code may run
-        here, only reference counting."""
-        promise, reason, handled = args[1].i64, args[2].i64, args[3].i32
-        held = self._rejections
-        if handled:
-            reason = held.pop(promise, None)
-            if reason is not None:
-                self._nested_free(promise)
-                self._nested_free(reason)
-            return
-        if promise in held:
-            return
-        if len(held) >= MAX_HELD_REJECTIONS:
-            self.rejections_not_held += 1
-            return
-        held[promise] = reason
-        for value in (promise, reason):
-            if tag_of(value) < 0:
-                na = self._nested_args
-                na[0].i32, na[1].i64 = self.layout.ctx, value
-                self._nf["JS_DupValue"]()
+        self.rejections.on_rejection(args[1].i64, args[2].i64, args[3].i32 != 0)
+
+    def _nested_dup(self, value: int) -> None:
+        na = self._nested_args
+        na[0].i32, na[1].i64 = self.layout.ctx, value
+        self._nf["JS_DupValue"]()
 
     def _nested_free(self, value: int) -> None:
-        if tag_of(value) < 0:
+        if value >> 32 < 0:
             na = self._nested_args
             na[0].i32, na[1].i64 = self.layout.ctx, value
             self._nf["JS_FreeValue"]()
-
-    @property
-    def has_rejections(self) -> bool:
-        return bool(self._rejections) or self.rejections_not_held > 0
-
-    def take_rejections(self) -> tuple[list[tuple[int, int]], int]:
-        """The rejections still unhandled, held (the caller frees both values), and how many
-        more were only counted; the instance forgets them all."""
-        held, self._rejections = list(self._rejections.items()), {}
-        counted, self.rejections_not_held = self.rejections_not_held, 0
-        return held, counted
-
-    def forget_rejection(self, promise: int, reason: int) -> None:
-        """The evaluation's own result was rejected with `reason`: it is reported as the
-        evaluation's error, so neither that promise nor one rejected with the same object
-        (a module's inner evaluation promise) is reported as unhandled."""
-        same = [p for p, r in self._rejections.items()
-                if p == promise or (r == reason and tag_of(reason) < 0)]
-        for p in same:
-            self.free_value(p)
-            self.free_value(self._rejections.pop(p))
 
     def _throw_uncatchable(self, ctx: int) -> int:
         nf = self._nf

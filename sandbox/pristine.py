@@ -15,9 +15,11 @@ from pathlib import Path
 
 from sandbox.errors import ImageError
 from sandbox.guest import guest_sha256
+from sandbox.guest_setup import SETUP_REVISION, bootstrap_source
 from sandbox.image import decode_image, encode_image
-from sandbox.instance import SETUP_REVISION, GuestInstance, MemoryImage, bootstrap_source
+from sandbox.instance import GuestInstance
 from sandbox.log import get_logger
+from sandbox.memory_layout import MemoryImage
 from sandbox.module_cache import cache_dir, mark_used, prune_stale
 
 log = get_logger("sandbox.pristine")

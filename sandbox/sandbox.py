@@ -41,16 +41,12 @@ from sandbox.evaluation import (
     module_request,
     script_request,
 )
+from sandbox.guest_setup import bootstrap_source
 from sandbox.image import decode_image, encode_image, installation_key
-from sandbox.instance import (
-    MAX_HELD_REJECTIONS,
-    STACK_BLOCK,
-    GuestInstance,
-    MemoryImage,
-    bootstrap_source,
-)
+from sandbox.instance import GuestInstance
 from sandbox.limits import Limits, LimitWatch, Stop
 from sandbox.log import get_logger
+from sandbox.memory_layout import STACK_BLOCK, MemoryImage
 from sandbox.native_stack import on_roomy_stack
 from sandbox.outcome import (
     LEVELS,
@@ -61,6 +57,7 @@ from sandbox.outcome import (
     SessionState,
 )
 from sandbox.pristine import pristine_image
+from sandbox.rejections import MAX_HELD_REJECTIONS
 from sandbox.wasm_ffi import GuestTrap
 from vocabulary import STATUS_OF_KIND
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox import Limits, Outcome, Sandbox
-from sandbox.instance import MAX_HELD_REJECTIONS
+from sandbox.rejections import MAX_HELD_REJECTIONS
 
 MEM_MB = 32
 MEM_CAP = MEM_MB * 1024 * 1024

@@ -108,7 +108,7 @@ def test_a_rejection_handled_in_a_later_evaluation_was_reported_when_it_ended_un
 
 
 def test_a_flood_of_rejections_is_bounded() -> None:
-    from sandbox.instance import MAX_HELD_REJECTIONS
+    from sandbox.rejections import MAX_HELD_REJECTIONS
 
     with Sandbox() as sb:
         out = sb.eval("for (let i = 0; i < 5000; i++) Promise.reject(i); 'done'")

@@ -28,7 +28,8 @@ import pytest
 
 from sandbox import ImageError, Limits, Sandbox
 from sandbox.image import MAGIC, _mac, decode_image, encode_image, image_header
-from sandbox.instance import OLD_STACK, PAGE, STACK_BLOCK, GuestInstance, Layout, MemoryImage
+from sandbox.instance import GuestInstance
+from sandbox.memory_layout import OLD_STACK, PAGE, STACK_BLOCK, Layout, MemoryImage
 
 KEY = b"hostile-header-test-key-32-bytes"
 CONTEXT = "session-hostile"

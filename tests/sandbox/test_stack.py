@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sandbox import Limits, Sandbox
-from sandbox.instance import STACK_GUARD
+from sandbox.memory_layout import STACK_GUARD
 
 
 @pytest.fixture(scope="module")
