@@ -29,25 +29,42 @@ class Command:
     baseline: bool = False
 
 
-_PYENV_SHIM = re.compile(rb'libexec/pyenv"?\s+exec')
+_PYENV_SHIM = re.compile(rb'exec "?([^"\s]*libexec/pyenv)"?\s+exec')
 
 
-def _is_pyenv_shim(path: str) -> bool:
+def _pyenv_of_shim(path: str) -> str | None:
+    """The pyenv a shim hands over to, or None if `path` is no pyenv shim."""
     try:
         with open(path, "rb") as script:
-            return _PYENV_SHIM.search(script.read(4096)) is not None
+            found = _PYENV_SHIM.search(script.read(4096))
     except OSError:
-        return False
+        return None
+    return found.group(1).decode(errors="replace") if found else None
+
+
+def _shim_target(pyenv: str) -> str | None:
+    """Where pyenv's `vm-system` leads from here (a real path), or None if it leads nowhere."""
+    try:
+        done = subprocess.run([pyenv, "which", "vm-system"], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    target = done.stdout.strip()
+    return os.path.realpath(target) if done.returncode == 0 and target else None
 
 
 def installed_scripts() -> list[tuple[str, str]]:
-    """Every distinct `vm-system` executable on PATH, in PATH order, then the console script next
-    to this interpreter if PATH has none of it: (path, "pyenv shim" | "console script").
+    """Every distinct `vm-system` executable on PATH that runs this checkout, in PATH order,
+    then the console script next to this interpreter if PATH has none of it:
+    (path, "pyenv shim" | "console script").
 
     Run through pyenv, PATH starts with the interpreter's own bin directory (the console script
-    itself) and the shell's PATH (with the shim a user's shell runs) follows: both are listed."""
+    itself) and the shell's PATH (with the shim a user's shell runs) follows: both are listed.
+    A shim that leads elsewhere (in a virtual environment, pyenv's `vm-system` is another
+    installation's, maybe a stale one) is not this project's cost, and is left out."""
     found: list[tuple[str, str]] = []
     seen: set[str] = set()
+    shims: list[tuple[Path, str]] = []
     beside = Path(sys.executable).parent / "vm-system"
     candidates = [Path(d) / "vm-system" for d in os.environ.get("PATH", "").split(os.pathsep) if d]
     for path in [*candidates, beside]:
@@ -55,7 +72,15 @@ def installed_scripts() -> list[tuple[str, str]]:
         if real in seen or not (path.is_file() and os.access(path, os.X_OK)):
             continue
         seen.add(real)
-        found.append((str(path), "pyenv shim" if _is_pyenv_shim(str(path)) else "console script"))
+        pyenv = _pyenv_of_shim(str(path))
+        if pyenv is None:
+            found.append((str(path), "console script"))
+        else:
+            shims.append((path, pyenv))
+    scripts = {os.path.realpath(p) for p, _ in found} | {os.path.realpath(beside)}
+    for path, pyenv in shims:
+        if _shim_target(pyenv) in scripts:
+            found.append((str(path), "pyenv shim"))
     return found
 
 

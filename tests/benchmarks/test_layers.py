@@ -173,17 +173,29 @@ def test_installed_scripts_tell_a_pyenv_shim_from_the_console_script(
     shims, bin_dir = tmp_path / "shims", tmp_path / "bin"
     shims.mkdir()
     bin_dir.mkdir()
-    shim = shims / "vm-system"
-    # pyenv's shim (abridged), and a console script whose shebang merely mentions pyenv.
-    shim.write_text('#!/usr/bin/env bash\nexec "/root/.pyenv/libexec/pyenv" exec "$program" "$@"\n')
+    shim, stale_shim = shims / "vm-system", tmp_path / "stale" / "vm-system"
+    stale_shim.parent.mkdir()
     script = bin_dir / "vm-system"
+    # pyenv's shim (abridged) before a pyenv whose `which` leads to the console script, and one
+    # before a pyenv leading to another installation; a console script whose shebang merely
+    # mentions pyenv.
+    for root, target in (("ours", script), ("other", tmp_path / "elsewhere")):
+        pyenv = tmp_path / root / "libexec" / "pyenv"
+        pyenv.parent.mkdir(parents=True)
+        pyenv.write_text(f'#!/bin/sh\n[ "$1" = which ] && echo "{target}"\n')
+        pyenv.chmod(0o755)
+    shim.write_text(f'#!/usr/bin/env bash\nexec "{tmp_path}/ours/libexec/pyenv" exec "$program" "$@"\n')
+    stale_shim.write_text(f'#!/usr/bin/env bash\nexec "{tmp_path}/other/libexec/pyenv" exec '
+                          '"$program" "$@"\n')
     script.write_text("#!/root/.pyenv/versions/3.11.7/bin/python3.11\nfrom supervisor.adapters.cli"
                       ".main import main\n")
-    for path in (shim, script):
+    for path in (shim, stale_shim, script):
         path.chmod(0o755)
-    monkeypatch.setenv("PATH", os.pathsep.join([str(bin_dir), str(shims), str(bin_dir)]))
+    monkeypatch.setenv("PATH", os.pathsep.join([str(bin_dir), str(stale_shim.parent), str(shims),
+                                                str(bin_dir)]))
     found = processes.installed_scripts()
     assert found[:2] == [(str(script), "console script"), (str(shim), "pyenv shim")]
+    assert str(stale_shim) not in [p for p, _ in found]
     labels = [c.label for c in processes.vm_system_commands(["--help"], "--help", "usage")]
     assert labels[:3] == ["python -m supervisor.adapters.cli --help",
                           "vm-system --help (console script)", "vm-system --help (pyenv shim)"]
