@@ -62,9 +62,8 @@ def installed_scripts() -> list[tuple[str, str]]:
     itself) and the shell's PATH (with the shim a user's shell runs) follows: both are listed.
     A shim that leads elsewhere (in a virtual environment, pyenv's `vm-system` is another
     installation's, maybe a stale one) is not this project's cost, and is left out."""
-    found: list[tuple[str, str]] = []
+    entries: list[tuple[Path, str | None]] = []  # (path, the pyenv of a shim)
     seen: set[str] = set()
-    shims: list[tuple[Path, str]] = []
     beside = Path(sys.executable).parent / "vm-system"
     candidates = [Path(d) / "vm-system" for d in os.environ.get("PATH", "").split(os.pathsep) if d]
     for path in [*candidates, beside]:
@@ -72,14 +71,14 @@ def installed_scripts() -> list[tuple[str, str]]:
         if real in seen or not (path.is_file() and os.access(path, os.X_OK)):
             continue
         seen.add(real)
-        pyenv = _pyenv_of_shim(str(path))
+        entries.append((path, _pyenv_of_shim(str(path))))
+    scripts = {os.path.realpath(p) for p, pyenv in entries if pyenv is None}
+    scripts.add(os.path.realpath(beside))
+    found: list[tuple[str, str]] = []
+    for path, pyenv in entries:
         if pyenv is None:
             found.append((str(path), "console script"))
-        else:
-            shims.append((path, pyenv))
-    scripts = {os.path.realpath(p) for p, _ in found} | {os.path.realpath(beside)}
-    for path, pyenv in shims:
-        if _shim_target(pyenv) in scripts:
+        elif _shim_target(pyenv) in scripts:
             found.append((str(path), "pyenv shim"))
     return found
 
