@@ -22,7 +22,7 @@
 // Cost: every loop is bounded by a cap (MAX_ITEMS, MAX_DEPTH, MAX_STRING, the preview and
 // JSON sizes), never by the value's size: holes of a sparse array are skipped through its own
 // keys, and rendering stops once the text is longer than what will be kept of it.
-(function bootstrap(hostConsole) {
+(function bootstrap(hostConsole, hostBridge) {
   'use strict';
   // QuickJS drops the line tables of these functions: every sandbox's heap carries them, and a
   // fresh sandbox must stay small enough for whole-copy checkpoints (sandbox/checkpoints.py).
@@ -45,6 +45,7 @@
   const StringCtor = String;
   const ErrorCtor = Error;
   const TypeErrorCtor = TypeError;
+  const RangeErrorCtor = RangeError;
   const isErrorBrand = Error.isError;
   const ObjectProto = Object.prototype;
   const hasOwn = uncurry(Object.prototype.hasOwnProperty);
@@ -985,11 +986,95 @@
     return v;
   }
 
+  // ----- host functions, timers and microtasks ------------------------------------------------
+  //
+  // `hostBridge(op, a, b)` is the host's only entry point; it checks everything it is given
+  // (a name it did not offer is refused there, whatever the script did to `host`). The guest
+  // keeps the callbacks: timers by id, and the resolvers of pending host calls by id; the host
+  // keeps the schedule and the budgets, and drives `turn` between evaluations of the loop.
+  const OP_CALL = 1, OP_TIMER = 2, OP_CLEAR = 3;
+  const TURN_RESOLVE = 0, TURN_REJECT = 1, TURN_FIRE = 2, TURN_EXPOSE = 3, TURN_RESET = 4;
+  const MAX_DELAY = 2147483647;
+  const PromiseCtor = Promise;
+  const promiseThen = uncurry(Promise.prototype.then);
+  const resolvedPromise = Promise.resolve();
+  const mapClear = uncurry(Map.prototype.clear);
+  const timerCallbacks = new Map();  // id -> [callback, args, repeats]
+  const pendingCalls = new Map();  // id -> [resolve, reject]
+  class HostError extends ErrorCtor {}
+  defineProperty(HostError.prototype, 'name', { value: 'HostError', writable: true, enumerable: false, configurable: true });
+  const hostObject = { __proto__: null };
+  let hostDefined = false;
+
+  function hostFunction(name) {
+    return { [name](...args) {
+      const reply = hostBridge(OP_CALL, name, stringify(args));
+      const kind = sliceString(reply, 0, 1), rest = sliceString(reply, 1);
+      if (kind === 'v') return parseJSON(rest);
+      if (kind === 'u') return undefined;
+      if (kind === 'p') return new PromiseCtor((resolve, reject) => { mapSet(pendingCalls, +rest, [resolve, reject]); });
+      throw new HostError(rest);
+    } }[name];
+  }
+
+  function addTimer(callback, delay, args, repeats) {
+    if (typeof callback !== 'function') throw new TypeErrorCtor('The "callback" argument must be of type function');
+    let ms = +delay;
+    if (!(ms >= 0)) ms = 0;  // NaN, negative, undefined
+    else if (ms > MAX_DELAY) ms = 1;  // as Node does with a delay that does not fit 32 bits
+    ms = ms | 0;
+    const id = hostBridge(OP_TIMER, ms, repeats ? 1 : 0);
+    if (id === 0) throw new RangeErrorCtor('too many pending timers');
+    mapSet(timerCallbacks, id, [callback, args, repeats]);
+    return id;
+  }
+  function clearTimer(id) {
+    if (typeof id === 'number' && mapDelete(timerCallbacks, id)) hostBridge(OP_CLEAR, id, 0);
+  }
+  const timerGlobals = {
+    setTimeout(callback, delay, ...args) { return addTimer(callback, delay, args, false); },
+    setInterval(callback, delay, ...args) { return addTimer(callback, delay, args, true); },
+    clearTimeout(id) { clearTimer(id); },
+    clearInterval(id) { clearTimer(id); },
+    queueMicrotask(callback) {
+      if (typeof callback !== 'function') throw new TypeErrorCtor('The "callback" argument must be of type function');
+      promiseThen(resolvedPromise, () => { callback(); });
+    },
+  };
+  const timerNames = ObjectKeys(timerGlobals);
+  for (let i = 0; i < timerNames.length; i++) {
+    defineProperty(G, timerNames[i], { value: timerGlobals[timerNames[i]], writable: true, enumerable: false, configurable: true });
+  }
+
+  function turn(kind, id, text) {
+    if (kind === TURN_FIRE) {
+      const t = mapGet(timerCallbacks, id);
+      if (t === undefined) return;
+      if (!t[2]) mapDelete(timerCallbacks, id);
+      ReflectApply(t[0], undefined, t[1]);
+    } else if (kind === TURN_RESOLVE || kind === TURN_REJECT) {
+      const r = mapGet(pendingCalls, id);
+      if (r === undefined) return;
+      mapDelete(pendingCalls, id);
+      if (kind === TURN_REJECT) r[1](new HostError(text));
+      else r[0](text === '' ? undefined : parseJSON(text));
+    } else if (kind === TURN_EXPOSE) {
+      if (!hostDefined) {
+        defineProperty(G, 'host', { value: hostObject, writable: true, enumerable: false, configurable: true });
+        hostDefined = true;
+      }
+      defineProperty(hostObject, text, { value: hostFunction(text), writable: false, enumerable: true, configurable: true });
+    } else if (kind === TURN_RESET) {
+      mapClear(timerCallbacks);
+      mapClear(pendingCalls);
+    }
+  }
+
   // Host leftovers some QuickJS builds install; the guest must not see them.
   const leftovers = ['scriptArgs', 'gc', 'std', 'os', 'bjson', '__loadScript', 'navigator'];
   for (let i = 0; i < leftovers.length; i++) {
     if (hasOwn(G, leftovers[i])) delete G[leftovers[i]];
   }
 
-  return freeze([describe, describeError, callGlobal, defineFrozenGlobal]);
+  return freeze([describe, describeError, callGlobal, defineFrozenGlobal, turn]);
 })

@@ -1,6 +1,7 @@
 """One evaluation inside a guest instance, in QuickJS's terms: run the request, drain the job
 queue, settle a promise, and describe the value or the thrown error through the helpers the
-bootstrap captured. The answer is a small typed result; what it means for the session
+bootstrap captured, and run the event loop (timers, host calls) until nothing is pending, as
+`node script.js` runs to completion. The answer is a small typed result; what it means for the session
 (limits, rollback, events) is the policy's, in `sandbox.sandbox`.
 
 Every JS value this module gets is handed to a `ValueScope` as it arrives, and the scope frees
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox.errors import GuestCorrupted
+from sandbox.host_bridge import HostBridge
 from sandbox.instance import GuestInstance
 from sandbox.limits import LimitWatch
 from sandbox.quickjs_abi import (
@@ -88,11 +90,17 @@ class Stopped:
     """A limit stopped the script; the watch says which."""
 
 
+@dataclass(frozen=True, slots=True)
+class Deadlocked:
+    """A module awaits a promise that nothing can settle: no timer, host call or job is left."""
+
+
 STOPPED = Stopped()
-Result = Value | Thrown | Stopped
+DEADLOCKED = Deadlocked()
+Result = Value | Thrown | Stopped | Deadlocked
 
 
-def evaluate(inst: GuestInstance, req: Request, watch: LimitWatch) -> Result:
+def evaluate(inst: GuestInstance, req: Request, watch: LimitWatch, bridge: HostBridge) -> Result:
     module = 0
     if req.kind == "script":
         value = inst.eval_raw(req.source, req.flags, req.filename)
@@ -110,12 +118,14 @@ def evaluate(inst: GuestInstance, req: Request, watch: LimitWatch) -> Result:
     immediate = immediate_payload(value)
     if immediate is not None:
         # No pointer: nothing to free, and not a promise (no guest call to ask). The common
-        # case (`1 + 1`) opens no scope.
-        return Value(immediate) if _drain_jobs(inst) else _thrown(inst, watch)
+        # case (`1 + 1`) opens no scope, and schedules nothing.
+        ended = _run_pending(inst, bridge, watch)
+        return Value(immediate) if ended is None else ended
     with inst.scope() as scope:
         scope.own(value)
-        if not _drain_jobs(inst):
-            return _thrown(inst, watch)
+        ended = _run_pending(inst, bridge, watch)
+        if ended is not None:
+            return ended
         state = inst.promise_state(value)
         pending = False
         if state == PROMISE_REJECTED:
@@ -130,6 +140,8 @@ def evaluate(inst: GuestInstance, req: Request, watch: LimitWatch) -> Result:
             if immediate is not None:
                 return Value(immediate)
         elif state == PROMISE_PENDING:
+            if module:  # its top-level await can never resume: nothing is left to settle it
+                return DEADLOCKED
             pending = True
         described = inst.describe(value, pending_promise=pending)
         if is_exception(described):
@@ -161,6 +173,29 @@ def parse_payload(raw: bytes, required: tuple[str, ...]) -> dict[str, Any]:
     if "json_omitted" in payload and not isinstance(payload["json_omitted"], str):
         raise GuestCorrupted("the guest returned a malformed description")
     return payload
+
+
+def _run_pending(inst: GuestInstance, bridge: HostBridge, watch: LimitWatch) -> Thrown | Stopped | None:
+    """The jobs the evaluation queued, then the event loop if anything is scheduled."""
+    if not _drain_jobs(inst):
+        return _thrown(inst, watch)
+    return run_loop(inst, bridge, watch) if bridge.busy else None
+
+
+def run_loop(inst: GuestInstance, bridge: HostBridge, watch: LimitWatch) -> Thrown | Stopped | None:
+    """Give the guest its turns (settled host calls, due timers), each followed by the jobs it
+    queued, until nothing is pending (None); or the exception a callback threw, which ends the
+    evaluation as an uncaught one ends a Node process; or the stop that ended it."""
+    while True:
+        turn = bridge.next_turn()
+        if turn is None:
+            return STOPPED if watch.stop is not None else None
+        result = inst.turn(turn.kind, turn.ident, turn.text)
+        if is_exception(result):
+            return _thrown(inst, watch)
+        inst.free_value(result)
+        if not _drain_jobs(inst):
+            return _thrown(inst, watch)
 
 
 def _drain_jobs(inst: GuestInstance) -> bool:

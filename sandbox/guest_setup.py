@@ -20,12 +20,14 @@ from sandbox.value_scope import ValueScope
 log = get_logger("sandbox.instance")
 
 # What set-up leaves in a fresh instance changed (part of the pristine image cache key):
-# 2 - the promise rejection tracker is installed.
-SETUP_REVISION = 2
+# 2 - the promise rejection tracker is installed. 3 - the host bridge and the loop's helper.
+SETUP_REVISION = 3
 
 # Table slots of the host callbacks, relative to the instance's table base, in the order
 # `GuestInstance` installs them: an image's runtime refers to these slots.
-INTERRUPT_SLOT, CONSOLE_SLOT, REJECTION_SLOT = 0, 1, 2
+INTERRUPT_SLOT, CONSOLE_SLOT, REJECTION_SLOT, BRIDGE_SLOT = 0, 1, 2, 3
+# describe, describeError, callGlobal, defineFrozenGlobal, turn
+HELPERS = 5
 
 
 class SetupTarget(Protocol):
@@ -80,27 +82,26 @@ def initialise(inst: SetupTarget, table_base: int) -> Layout:
     # Clears what _initialize left on the old stack.
     inst.adopt_layout(Layout(rt, ctx, scratch, filename, source, stack_lo, stack_hi, old_stack_lo,
                              (0, 0, 0, 0), table_base, guest_rodata_end(), 0), fill_old_stack=True)
-    helpers = _run_bootstrap(inst, table_base + CONSOLE_SLOT)
+    helpers = _run_bootstrap(inst, table_base + CONSOLE_SLOT, table_base + BRIDGE_SLOT)
     counter = _find_interrupt_counter(inst)
     return Layout(rt, ctx, scratch, filename, source, stack_lo, stack_hi, old_stack_lo,
                   helpers, table_base, guest_rodata_end(), counter)
 
 
-def _run_bootstrap(inst: SetupTarget, console_index: int) -> tuple[int, int, int, int]:
+def _run_bootstrap(inst: SetupTarget, console_index: int, bridge_index: int) -> tuple[int, ...]:
     with inst.scope() as scope:
         host_console = scope.own(inst.new_c_function(console_index, b"console", 2))
+        host_bridge = scope.own(inst.new_c_function(bridge_index, b"host", 3))
         fn = inst.eval_raw(bootstrap_source(), EVAL_GLOBAL | EVAL_STRICT, b"<vm-system>")
         if is_exception(fn):
             raise GuestCorrupted("the bootstrap script failed: " + inst.exception_text())
         scope.own(fn)
-        helpers_array = inst.call_value(fn, [host_console])
+        helpers_array = inst.call_value(fn, [host_console, host_bridge])
         if is_exception(helpers_array):
             raise GuestCorrupted("the bootstrap script failed: " + inst.exception_text())
         scope.own(helpers_array)
         # The helpers stay alive for the runtime's life: not handed to the scope.
-        describe, describe_error, call_global, define_global = (
-            inst.get_index(helpers_array, i) for i in range(4))
-    return describe, describe_error, call_global, define_global
+        return tuple(inst.get_index(helpers_array, i) for i in range(HELPERS))
 
 
 def _find_interrupt_counter(inst: SetupTarget) -> int:

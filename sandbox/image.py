@@ -26,6 +26,7 @@ import wasmtime
 
 from sandbox.errors import ImageError
 from sandbox.guest import guest_bytes, guest_rodata_end
+from sandbox.guest_setup import HELPERS
 from sandbox.memory_layout import OLD_STACK, PAGE, SOURCE_BUFFER, STACK_BLOCK, Layout, MemoryImage
 from sandbox.quickjs_abi import TAG_OBJECT
 from sandbox.wasm_patch import _SECTION_GLOBAL, _read_uleb, _sections
@@ -33,8 +34,10 @@ from sandbox.wasm_patch import _SECTION_GLOBAL, _read_uleb, _sections
 MAGIC = b"VMSYSIMG"
 # 2: the layout records the interrupt counter. 3: the runtime calls a third host function (the
 # promise rejection tracker); a version-2 image restores as it was, without that tracking.
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (2, 3)
+# 4: a fifth helper (the event loop's `turn`) and a fourth host function (the host bridge); an
+# older image restores as it was, without timers or host functions.
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (2, 3, 4)
 _MAC = 32
 KEY_ENV = "VM_SYSTEM_IMAGE_KEY_FILE"
 # wasm32 addresses 65536 pages; the last is refused so every address and end fits in a u32.
@@ -207,7 +210,7 @@ def _whole(value: Any, what: str, low: int, high: int) -> int:
     return value
 
 
-def _check_layout(raw: Any, size: int, facts: GuestFacts) -> Layout:
+def _check_layout(raw: Any, size: int, facts: GuestFacts, helper_count: int) -> Layout:
     """A Layout from an image header's fields, or ImageError if any of them is not what the
     engine could have made for this guest in a memory of `size` bytes."""
     if not isinstance(raw, dict):
@@ -246,15 +249,16 @@ def _check_layout(raw: Any, size: int, facts: GuestFacts) -> Layout:
         raise ImageError("the image's interrupt counter is not a field of its context")
 
     helpers = raw["helpers"]
-    if not isinstance(helpers, list) or len(helpers) != 4:
-        raise ImageError("the image's helpers are not a list of four values")
+    if not isinstance(helpers, list) or len(helpers) != helper_count:
+        raise ImageError(f"the image's helpers are not a list of {helper_count} values")
     for i, value in enumerate(helpers):
         # Each helper is a JSValue of a function object: tag -1, pointer in the heap.
         _whole(value, f"layout.helpers[{i}]", -(2**63), 2**63 - 1)
         pointer = value & 0xFFFFFFFF
         if value >> 32 != TAG_OBJECT or pointer < heap_lo or pointer >= size or pointer % _MALLOC_ALIGN:
             raise ImageError(f"the image's helper {i} is not an object in its heap")
-    return Layout(**ints, helpers=tuple(helpers))
+    # An older image's guest has no event loop helper: 0 says so (see Layout.helpers).
+    return Layout(**ints, helpers=tuple(helpers) + (0,) * (HELPERS - helper_count))
 
 
 @dataclass(frozen=True)
@@ -286,7 +290,7 @@ def _check_header(header: Any, guest_sha256: str, max_memory: int | None) -> _He
         raise ImageError("the image's memory size is not a whole number of wasm pages")
     if max_memory is not None and size > max_memory:
         raise ImageError(f"the image needs {size} bytes of memory, more than the limit {max_memory}")
-    layout = _check_layout(header["layout"], size, facts)
+    layout = _check_layout(header["layout"], size, facts, HELPERS if version >= 4 else 4)
     stored = _whole(header["stored_bytes"], "stored_bytes", 0, size)
     if stored != layout.kept_bytes(size):
         raise ImageError("the image's stored size does not match its layout")

@@ -72,6 +72,19 @@ class HostHooks(Protocol):
     def console_text(self, level: int, text: str) -> None:
         """Record the console line (called only when console() allowed it)."""
 
+    def bridge(self, op: int, a: int | str | None, b: int | str | None) -> HostReply:
+        """The guest called its host bridge (`hostBridge(op, a, b)` in the bootstrap)."""
+
+
+# What the bridge answers: a string (UTF-8 bytes) or a small integer for the guest, None for
+# undefined, or STOP_SCRIPT: a limit was crossed, the script stops (uncatchable).
+class _StopScript:
+    __slots__ = ()
+
+
+STOP_SCRIPT = _StopScript()
+HostReply = bytes | int | None | _StopScript
+
 
 @cache
 def _arg_slots() -> dict[str, int]:
@@ -145,8 +158,9 @@ class GuestInstance:
         interrupt = host_func(self.store, INTERRUPT_TYPE, self._on_interrupt)
         console = host_func(self.store, CFUNCTION_TYPE, self._on_console)
         rejection = host_func(self.store, REJECTION_TYPE, self._on_rejection)
+        bridge = host_func(self.store, CFUNCTION_TYPE, self._on_bridge)
         # Always in this order (guest_setup's *_SLOT): an image's runtime refers to these slots.
-        base = install_funcs(self.store, self._table, [interrupt, console, rejection])
+        base = install_funcs(self.store, self._table, [interrupt, console, rejection, bridge])
 
         if image is None:
             self.layout = initialise(self, base)  # its guard regions are filled already
@@ -437,6 +451,23 @@ class GuestInstance:
     def define_frozen_global(self, name: str, value_json: str) -> int:
         return self._call_with_strings(self.layout.helpers[3], name, value_json)
 
+    @property
+    def has_event_loop(self) -> bool:
+        """False for an instance restored from an image older than timers and host functions."""
+        return self.layout.helpers[4] != 0
+
+    def turn(self, kind: int, ident: int, text: bytes) -> int:
+        """One step of the event loop in the guest (settle a host call, fire a timer, expose a
+        host function, forget everything pending): the helper's result or the exception marker."""
+        helper = self.layout.helpers[4]
+        if helper == 0:
+            raise GuestCorrupted("this sandbox's image predates timers and host functions")
+        with self.scope() as scope:
+            text_v = scope.own(self.new_string(text))
+            if is_exception(text_v):
+                return text_v
+            return self.call_value(helper, [kind & 0x7FFFFFFF, ident & 0x7FFFFFFF, text_v])
+
     def _call_with_strings(self, func: int, *texts: str) -> int:
         with self.scope() as scope:
             argv = [scope.own(self.new_string(t.encode())) for t in texts]
@@ -511,6 +542,70 @@ class GuestInstance:
             return
         self._hooks.console_text(level, text.decode("utf-8", "replace"))
         args[0].i64 = UNDEFINED
+
+    def _on_bridge(self, args: Any) -> None:
+        argc = args[2].i32
+        argv = args[3].i32 & 0xFFFFFFFF
+        raw = ctypes.string_at(self._base_addr + argv, 8 * min(argc, 3)) if argc > 0 else b""
+        values: list[int | str | None] = []
+        for i in range(3):
+            if 8 * i + 8 > len(raw):
+                values.append(None)
+                continue
+            v = int.from_bytes(raw[8 * i:8 * i + 8], "little", signed=True)
+            if v >> 32 == TAG_INT:
+                n = v & 0xFFFFFFFF
+                values.append(n - (1 << 32) if n >= 1 << 31 else n)
+            elif is_string(v):
+                text = self._nested_string(v)
+                if text is None:  # out of memory while converting: the exception propagates
+                    args[0].i64 = EXCEPTION
+                    return
+                values.append(text)
+            else:
+                values.append(None)
+        op = values[0]
+        reply = self._hooks.bridge(op if isinstance(op, int) else -1, values[1], values[2])
+        if reply is None:
+            args[0].i64 = UNDEFINED
+        elif isinstance(reply, int):
+            args[0].i64 = (TAG_INT << 32) | (reply & 0xFFFFFFFF)
+        elif isinstance(reply, bytes):
+            args[0].i64 = self._nested_new_string(reply)
+        else:
+            args[0].i64 = self._throw_uncatchable(self.layout.ctx)
+
+    def _nested_string(self, value: int) -> str | None:
+        na, nf = self._nested_args, self._nf
+        ctx, scratch = self.layout.ctx, self.layout.scratch
+        na[0].i32, na[1].i32, na[2].i64, na[3].i32 = ctx, scratch, value, 0
+        nf["JS_ToCStringLen2"]()
+        ptr = na[0].i32 & 0xFFFFFFFF
+        if ptr == 0:
+            return None
+        size = int.from_bytes(ctypes.string_at(self._base_addr + scratch, 4), "little")
+        data = ctypes.string_at(self._base_addr + ptr, size)
+        na[0].i32, na[1].i32 = ctx, ptr
+        nf["JS_FreeCString"]()
+        return data.decode("utf-8", "surrogatepass")
+
+    def _nested_new_string(self, text: bytes) -> int:
+        na, nf = self._nested_args, self._nf
+        ctx = self.layout.ctx
+        na[0].i32 = len(text) + 1
+        nf["malloc"]()
+        buf = na[0].i32 & 0xFFFFFFFF
+        if buf == 0:
+            na[0].i32 = ctx
+            nf["JS_ThrowOutOfMemory"]()
+            return EXCEPTION
+        ctypes.memmove(self._base_addr + buf, text, len(text))
+        na[0].i32, na[1].i32, na[2].i32 = ctx, buf, len(text)
+        nf["JS_NewStringLen"]()
+        value = na[0].i64
+        na[0].i32 = buf
+        nf["free"]()
+        return value
 
     def _on_rejection(self, args: Any) -> None:
         self.rejections.on_rejection(args[1].i64, args[2].i64, args[3].i32 != 0)

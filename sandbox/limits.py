@@ -20,8 +20,10 @@ BACKSTOP_MS = 25
 class Limits:
     """What one evaluation may use. Every field is a positive integer.
 
-    `max_events` and `max_output_kb` count console output of one evaluation; the terminal
-    event (value, exception or limit) is always recorded and is not counted.
+    `max_events` and `max_output_kb` count console output of one evaluation (`max_events`
+    counts its `host_call` events too); the terminal event (value, exception or limit) is
+    always recorded and is not counted. `max_host_calls`, `max_host_in_kb` (the arguments'
+    JSON) and `max_host_out_kb` (the results' JSON) bound the calls of host functions.
     """
 
     cpu_ms: int = DEFAULT_LIMITS["cpu_ms"]
@@ -29,6 +31,9 @@ class Limits:
     mem_mb: int = DEFAULT_LIMITS["mem_mb"]
     max_events: int = DEFAULT_LIMITS["max_events"]
     max_output_kb: int = DEFAULT_LIMITS["max_output_kb"]
+    max_host_calls: int = DEFAULT_LIMITS["max_host_calls"]
+    max_host_in_kb: int = DEFAULT_LIMITS["max_host_in_kb"]
+    max_host_out_kb: int = DEFAULT_LIMITS["max_host_out_kb"]
 
     # The guest needs room for QuickJS itself, its 1 MiB stack block and the bootstrap.
     MIN_MEM_MB = 4
@@ -57,7 +62,9 @@ class Limits:
 class Stop:
     """Why the host stopped a script."""
 
-    kind: str  # timeout | cpu_limit | stack_overflow | output_limit | event_limit | cancelled | internal
+    # timeout | cpu_limit | stack_overflow | output_limit | event_limit | host_call_limit |
+    # host_bytes_limit | cancelled | internal
+    kind: str
     name: str  # the limit's name (wall_ms, cpu_ms, ...)
     value: int | float
     used: int | float
@@ -137,7 +144,10 @@ class LimitWatch:
         self._cpu_start = 0.0
         self._clock = _GuestClock()
         self.output_bytes = 0
-        self.console_events = 0
+        self.console_events = 0  # console lines and host calls: what max_events counts
+        self.host_calls = 0
+        self.host_bytes_in = 0
+        self.host_bytes_out = 0
         self.stack_check: Callable[[int], bool] | None = None
         # When the backstop first saw a stop requested that the guest has not obeyed yet.
         self._overdue_since: float | None = None
@@ -151,6 +161,7 @@ class LimitWatch:
         self._overdue_since = None
         self.output_bytes = 0
         self.console_events = 0
+        self.host_calls = self.host_bytes_in = self.host_bytes_out = 0
         self._wall_start = time.monotonic()
         self._cpu_start = self._clock.start()
         self._wall_deadline = self._wall_start + limits.wall_ms / 1000
@@ -163,6 +174,24 @@ class LimitWatch:
     def end(self) -> None:
         self.armed = False
         self._clock.stop()
+
+    @property
+    def wall_deadline(self) -> float:
+        """When the wall limit ends the evaluation, on time.monotonic()'s clock."""
+        return self._wall_deadline
+
+    def poll_stop(self) -> bool:
+        """Between turns of the event loop (no guest code running): True, with the stop set, if
+        the evaluation must end now (a stop already held, a cancel, a time limit)."""
+        if self.stop is not None:
+            return True
+        if self._cancelled:
+            self.stop = self.cancel_stop()
+        elif time.monotonic() >= self._wall_deadline:
+            self.stop = self.wall_stop()
+        elif self._clock.now() >= self._cpu_deadline:
+            self.stop = self.cpu_stop()
+        return self.stop is not None
 
     def wall_ms(self) -> float:
         return (time.monotonic() - self._wall_start) * 1000
@@ -261,6 +290,44 @@ class LimitWatch:
             return False
         self.console_events += 1
         self.output_bytes += size
+        return True
+
+    def account_host_call(self, bytes_in: int) -> bool:
+        """Count one host call (and its event) before it runs; False (and a stop) when it
+        would cross a cap."""
+        if self.stop is not None:
+            return False
+        limits = self.limits
+        if self.host_calls + 1 > limits.max_host_calls:
+            self.stop = Stop("host_call_limit", "max_host_calls", limits.max_host_calls,
+                             self.host_calls + 1,
+                             f"host call limit of {limits.max_host_calls} exceeded")
+            return False
+        if self.host_bytes_in + bytes_in > limits.max_host_in_kb * 1024:
+            used_kb = round((self.host_bytes_in + bytes_in) / 1024, 3)
+            self.stop = Stop("host_bytes_limit", "max_host_in_kb", limits.max_host_in_kb, used_kb,
+                             f"limit of {limits.max_host_in_kb} KiB of host call arguments exceeded")
+            return False
+        if self.console_events + 1 > limits.max_events:
+            self.stop = Stop("event_limit", "max_events", limits.max_events, self.console_events + 1,
+                             f"event limit of {limits.max_events} exceeded")
+            return False
+        self.host_calls += 1
+        self.host_bytes_in += bytes_in
+        self.console_events += 1
+        return True
+
+    def account_host_out(self, size: int) -> bool:
+        """Count a host call's result; False (and a stop) when it crosses the cap."""
+        self.host_bytes_out += size
+        limits = self.limits
+        if self.host_bytes_out > limits.max_host_out_kb * 1024:
+            if self.stop is None:
+                used_kb = round(self.host_bytes_out / 1024, 3)
+                self.stop = Stop("host_bytes_limit", "max_host_out_kb", limits.max_host_out_kb,
+                                 used_kb, f"limit of {limits.max_host_out_kb} KiB of host call "
+                                          "results exceeded")
+            return False
         return True
 
     def fail(self, message: str) -> None:

@@ -38,7 +38,9 @@ class Layout:
     stack_lo: int  # lowest byte of the stack block (its guard region starts here)
     stack_hi: int  # initial stack pointer (top of the block)
     old_stack_lo: int
-    helpers: tuple[int, int, int, int]  # describe, describeError, callGlobal, defineFrozenGlobal
+    # describe, describeError, callGlobal, defineFrozenGlobal, turn (the event loop's; 0 in an
+    # image made before the host bridge existed: its guest has no timers and no `host`)
+    helpers: tuple[int, ...]
     table_base: int  # index of the first host function in table 0
     rodata_end: int  # memory below is constant
     interrupt_counter: int  # address of QuickJS's interrupt counter; 0 if it was not found

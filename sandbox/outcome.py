@@ -16,7 +16,7 @@ LEVELS = ("log", "info", "warn", "error", "debug")
 
 @dataclass(frozen=True)
 class Event:
-    """One thing that happened. `type`: console | value | exception | limit | system."""
+    """One thing that happened. `type`: console | host_call | value | exception | limit | system."""
 
     type: str
     payload: dict[str, Any]
@@ -49,12 +49,17 @@ class Metrics:
     peak_memory_bytes: int
     output_bytes: int
     events: int
+    host_calls: int = 0
+    timers_fired: int = 0
+    # Cleared by the script, or still pending when the evaluation ended (then cancelled).
+    timers_cancelled: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         # Spelled out: dataclasses.asdict costs several microseconds per call.
         return {"wall_ms": self.wall_ms, "cpu_ms": self.cpu_ms, "fuel": self.fuel,
                 "peak_memory_bytes": self.peak_memory_bytes, "output_bytes": self.output_bytes,
-                "events": self.events}
+                "events": self.events, "host_calls": self.host_calls,
+                "timers_fired": self.timers_fired, "timers_cancelled": self.timers_cancelled}
 
 
 @dataclass(frozen=True)

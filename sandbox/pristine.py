@@ -44,6 +44,9 @@ class _SetupHooks:
     def console_text(self, level: int, text: str) -> None:
         return None
 
+    def bridge(self, op: int, a: int | str | None, b: int | str | None) -> None:
+        return None
+
 
 _pristine: MemoryImage | None = None
 _lock = threading.Lock()

@@ -38,7 +38,7 @@ EXPORTS = (
     "JS_PromiseState", "JS_PromiseResult", "JS_NewStringLen", "JS_GetPropertyUint32",
     "JS_EvalFunction", "JS_GetModuleNamespace", "JS_ThrowInternalError",
     "JS_SetUncatchableError", "JS_Throw", "JS_ResetUncatchableError", "JS_RunGC",
-    "JS_SetHostPromiseRejectionTracker", "_initialize",
+    "JS_SetHostPromiseRejectionTracker", "JS_ThrowOutOfMemory", "_initialize",
 )
 
 _i32, _i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()

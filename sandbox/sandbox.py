@@ -15,10 +15,9 @@ The evaluation protocol, for every kind of evaluation (script, module, call):
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,10 +25,11 @@ import wasmtime
 
 from sandbox.checkpoints import CheckpointCopies
 from sandbox.engine import guest_engine, guest_started, guest_stopped
-from sandbox.errors import GuestCorrupted, SandboxBusy, SandboxClosed
+from sandbox.errors import GuestCorrupted, ImageError, SandboxBusy, SandboxClosed
 from sandbox.evaluation import (
     STOPPED,
     UNDESCRIBABLE,
+    Deadlocked,
     Request,
     Result,
     Thrown,
@@ -41,9 +41,10 @@ from sandbox.evaluation import (
     module_request,
     script_request,
 )
-from sandbox.guest_setup import bootstrap_source
+from sandbox.host_bridge import TURN_EXPOSE, TURN_RESET, HostBridge, HostFunction, as_host_function
 from sandbox.image import decode_image, encode_image, installation_key
-from sandbox.instance import GuestInstance
+from sandbox.instance import STOP_SCRIPT, GuestInstance, HostReply
+from sandbox.json_depth import check_depth
 from sandbox.limits import Limits, LimitWatch, Stop
 from sandbox.log import get_logger
 from sandbox.memory_layout import STACK_BLOCK, MemoryImage
@@ -57,6 +58,7 @@ from sandbox.outcome import (
     SessionState,
 )
 from sandbox.pristine import pristine_image
+from sandbox.quickjs_abi import is_exception
 from sandbox.rejections import MAX_HELD_REJECTIONS
 from sandbox.wasm_ffi import GuestTrap
 from vocabulary import STATUS_OF_KIND
@@ -64,22 +66,10 @@ from vocabulary import STATUS_OF_KIND
 log = get_logger("sandbox")
 
 EventCallback = Callable[[Event], None]
+HostFunctions = Mapping[str, Callable[..., Any] | HostFunction]
 
 KEPT = SessionState("kept")
 
-# How deep JSON may nest where it crosses the boundary: a value's `json` (deeper values get
-# `json_omitted` instead), `call` arguments and `define_global` values (deeper ones are
-# refused). Deep nesting means deep recursion in every parser on the way (the guest's own
-# JSON.parse runs on a 1 MiB C stack with no overflow check; Python's json raises
-# RecursionError near 1,000 levels). Defined once, in the guest's bootstrap, which enforces it.
-def _bootstrap_constant(name: str) -> int:
-    found = re.search(rb"const " + name.encode() + rb" = (\d+);", bootstrap_source())
-    if found is None:
-        raise GuestCorrupted(f"the bootstrap defines no {name}")
-    return int(found.group(1))
-
-
-JSON_MAX_DEPTH = _bootstrap_constant("JSON_MAX_DEPTH")
 
 
 @dataclass(frozen=True)
@@ -107,6 +97,12 @@ class _Hooks:
         name = LEVELS[level] if 0 <= level < len(LEVELS) else "log"
         self._sb._emit(Event("console", {"level": name, "text": text}, time.time()))
 
+    def bridge(self, op: int, a: int | str | None, b: int | str | None) -> HostReply:
+        reply = self._sb._bridge.bridge(op, a, b)
+        if reply is None and self._sb._watch.stop is not None:
+            return STOP_SCRIPT
+        return reply
+
 
 class Sandbox:
     """One QuickJS runtime in its own WebAssembly instance.
@@ -128,13 +124,16 @@ class Sandbox:
     """
 
     def __init__(self, limits: Limits | None = None, *, on_event: EventCallback | None = None,
-                 auto_checkpoint: bool = False, _image: MemoryImage | None = None,
-                 _label: str = "initial") -> None:
+                 auto_checkpoint: bool = False, functions: HostFunctions | None = None,
+                 _image: MemoryImage | None = None, _label: str = "initial") -> None:
         self.limits = limits or Limits()
         self.auto_checkpoint = auto_checkpoint
         self._on_event = on_event
         self._watch = LimitWatch()
         self._watch.stack_check = self._stack_in_red_zone
+        self._bridge = HostBridge(self._watch, self._emit)
+        for name, fn in (functions or {}).items():
+            self._bridge.functions[name] = as_host_function(name, fn)
         self._hooks = _Hooks(self)
         self._lock = threading.Lock()
         self._closed = False
@@ -145,6 +144,12 @@ class Sandbox:
             _image = on_roomy_stack(pristine_image)
         self._instance = on_roomy_stack(
             lambda: GuestInstance(self._hooks, self.limits.memory_bytes, image=_image))
+        if self._bridge.functions:
+            try:
+                on_roomy_stack(self._expose_all)
+            except BaseException:
+                self._instance.close()
+                raise
         self._copies = CheckpointCopies()
         self._take_checkpoint(_label)
 
@@ -161,8 +166,10 @@ class Sandbox:
         if self._closed:
             return
         self._watch.cancel(sticky=True)
+        self._bridge.wake()
         with self._lock:
             self._closed = True
+            self._bridge.close()
             self._instance.close()
 
     @property
@@ -175,10 +182,45 @@ class Sandbox:
         With `also_later`, every later evaluation is cancelled as soon as it starts too: for a
         sandbox about to be closed, where another thread's evaluation may be just starting."""
         self._watch.cancel(sticky=also_later)
+        self._bridge.wake()  # a wait for a timer or a host call ends now
 
     def resume(self) -> None:
         """Forget a cancel made `also_later`: later evaluations run again."""
         self._watch.resume()
+
+    # ----- host functions -------------------------------------------------------------------
+
+    def expose(self, name: str, fn: Callable[..., Any] | HostFunction) -> None:
+        """Offer a host function to the guest as `host.<name>` (replacing one of that name).
+
+        Arguments and results cross as JSON. A plain function is a synchronous JS function; one
+        returning an awaitable (an `async def`) gives the guest a promise. A `HostError`'s
+        message reaches the guest as a `HostError`; any other exception only as "host function
+        'name' failed". See `HostFunction` for a timeout and argument logging."""
+        hf = as_host_function(name, fn)
+        with self._exclusive():
+            self._bridge.functions[name] = hf
+            on_roomy_stack(lambda: self._expose(name))
+
+    @property
+    def functions(self) -> dict[str, HostFunction]:
+        """The host functions offered (a copy)."""
+        return dict(self._bridge.functions)
+
+    def _expose_all(self) -> None:
+        for name in self._bridge.functions:
+            self._expose(name)
+
+    def _expose(self, name: str) -> None:
+        if not self._instance.has_event_loop:
+            raise ImageError("this sandbox's image predates timers and host functions: it "
+                             "cannot offer host functions")
+        # Unarmed, between evaluations: nothing in it can be interrupted or counted.
+        result = self._instance.turn(TURN_EXPOSE, 0, name.encode())
+        if is_exception(result):
+            self._instance.free_value(self._instance.get_exception())
+            raise GuestCorrupted(f"the guest could not define host.{name}")
+        self._instance.free_value(result)
 
     # ----- evaluations ----------------------------------------------------------------------
 
@@ -204,7 +246,7 @@ class Sandbox:
         """Call the global function `name` with JSON-serialisable arguments."""
         try:
             for arg in args:
-                _check_depth(arg)
+                check_depth(arg)
             args_json = json.dumps(list(args), allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"call arguments must be JSON-serialisable: {exc}") from exc
@@ -215,7 +257,7 @@ class Sandbox:
 
         A script cannot change it; a later define_global of the same name replaces it."""
         try:
-            _check_depth(value)
+            check_depth(value)
             value_json = json.dumps(value, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"global {name!r} must be JSON-serialisable: {exc}") from exc
@@ -251,26 +293,29 @@ class Sandbox:
     @classmethod
     def from_image(cls, data: bytes, *, key: bytes | None = None, context: str = "",
                    limits: Limits | None = None, on_event: EventCallback | None = None,
-                   auto_checkpoint: bool = False, checkpoint_label: str = "image") -> Sandbox:
+                   auto_checkpoint: bool = False, checkpoint_label: str = "image",
+                   functions: HostFunctions | None = None) -> Sandbox:
         """A sandbox restored from an image; raises ImageError before touching guest memory
         if the image is tampered with, truncated, or made for another guest, key or context."""
         limits = limits or Limits()
         snapshot = decode_image(data, guest_engine().guest_sha256,
                                 key if key is not None else installation_key(), context,
                                 max_memory=limits.memory_bytes)
-        return cls(limits, on_event=on_event, auto_checkpoint=auto_checkpoint, _image=snapshot,
-                   _label=checkpoint_label)
+        return cls(limits, on_event=on_event, auto_checkpoint=auto_checkpoint,
+                   functions=functions, _image=snapshot, _label=checkpoint_label)
 
     def clone(self, limits: Limits | None = None, *, on_event: EventCallback | None = None) -> Sandbox:
-        """An independent sandbox starting from this one's current state (~0.5 ms); its
-        initial checkpoint is named after this one's when the state is that checkpoint."""
+        """An independent sandbox starting from this one's current state (~0.5 ms), offering
+        the same host functions; its initial checkpoint is named after this one's when the
+        state is that checkpoint."""
         with self._exclusive():
             if self._at_checkpoint:
                 image, label = self._checkpoint.image, self._checkpoint.label
             else:
                 image, label = self._instance.capture(), "clone"
             return Sandbox(limits or self.limits, on_event=on_event,
-                           auto_checkpoint=self.auto_checkpoint, _image=image, _label=label)
+                           auto_checkpoint=self.auto_checkpoint, functions=self._bridge.functions,
+                           _image=image, _label=label)
 
     def memory_size(self) -> int:
         return self._instance.memory_size()
@@ -320,14 +365,16 @@ class Sandbox:
         self._event_cb = on_event
         inst = self._instance
         watch = self._watch
+        bridge = self._bridge
         inst.arm_deadline(1)
         watch.begin(limits)
+        bridge.begin()
         trap: GuestTrap | None = None
         result: Result = STOPPED
         counter = inst.counter_host_address()
         guest_started(counter)
         try:
-            result = evaluate(inst, request, watch)
+            result = evaluate(inst, request, watch, bridge)
             if inst.has_rejections:
                 self._report_rejections(inst)
         except GuestTrap as exc:
@@ -336,6 +383,8 @@ class Sandbox:
             trap = GuestTrap(None, str(exc))
         finally:
             guest_stopped(counter)
+            # Nothing of this evaluation stays scheduled: its tasks are cancelled (and recorded).
+            guest_holds_callbacks = bridge.finish()
         cpu_ms = watch.cpu_ms()
         wall_ms = watch.wall_ms()
         watch.end()
@@ -358,6 +407,9 @@ class Sandbox:
             error = _error_from_exception(payload, limits, peak)
             if error.kind == "memory_limit" and rollback_reason is None:
                 rollback_reason = "the script ran out of memory"
+        elif isinstance(result, Deadlocked):
+            error = ErrorInfo("deadlock", "DeadlockError", DEADLOCK_MESSAGE)
+            payload = {"name": error.name, "message": error.message}
         else:  # Stopped is only ever the answer when the watch holds a stop
             raise AssertionError("an evaluation stopped without a stop")
 
@@ -368,6 +420,8 @@ class Sandbox:
         else:
             if stop is not None:
                 inst.reset_uncatchable()
+            if guest_holds_callbacks:
+                self._forget_callbacks(inst)
             state = KEPT
             if self.auto_checkpoint and request.checkpoint:
                 self._take_checkpoint(label or f"eval-{self._evaluations}", peak)
@@ -377,9 +431,19 @@ class Sandbox:
         self._emit(_terminal_event(error, payload))
         status = "ok" if error is None else STATUS_OF_KIND[error.kind]
         metrics = Metrics(round(wall_ms, 3), round(cpu_ms, 3), None, peak,
-                          watch.output_bytes, len(self._events))
+                          watch.output_bytes, len(self._events), watch.host_calls,
+                          bridge.timers_fired, bridge.timers_cancelled)
         self._event_cb = None
         return Outcome(status, value, error, self._events, metrics, state)
+
+    def _forget_callbacks(self, inst: GuestInstance) -> None:
+        """The guest's timer callbacks and host call resolvers of the evaluation that ended go
+        (unarmed: the watch has ended, so nothing in it is interrupted)."""
+        result = inst.turn(TURN_RESET, 0, b"")
+        if is_exception(result):
+            inst.free_value(inst.get_exception())
+            raise GuestCorrupted("the guest could not forget its pending timers")
+        inst.free_value(result)
 
     def _roll_back(self, reason: str) -> SessionState:
         old = self._instance
@@ -387,6 +451,8 @@ class Sandbox:
         self._instance = GuestInstance(self._hooks, self.limits.memory_bytes, image=checkpoint.image)
         self._at_checkpoint = True
         old.close()
+        # A function exposed after the checkpoint was taken is offered again.
+        self._expose_all()
         log.info("sandbox_rolled_back", reason=reason, checkpoint=checkpoint.label)
         self._emit(Event("system", {"level": "warn",
                                       "message": f"{reason}; state rolled back to checkpoint "
@@ -450,30 +516,6 @@ def _filename(name: str) -> bytes:
     return name.encode("utf-8", "replace").replace(b"\0", b"?")
 
 
-def _check_depth(value: Any) -> None:
-    """ValueError if containers in `value` nest deeper than JSON_MAX_DEPTH; without recursion,
-    so any depth is only a refusal (json.dumps itself would raise RecursionError)."""
-    todo: list[tuple[Any, int]] = [(value, 0)]
-    # The deepest each container was reached at: a shared one is walked again only deeper,
-    # and a cycle gets deeper until it is refused.
-    deepest: dict[int, int] = {}
-    while todo:
-        v, depth = todo.pop()
-        children: Iterable[Any]
-        if isinstance(v, dict):
-            children = v.values()
-        elif isinstance(v, (list, tuple)):
-            children = v
-        else:
-            continue
-        if depth >= JSON_MAX_DEPTH:
-            raise ValueError(f"nested deeper than {JSON_MAX_DEPTH} levels")
-        if deepest.get(id(v), -1) >= depth:
-            continue
-        deepest[id(v)] = depth
-        todo.extend((c, depth + 1) for c in children)
-
-
 def _stop_and_rollback(inst: GuestInstance, trap: GuestTrap | None,
                        stop: Stop | None) -> tuple[Stop | None, str | None]:
     """What stopped the evaluation, and why the instance may not go on (None: it may)."""
@@ -519,12 +561,17 @@ def _trap_label(trap: GuestTrap) -> str:
     return lines[0] if lines else "unknown trap"
 
 
+DEADLOCK_MESSAGE = ("the module awaits a promise that nothing can settle: no timer, host call or "
+                    "job is pending")
+
 _STOP_NAMES = {
     "timeout": "TimeoutError",
     "cpu_limit": "CpuLimitError",
     "stack_overflow": "RangeError",
     "output_limit": "OutputLimitError",
     "event_limit": "EventLimitError",
+    "host_call_limit": "HostCallLimitError",
+    "host_bytes_limit": "HostBytesLimitError",
     "cancelled": "CancelledError",
     "internal": "InternalError",
 }

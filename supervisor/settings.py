@@ -27,6 +27,9 @@ class Ceilings(BaseModel):
     mem_mb: StrictInt = DEFAULT_CEILINGS["mem_mb"]
     max_events: StrictInt = DEFAULT_CEILINGS["max_events"]
     max_output_kb: StrictInt = DEFAULT_CEILINGS["max_output_kb"]
+    max_host_calls: StrictInt = DEFAULT_CEILINGS["max_host_calls"]
+    max_host_in_kb: StrictInt = DEFAULT_CEILINGS["max_host_in_kb"]
+    max_host_out_kb: StrictInt = DEFAULT_CEILINGS["max_host_out_kb"]
 
 
 class _Strict(BaseModel):
@@ -39,6 +42,9 @@ class LimitsPatch(_Strict):
     mem_mb: StrictInt | None = None
     max_events: StrictInt | None = None
     max_output_kb: StrictInt | None = None
+    max_host_calls: StrictInt | None = None
+    max_host_in_kb: StrictInt | None = None
+    max_host_out_kb: StrictInt | None = None
 
 
 class RuntimePatch(_Strict):

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Literal, get_args
 
-EventType = Literal["input_echo", "console", "value", "exception", "limit", "system"]
+EventType = Literal["input_echo", "console", "host_call", "value", "exception", "limit", "system"]
 EVENT_TYPES: frozenset[EventType] = frozenset(get_args(EventType))
 TERMINAL_EVENT_TYPES: frozenset[EventType] = frozenset({"value", "exception", "limit"})
 

@@ -20,7 +20,8 @@ FINISHED_STATUSES: frozenset[FinishedStatus] = frozenset(get_args(FinishedStatus
 EXECUTION_STATUSES: frozenset[ExecutionStatus] = frozenset(get_args(ExecutionStatus))
 
 OutcomeErrorKind = Literal["exception", "timeout", "cpu_limit", "memory_limit", "stack_overflow",
-                           "output_limit", "event_limit", "cancelled", "internal"]
+                           "output_limit", "event_limit", "host_call_limit", "host_bytes_limit",
+                           "deadlock", "cancelled", "internal"]
 
 # Which status an evaluation that ended with an error of each kind gets. Keyed by str: it is
 # looked up with kinds read back from anywhere (a row, a payload).
@@ -32,6 +33,10 @@ STATUS_OF_KIND: Mapping[str, FinishedStatus] = MappingProxyType({
     "stack_overflow": "limit_exceeded",
     "output_limit": "limit_exceeded",
     "event_limit": "limit_exceeded",
+    "host_call_limit": "limit_exceeded",
+    "host_bytes_limit": "limit_exceeded",
+    # A module awaits a promise that nothing pending can settle: the script's own error.
+    "deadlock": "error",
     "cancelled": "cancelled",
     "internal": "crashed",
 })

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sandbox import Limits, Sandbox
-from sandbox.sandbox import JSON_MAX_DEPTH
+from sandbox.json_depth import JSON_MAX_DEPTH
 
 DEPTHS = [1, 10, 63, 64, 65, 500, 1000, 5000, 100000]
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from sandbox import ImageError, Limits, Sandbox
+from sandbox import ImageError, Limits, Sandbox, guest_engine
 from sandbox.image import FORMAT_VERSION, encode_image, image_header
 
 KEY = b"k" * 32
@@ -60,16 +62,34 @@ def test_tampered_images_are_refused(stateful: Sandbox, mutation: str) -> None:
         Sandbox.from_image(bytes(data), key=KEY)
 
 
-def test_a_version_2_image_is_still_read(stateful: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Images persisted before the rejection tracker (format 2) restore as they were."""
+@pytest.mark.parametrize("version", [2, 3])
+def test_an_older_image_is_still_read(stateful: Sandbox, monkeypatch: pytest.MonkeyPatch,
+                                      version: int) -> None:
+    """Images persisted before the rejection tracker (format 2) or before the event loop's
+    helper (format 3: four helpers) restore as they were; one offering host functions cannot."""
     import sandbox.image as image_mod
 
-    monkeypatch.setattr(image_mod, "FORMAT_VERSION", 2)
-    data = stateful.image(key=KEY)
+    snapshot = stateful.snapshot()
+    old = dataclasses.replace(snapshot, layout=dataclasses.replace(
+        snapshot.layout, helpers=snapshot.layout.helpers[:4]))
+    monkeypatch.setattr(image_mod, "FORMAT_VERSION", version)
+    data = encode_image(old, guest_engine().guest_sha256, KEY)
     monkeypatch.undo()
-    assert image_header(data[:-32])["format_version"] == 2
+    assert image_header(data[:-32])["format_version"] == version
+    assert len(image_header(data[:-32])["layout"]["helpers"]) == 4
     restored = Sandbox.from_image(data, key=KEY)
     assert restored.eval("bump()").value["json"] == 42  # type: ignore[index]
+    with pytest.raises(ImageError, match="predates timers and host functions"):
+        Sandbox.from_image(data, key=KEY, functions={"f": lambda: 1})
+
+
+def test_an_image_with_four_helpers_is_not_read_as_the_current_version(
+        stateful: Sandbox) -> None:
+    snapshot = stateful.snapshot()
+    old = dataclasses.replace(snapshot, layout=dataclasses.replace(
+        snapshot.layout, helpers=snapshot.layout.helpers[:4]))
+    with pytest.raises(ImageError, match="not a list of 5 values"):
+        Sandbox.from_image(encode_image(old, guest_engine().guest_sha256, KEY), key=KEY)
 
 
 def test_image_bound_to_key_and_context(stateful: Sandbox) -> None:

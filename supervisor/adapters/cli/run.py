@@ -25,7 +25,7 @@ LIMIT_FLAGS: tuple[tuple[str, LimitName, str], ...] = (
     ("--cpu-ms", "cpu_ms", "CPU time limit in milliseconds"),
     ("--wall-ms", "wall_ms", "wall-clock limit in milliseconds"),
     ("--mem-mb", "mem_mb", "memory limit in MiB (the guest's linear memory)"),
-    ("--max-events", "max_events", "maximum number of console events"),
+    ("--max-events", "max_events", "maximum number of console events (and host calls)"),
     ("--max-output-kb", "max_output_kb", "maximum console output in KiB"),
 )
 

@@ -20,7 +20,8 @@ given keep their value) and prints the result:
   --set resolver.roots='["src", "lib"]'          (repeat --set for several keys)
 --set wins over the same key given in --limits/--runtime/--resolver. A JSON value may also be
 read from a file with @FILE, or from stdin with -.
-Limits: cpu_ms, wall_ms, mem_mb, max_events, max_output_kb (0 = the daemon's ceiling).
+Limits: cpu_ms, wall_ms, mem_mb, max_events, max_output_kb, max_host_calls, max_host_in_kb,
+max_host_out_kb (0 = the daemon's ceiling).
 Runtime: esm, strict, console. Resolver: roots, extensions, allow_absolute_repo_imports."""
 
 

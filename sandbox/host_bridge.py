@@ -1,0 +1,411 @@
+"""The host side of a sandbox's host functions and timers.
+
+The guest reaches the host through one bridge (`hostBridge(op, a, b)` in the bootstrap): a call
+of a host function by name with its arguments as JSON, a timer to schedule, a timer to clear.
+Everything it is given is checked here, whatever the script did to `host` or `setTimeout`: a
+name that was not offered is refused, and every call is counted against the evaluation's
+budgets (`LimitWatch.account_host_call`) before the function runs.
+
+A synchronous function answers inside the call. An awaitable result becomes an asyncio task on
+the sandbox's own loop (made on first use, run only on the guest's thread, between turns), and
+the guest gets a promise that a later turn settles by id. Between turns no wasm frame is live:
+the evaluation is back in Python, waiting for the next due timer or settled call.
+
+The schedule (due times, intervals, pending calls) lives here; the callbacks and the promises'
+resolvers live in the guest, keyed by the same ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import inspect
+import json
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from sandbox.json_depth import check_depth
+from sandbox.limits import LimitWatch
+from sandbox.log import get_logger
+from sandbox.outcome import Event
+
+log = get_logger("sandbox.host")
+
+# What the guest asks the bridge (bootstrap.js's OP_*), and the turns the host gives it back
+# (TURN_*): both sides must agree.
+OP_CALL, OP_TIMER, OP_CLEAR = 1, 2, 3
+TURN_RESOLVE, TURN_REJECT, TURN_FIRE, TURN_EXPOSE, TURN_RESET = 0, 1, 2, 3, 4
+
+# Pending timers per sandbox: one more is a RangeError in the guest, so a script that schedules
+# timers in a loop cannot grow the host's heap without bound.
+MAX_PENDING_TIMERS = 10_000
+# How long a cancelled host task may take to unwind before it is given up on (and logged).
+CANCEL_GRACE_S = 1.0
+
+_IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*\Z")
+_JSON_DEPTH_GUARD = (dict, list, tuple)
+
+
+class HostError(Exception):
+    """Raised by a host function: the guest gets a `HostError` with this message, and only it.
+
+    Any other exception reaches the guest as "host function 'name' failed", never its text,
+    traceback or type: those may name host paths or hold secrets. It is logged on the host."""
+
+
+@dataclass(frozen=True)
+class HostFunction:
+    """A host function and how it is called.
+
+    `timeout_ms` bounds an asynchronous function (its task is cancelled and the guest sees a
+    HostError); a synchronous one cannot be interrupted, so its result is discarded if it took
+    longer. `log_args` records the arguments' JSON in each `host_call` event (off by default:
+    arguments may hold secrets)."""
+
+    fn: Callable[..., Any]
+    timeout_ms: int | None = None
+    log_args: bool = False
+
+    def __post_init__(self) -> None:
+        if not callable(self.fn):
+            raise TypeError("a host function must be callable")
+        t = self.timeout_ms
+        if t is not None and (isinstance(t, bool) or not isinstance(t, int) or t <= 0):
+            raise ValueError(f"timeout_ms must be a positive integer, got {t!r}")
+
+
+def as_host_function(name: str, value: Callable[..., Any] | HostFunction) -> HostFunction:
+    """Check a name and wrap a plain callable."""
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise ValueError(f"a host function's name must be a JavaScript identifier, got {name!r}")
+    return value if isinstance(value, HostFunction) else HostFunction(value)
+
+
+class Turn(NamedTuple):
+    """One step for the guest: settle call `ident`, fire timer `ident`, or expose a name."""
+
+    kind: int
+    ident: int
+    text: bytes
+
+
+@dataclass
+class _Pending:
+    name: str
+    started: float
+    bytes_in: int
+    args: str | None
+    awaitable: Awaitable[Any] | None = None
+    task: asyncio.Task[None] | None = None
+    # Filled when the task ends: (resolved?, JSON text or error message).
+    result: tuple[bool, str] | None = None
+
+
+class _Encoded(NamedTuple):
+    ok: bool
+    text: str  # JSON ('' for undefined) or the error message
+
+
+class HostBridge:
+    """Host functions, timers and pending calls of one sandbox (see the module's docstring)."""
+
+    def __init__(self, watch: LimitWatch, emit: Callable[[Event], None]) -> None:
+        self._watch = watch
+        self._emit = emit
+        self.functions: dict[str, HostFunction] = {}
+        # The schedule: a heap of (due, seq, id); `timers` maps a live id to (seq, interval ms
+        # or None). A cleared timer's heap entry stays until it comes up, then is skipped.
+        self._heap: list[tuple[float, int, int]] = []
+        self.timers: dict[int, tuple[int, int | None]] = {}
+        self.calls: dict[int, _Pending] = {}
+        self._settled: deque[int] = deque()
+        self._next_id = 0
+        self._seq = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._woken = False
+        self._wake = threading.Event()
+        self.timers_fired = 0
+        self.timers_cancelled = 0
+
+    # ----- from the guest (inside its bridge call) -------------------------------------------
+
+    def bridge(self, op: int, a: int | str | None, b: int | str | None) -> bytes | int | None:
+        """Answer the guest's bridge call; None with the watch's stop set stops the script."""
+        if op == OP_CALL and isinstance(a, str) and isinstance(b, str):
+            return self._call(a, b)
+        if op == OP_TIMER and isinstance(a, int) and isinstance(b, int):
+            return self._add_timer(a, b != 0)
+        if op == OP_CLEAR and isinstance(a, int):
+            if self.timers.pop(a, None) is not None:
+                self.timers_cancelled += 1
+            return None
+        return b"ethe host bridge was called with arguments it does not take"
+
+    def _call(self, name: str, args_json: str) -> bytes | None:
+        hf = self.functions.get(name)
+        if hf is None:
+            return b"e" + f"no host function {name!r} is offered".encode()
+        bytes_in = len(args_json.encode("utf-8", "surrogatepass"))
+        if not self._watch.account_host_call(bytes_in):
+            return None
+        logged = args_json if hf.log_args else None
+        started = time.monotonic()
+        try:
+            args = json.loads(args_json)
+        except (ValueError, RecursionError):
+            return self._sync_done(name, started, bytes_in, logged,
+                                   _Encoded(False, "the arguments are not JSON the host can read"))
+        if not isinstance(args, list):
+            args = []
+        watch = self._watch
+        mark = watch.host_started()  # the function's time is the host's, not the script's CPU
+        try:
+            result = hf.fn(*args)
+        except HostError as exc:
+            encoded = _Encoded(False, _message(exc))
+        except Exception as exc:  # noqa: BLE001 - any failure of host code: never shown to the guest
+            encoded = _failed(name, exc)
+        else:
+            if inspect.isawaitable(result):
+                return self._start_task(name, hf, result, started, bytes_in, logged)
+            encoded = _encode_result(name, result)
+            if hf.timeout_ms is not None and time.monotonic() - started > hf.timeout_ms / 1000:
+                encoded = _Encoded(False, _timed_out(name, hf.timeout_ms))
+        finally:
+            watch.host_ended(mark)
+        return self._sync_done(name, started, bytes_in, logged, encoded)
+
+    def _sync_done(self, name: str, started: float, bytes_in: int, args: str | None,
+                   encoded: _Encoded) -> bytes | None:
+        out = len(encoded.text.encode("utf-8", "surrogatepass")) if encoded.ok else 0
+        self._record(name, started, bytes_in, out, args, None if encoded.ok else encoded.text)
+        if encoded.ok and not self._watch.account_host_out(out):
+            return None
+        if not encoded.ok:
+            return b"e" + encoded.text.encode("utf-8", "surrogatepass")
+        return b"v" + encoded.text.encode("utf-8", "surrogatepass") if encoded.text else b"u"
+
+    def _start_task(self, name: str, hf: HostFunction, awaitable: Awaitable[Any], started: float,
+                    bytes_in: int, args: str | None) -> bytes:
+        ident = self._new_id()
+        pending = _Pending(name, started, bytes_in, args, awaitable)
+        loop = self._ensure_loop()
+        pending.task = loop.create_task(self._settle(ident, pending, hf, awaitable))
+        self.calls[ident] = pending
+        return b"p" + str(ident).encode()
+
+    async def _settle(self, ident: int, pending: _Pending, hf: HostFunction,
+                      awaitable: Awaitable[Any]) -> None:
+        try:
+            if hf.timeout_ms is None:
+                value = await awaitable
+            else:
+                value = await asyncio.wait_for(awaitable, hf.timeout_ms / 1000)
+        except HostError as exc:
+            pending.result = (False, _message(exc))
+        except TimeoutError:
+            pending.result = (False, _timed_out(pending.name, hf.timeout_ms or 0))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - as in _call: the guest sees only that it failed
+            pending.result = tuple(_failed(pending.name, exc))  # type: ignore[assignment]
+        else:
+            pending.result = tuple(_encode_result(pending.name, value))  # type: ignore[assignment]
+        self._settled.append(ident)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _add_timer(self, delay_ms: int, repeats: bool) -> int:
+        if len(self.timers) >= MAX_PENDING_TIMERS:
+            return 0
+        ident = self._new_id()
+        self._seq += 1
+        self.timers[ident] = (self._seq, max(delay_ms, 0) if repeats else None)
+        heapq.heappush(self._heap, (time.monotonic() + max(delay_ms, 0) / 1000, self._seq, ident))
+        return ident
+
+    def _new_id(self) -> int:
+        # Ids stay small integers (the guest gets them as tagged ints); they wrap long before
+        # 2^31, and at most MAX_PENDING_TIMERS + the calls in flight are live at once.
+        self._next_id = self._next_id % 0x7FFFFFFE + 1
+        return self._next_id
+
+    # ----- from the evaluation (between turns) -----------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        """Something is still pending: a timer or a host call."""
+        return bool(self.timers) or bool(self.calls)
+
+    def next_turn(self) -> Turn | None:
+        """The next step for the guest, waiting for it as long as needed (host time, under the
+        wall limit); None once nothing is pending, or when the watch holds a stop."""
+        watch = self._watch
+        while True:
+            if watch.poll_stop():
+                return None
+            if self._settled:
+                ident = self._settled.popleft()
+                pending = self.calls.pop(ident)
+                ok, text = pending.result or (False, "")
+                out = len(text.encode("utf-8", "surrogatepass")) if ok else 0
+                self._record(pending.name, pending.started, pending.bytes_in, out, pending.args,
+                             None if ok else text)
+                if ok and not watch.account_host_out(out):
+                    return None
+                return Turn(TURN_RESOLVE if ok else TURN_REJECT, ident,
+                            text.encode("utf-8", "surrogatepass"))
+            now = time.monotonic()
+            heap = self._heap
+            while heap and self.timers.get(heap[0][2], (None,))[0] != heap[0][1]:
+                heapq.heappop(heap)  # cleared, or an interval's earlier schedule
+            if heap and heap[0][0] <= now:
+                _, seq, ident = heapq.heappop(heap)
+                _, interval = self.timers[ident]
+                if interval is None:
+                    del self.timers[ident]
+                else:
+                    self._seq += 1
+                    self.timers[ident] = (self._seq, interval)
+                    heapq.heappush(heap, (now + interval / 1000, self._seq, ident))
+                self.timers_fired += 1
+                return Turn(TURN_FIRE, ident, b"")
+            if not self.busy:
+                return None
+            until = min(heap[0][0] if heap else float("inf"), watch.wall_deadline)
+            self._wait(max(until - now, 0.0))
+
+    def _wait(self, seconds: float) -> None:
+        watch = self._watch
+        mark = watch.host_started()  # tasks running in the loop are host work too
+        try:
+            if self.calls:
+                assert self._loop is not None
+                self._loop.run_until_complete(self._wait_in_loop(seconds))
+            else:
+                self._wake.wait(seconds)
+        finally:
+            watch.host_ended(mark)
+
+    async def _wait_in_loop(self, seconds: float) -> None:
+        assert self._loop is not None
+        waiter = self._waiter = self._loop.create_future()
+        try:
+            if self._woken or self._settled:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter, seconds)
+        finally:
+            self._waiter = None
+
+    def wake(self) -> None:
+        """From any thread: a stop was requested; a wait in progress returns at once."""
+        self._woken = True
+        self._wake.set()
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # closed meanwhile
+                loop.call_soon_threadsafe(self._wake_waiter)
+
+    def _wake_waiter(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def begin(self) -> None:
+        """A new evaluation: nothing of the last one is pending (see `finish`)."""
+        self._woken = False
+        self._wake.clear()
+        self.timers_fired = self.timers_cancelled = 0
+
+    def finish(self) -> bool:
+        """The evaluation ended: cancel what is still pending (recorded), clear the schedule.
+        True if the guest still holds callbacks or resolvers to forget (TURN_RESET)."""
+        had = self.busy
+        if self.timers:
+            self.timers_cancelled += len(self.timers)
+            self.timers.clear()
+        self._heap.clear()
+        if self.calls:
+            self._cancel_calls()
+        self._settled.clear()
+        return had
+
+    def _cancel_calls(self) -> None:
+        tasks = [p.task for p in self.calls.values() if p.task is not None and not p.task.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks and self._loop is not None:
+            done, stuck = self._loop.run_until_complete(asyncio.wait(tasks, timeout=CANCEL_GRACE_S))
+            for task in stuck:
+                log.warning("host_task_ignored_cancel", task=repr(task))
+        for pending in self.calls.values():
+            if inspect.iscoroutine(pending.awaitable):
+                pending.awaitable.close()  # cancelled before it started: never awaited
+            ended_by_itself = pending.result is not None
+            self._record(pending.name, pending.started, pending.bytes_in, 0, pending.args,
+                         "the call ended after its evaluation" if ended_by_itself else "cancelled")
+        self.calls.clear()
+
+    def pending_tasks(self) -> int:
+        """Tasks of this sandbox's loop not finished (0 once `finish` ran)."""
+        if self._loop is None or self._loop.is_closed():
+            return 0
+        return sum(1 for t in asyncio.all_tasks(self._loop) if not t.done())
+
+    def close(self) -> None:
+        self.finish()
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop
+
+    def _record(self, name: str, started: float, bytes_in: int, bytes_out: int,
+                args: str | None, error: str | None) -> None:
+        payload: dict[str, Any] = {"name": name, "ms": round((time.monotonic() - started) * 1000, 3),
+                                   "ok": error is None, "bytes_in": bytes_in, "bytes_out": bytes_out}
+        if error is not None:
+            payload["error"] = error
+        if args is not None:
+            payload["args"] = args
+        self._emit(Event("host_call", payload, time.time()))
+
+
+def _message(exc: HostError) -> str:
+    return str(exc.args[0]) if exc.args else "host error"
+
+
+def _failed(name: str, exc: Exception) -> _Encoded:
+    log.warning("host_function_failed", function=name, error=repr(exc))
+    return _Encoded(False, f"host function {name!r} failed")
+
+
+def _timed_out(name: str, timeout_ms: int) -> str:
+    return f"host function {name!r} timed out after {timeout_ms} ms"
+
+
+def _encode_result(name: str, value: Any) -> _Encoded:
+    if value is None:
+        return _Encoded(True, "")
+    if isinstance(value, _JSON_DEPTH_GUARD):
+        try:
+            check_depth(value)
+        except ValueError as exc:
+            return _Encoded(False, f"host function {name!r} returned a value {exc}")
+    try:
+        return _Encoded(True, json.dumps(value, allow_nan=False, ensure_ascii=False))
+    except (TypeError, ValueError, RecursionError):
+        return _Encoded(False, f"host function {name!r} returned a value that is not JSON")
