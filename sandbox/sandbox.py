@@ -535,7 +535,7 @@ def _stop_and_rollback(inst: GuestInstance, trap: GuestTrap | None,
 def _terminal_event(error: ErrorInfo | None, payload: Any) -> Event:
     if error is None:
         return Event("value", payload, time.time())
-    if error.kind == "exception":
+    if STATUS_OF_KIND[error.kind] == "error":  # the script's own: thrown, or deadlocked
         return Event("exception", payload, time.time())
     return Event("limit", {"kind": error.kind, "message": error.message, "limit": error.limit}, time.time())
 

@@ -108,3 +108,16 @@ def test_help_describes_exit_codes() -> None:
     out = vm("run", "--help")
     assert out.returncode == 0
     assert "0 ok, 1 script error, 2 usage error, 3 a limit stopped the script" in " ".join(out.stdout.split())
+
+
+def test_a_timer_runs_before_the_value_is_printed() -> None:
+    out = vm("run", "-e", "setTimeout(() => console.log('late'), 100); 'now'")
+    assert (out.returncode, out.stdout) == (0, "late\n'now'\n"), out.stderr
+
+
+def test_a_module_that_can_never_resume_exits_1_at_once(tmp_path: Path) -> None:
+    script = tmp_path / "stuck.mjs"
+    script.write_text("await new Promise(() => {});\n")
+    out = vm("run", str(script), "--json")
+    assert out.returncode == 1
+    assert json.loads(out.stdout)["error"]["kind"] == "deadlock"

@@ -1,0 +1,287 @@
+"""Host functions: what crosses (JSON both ways, errors), under which budgets, recorded how."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from sandbox import Limits, Sandbox
+from sandbox.host_bridge import HostError, HostFunction
+
+
+def _calls(outcome: Any) -> list[dict[str, Any]]:
+    return [e.payload for e in outcome.events if e.type == "host_call"]
+
+
+def test_no_functions_no_host_object() -> None:
+    with Sandbox() as sb:
+        assert sb.eval("typeof host").value["json"] == "undefined"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("value", [0, -1.5, 2**53, "", "héllo \u2028 \U0001f600", True, None,
+                                   [1, [2, [3]]], {"a": {"b": [None, False]}}])
+def test_values_cross_as_json_both_ways(value: Any) -> None:
+    seen: list[Any] = []
+
+    def echo(x: Any = None) -> Any:
+        seen.append(x)
+        return x
+
+    with Sandbox(functions={"echo": echo}) as sb:
+        out = sb.eval(f"JSON.stringify([host.echo({json.dumps(value)})])")
+        assert out.status == "ok", out.error
+        assert json.loads(out.value["json"]) == [value]  # type: ignore[index]
+        assert seen == [value]
+
+
+def test_none_is_undefined_and_missing_arguments_are_not_passed() -> None:
+    got: list[tuple[Any, ...]] = []
+
+    def record(*args: Any) -> None:
+        got.append(args)
+
+    with Sandbox(functions={"record": record}) as sb:
+        out = sb.eval("[host.record(), host.record(undefined, 1), typeof host.record(2)]")
+        assert out.value["json"] == [None, None, "undefined"]  # type: ignore[index]
+    # undefined in an array is JSON's null
+    assert got == [(), (None, 1), (2,)]
+
+
+def test_host_error_message_reaches_the_guest_and_nothing_else_does() -> None:
+    def refuse() -> None:
+        raise HostError("not allowed today")
+
+    def crash() -> None:
+        raise KeyError("/etc/shadow secret-token-123")
+
+    with Sandbox(functions={"refuse": refuse, "crash": crash}) as sb:
+        out = sb.eval("""
+            const r = [];
+            for (const f of [host.refuse, host.crash]) {
+              try { f() } catch (e) {
+                r.push([e.name, e.message, e instanceof Error, Object.keys(e).length]);
+              }
+            }
+            r""")
+        assert out.value["json"] == [  # type: ignore[index]
+            ["HostError", "not allowed today", True, 0],
+            ["HostError", "host function 'crash' failed", True, 0]]
+        text = json.dumps(out.to_dict())
+        assert "secret-token" not in text and "shadow" not in text and "KeyError" not in text
+        assert [c["error"] for c in _calls(out)] == ["not allowed today", "host function 'crash' failed"]
+
+
+@pytest.mark.parametrize("result", [{1, 2}, float("nan"), object(), b"bytes"])
+def test_a_result_that_is_not_json_is_a_host_error(result: Any) -> None:
+    with Sandbox(functions={"f": lambda: result}) as sb:
+        out = sb.eval("try { host.f(); 'no' } catch (e) { e.name + ': ' + e.message }")
+        assert out.value["json"] == "HostError: host function 'f' returned a value that is not JSON"  # type: ignore[index]
+
+
+def test_a_result_nested_too_deep_is_refused_not_parsed() -> None:
+    deep: list[Any] = []
+    for _ in range(200):
+        deep = [deep]
+    with Sandbox(functions={"f": lambda: deep}) as sb:
+        out = sb.eval("try { host.f() } catch (e) { e.message }")
+        assert "nested deeper than" in out.value["json"]  # type: ignore[index]
+
+
+def test_arguments_the_host_cannot_read_are_a_host_error_not_a_crash() -> None:
+    with Sandbox(functions={"f": lambda *a: len(a)}) as sb:
+        out = sb.eval("let a = []; for (let i = 0; i < 5000; i++) a = [a];"
+                      "try { host.f(a) } catch (e) { e.name + ': ' + e.message }")
+        assert out.value["json"] == "HostError: the arguments are not JSON the host can read"  # type: ignore[index]
+        assert sb.eval("host.f(1, 2)").value["json"] == 2  # type: ignore[index]
+
+
+def test_async_function_gives_a_promise_settled_before_the_evaluation_ends() -> None:
+    async def double(x: int) -> int:
+        await asyncio.sleep(0.01)
+        return x * 2
+
+    async def refuse() -> None:
+        await asyncio.sleep(0)
+        raise HostError("no")
+
+    with Sandbox(functions={"double": double, "refuse": refuse}) as sb:
+        out = sb.eval("const p = host.double(21); p.then(v => console.log('got', v));"
+                      "[p instanceof Promise]")
+        assert out.status == "ok"
+        assert out.value["json"] == [True]  # type: ignore[index]
+        assert [e.payload["text"] for e in out.events if e.type == "console"] == ["got 42"]
+        mod = sb.eval_module("export const v = await host.double(5);"
+                             "export const e = await host.refuse().catch(e => e.name + ':' + e.message);")
+        assert mod.value["json"] == {"e": "HostError:no", "v": 10}  # type: ignore[index]
+        assert [(c["name"], c["ok"]) for c in _calls(mod)] == [("double", True), ("refuse", False)]
+
+
+def test_expose_on_a_live_sandbox_and_replace() -> None:
+    with Sandbox() as sb:
+        sb.expose("one", lambda: 1)
+        assert sb.eval("host.one()").value["json"] == 1  # type: ignore[index]
+        sb.expose("one", lambda: "uno")
+        assert sb.eval("host.one()").value["json"] == "uno"  # type: ignore[index]
+        assert sorted(sb.functions) == ["one"]
+        for bad in ("", "1x", "a-b", "a b", "__proto__\n", 5):
+            with pytest.raises(ValueError, match="identifier"):
+                sb.expose(bad, lambda: 1)  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            sb.expose("x", 42)  # type: ignore[arg-type]
+
+
+def test_a_name_the_guest_invents_never_reaches_python() -> None:
+    calls: list[str] = []
+    with Sandbox(functions={"ok": lambda: calls.append("ok")}) as sb:
+        out = sb.eval("""
+            const r = [];
+            host.evil = host.ok;           // frozen name in the wrapper: still calls 'ok'
+            Object.defineProperty(host, 'other', { value: host.ok });
+            for (const f of [() => host.evil(), () => host.other(), () => host.missing()]) {
+              try { f(); r.push('called') } catch (e) { r.push(e.name) }
+            }
+            r""")
+        assert out.value["json"] == ["called", "called", "TypeError"]  # type: ignore[index]
+        assert calls == ["ok", "ok"]
+        assert [c["name"] for c in _calls(out)] == ["ok", "ok"]
+
+
+def test_a_script_may_shadow_host() -> None:
+    with Sandbox(functions={"f": lambda: 1}) as sb:
+        assert sb.eval("let host = 5; host").value["json"] == 5  # type: ignore[index]
+
+
+def test_events_record_calls_without_arguments_unless_asked() -> None:
+    with Sandbox(functions={"quiet": lambda s: len(s),
+                            "loud": HostFunction(lambda s: len(s), log_args=True)}) as sb:
+        out = sb.eval("host.quiet('password'); host.loud('public')")
+        quiet, loud = _calls(out)
+        assert set(quiet) == {"name", "ms", "ok", "bytes_in", "bytes_out"}
+        assert (quiet["name"], quiet["ok"], quiet["bytes_in"], quiet["bytes_out"]) == ("quiet", True, 12, 1)
+        assert "password" not in json.dumps(out.to_dict())
+        assert loud["args"] == '["public"]'
+        assert out.metrics is not None and out.metrics.host_calls == 2
+
+
+def test_the_call_budget_stops_the_script() -> None:
+    with Sandbox(functions={"f": lambda: 1}) as sb:
+        out = sb.eval("for (;;) { try { host.f() } catch (e) {} }", limits=Limits(max_host_calls=50))
+        assert out.status == "limit_exceeded"
+        assert out.error is not None and out.error.kind == "host_call_limit"
+        assert out.error.limit == {"name": "max_host_calls", "value": 50, "used": 51}
+        assert len(_calls(out)) == 50
+        assert sb.eval("host.f()").value["json"] == 1  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("limits", "code", "name"), [
+    (Limits(max_host_in_kb=1), "host.f('x'.repeat(2000))", "max_host_in_kb"),
+    (Limits(max_host_out_kb=1), "host.big()", "max_host_out_kb"),
+])
+def test_the_byte_budgets_stop_the_script(limits: Limits, code: str, name: str) -> None:
+    with Sandbox(functions={"f": lambda s: None, "big": lambda: "y" * 5000}) as sb:
+        out = sb.eval(f"try {{ {code} }} catch (e) {{ 'caught' }}", limits=limits)
+        assert out.status == "limit_exceeded"
+        assert out.error is not None and out.error.kind == "host_bytes_limit"
+        assert out.error.limit is not None and out.error.limit["name"] == name
+
+
+def test_host_calls_count_toward_max_events() -> None:
+    with Sandbox(functions={"f": lambda: 1}) as sb:
+        out = sb.eval("console.log('a'); host.f(); host.f()", limits=Limits(max_events=2))
+        assert out.error is not None and out.error.kind == "event_limit"
+        assert [e.type for e in out.events] == ["console", "host_call", "limit"]
+
+
+def test_a_host_functions_time_is_not_the_scripts_cpu_time() -> None:
+    def spin() -> int:
+        end = time.thread_time() + 0.3
+        n = 0
+        while time.thread_time() < end:
+            n += 1
+        return 1
+
+    with Sandbox(functions={"spin": spin}) as sb:
+        out = sb.eval("host.spin()", limits=Limits(cpu_ms=100, wall_ms=10_000))
+        assert out.status == "ok", out.error
+        assert out.metrics is not None and out.metrics.cpu_ms < 100
+
+
+def test_the_wall_limit_covers_a_pending_call_and_cancels_its_task() -> None:
+    state: list[str] = []
+
+    async def forever() -> None:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            state.append("finally")
+
+    with Sandbox(functions={"forever": forever}) as sb:
+        out = sb.eval("host.forever()", limits=Limits(wall_ms=200))
+        assert out.status == "timeout"
+        assert state == ["finally"]
+        assert sb._bridge.pending_tasks() == 0
+        (call,) = _calls(out)
+        assert (call["ok"], call["error"]) == (False, "cancelled")
+        assert out.events[-1].type == "limit"
+
+
+def test_a_functions_own_timeout_is_a_host_error() -> None:
+    async def slow() -> int:
+        await asyncio.sleep(60)
+        return 1
+
+    with Sandbox(functions={"slow": HostFunction(slow, timeout_ms=50)}) as sb:
+        out = sb.eval_module("export const m = await host.slow().catch(e => e.message)")
+        assert out.value["json"] == {"m": "host function 'slow' timed out after 50 ms"}  # type: ignore[index]
+        assert sb._bridge.pending_tasks() == 0
+    with pytest.raises(ValueError):
+        HostFunction(slow, timeout_ms=0)
+
+
+def test_cancel_from_another_thread_ends_a_wait_on_a_host_call() -> None:
+    started = threading.Event()
+
+    async def wait() -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    with Sandbox(functions={"wait": wait}) as sb:
+        threading.Thread(target=lambda: (started.wait(10), sb.cancel())).start()
+        out = sb.eval("host.wait()", limits=Limits(wall_ms=30_000))
+        assert out.status == "cancelled"
+        assert sb._bridge.pending_tasks() == 0
+        assert sb.eval("1 + 1").value["json"] == 2  # type: ignore[index]
+
+
+def test_re_entering_the_sandbox_is_refused_and_harmless() -> None:
+    holder: dict[str, Sandbox] = {}
+
+    def reenter() -> Any:
+        return holder["sb"].eval("1").status
+
+    with Sandbox(functions={"reenter": reenter}) as sb:
+        holder["sb"] = sb
+        out = sb.eval("try { host.reenter() } catch (e) { e.message }")
+        assert out.value["json"] == "host function 'reenter' failed"  # type: ignore[index]
+        assert sb.eval("2").value["json"] == 2  # type: ignore[index]
+
+
+def test_functions_survive_rollback_clone_and_image() -> None:
+    with Sandbox(functions={"f": lambda: "f"}) as sb:
+        sb.expose("g", lambda: "g")  # after the initial checkpoint
+        out = sb.eval("function r() { r() } r()")
+        assert out.session_state.state == "rolled_back"
+        assert sb.eval("host.f() + host.g()").value["json"] == "fg"  # type: ignore[index]
+        with sb.clone() as twin:
+            assert twin.eval("host.g()").value["json"] == "g"  # type: ignore[index]
+        data = sb.image(key=b"k" * 32)
+    with Sandbox.from_image(data, key=b"k" * 32, functions={"g": lambda: "new"}) as restored:
+        assert restored.eval("host.g()").value["json"] == "new"  # type: ignore[index]
+        # f is in the image's `host` object, but no longer offered: the host refuses it
+        out = restored.eval("try { host.f() } catch (e) { e.message }")
+        assert out.value["json"] == "no host function 'f' is offered"  # type: ignore[index]
