@@ -14,6 +14,7 @@ from sandbox.errors import (
     SandboxClosed,
     SandboxError,
 )
+from sandbox.host_bridge import HostError, HostFunction
 from sandbox.image import FORMAT_VERSION, encode_image, installation_key
 from sandbox.limits import Limits
 from sandbox.log import before_first_log
@@ -23,7 +24,7 @@ from sandbox.sandbox import Sandbox
 
 __all__ = [
     "FORMAT_VERSION", "DirtyPages", "EngineUnavailable", "ErrorInfo", "Event", "GuestCorrupted",
-    "GuestEngine", "ImageError", "Limits", "MemoryImage", "Metrics", "Outcome", "Sandbox",
+    "GuestEngine", "HostError", "HostFunction", "ImageError", "Limits", "MemoryImage", "Metrics", "Outcome", "Sandbox",
     "SandboxBusy", "SandboxClosed", "SandboxError", "SessionState", "before_first_log",
     "dirty_pages", "encode_image", "guest_engine", "installation_key",
 ]

@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from sandbox import Limits, Sandbox
-from sandbox.host_bridge import HostError, HostFunction
+from sandbox import HostError, HostFunction, Limits, Sandbox
 
 
 def _calls(outcome: Any) -> list[dict[str, Any]]:
