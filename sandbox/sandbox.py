@@ -4,8 +4,10 @@ The evaluation protocol, for every kind of evaluation (script, module, call):
 
 1. arm the limits: the watch's deadlines (graceful layer) and the store's epoch deadline, one
    tick ahead, at which the watch judges the hard backstops;
-2. run the guest: evaluate, drain pending jobs, settle a returned promise, describe the result
-   inside the guest as one JSON string;
+2. run the guest: evaluate, drain pending jobs, run the event loop until no timer or host call
+   is pending (to completion, as `node script.js`), settle a returned promise, describe the
+   result inside the guest as one JSON string; then cancel whatever is still scheduled (a
+   stopped evaluation leaves nothing behind for the next one);
 3. judge the instance: a trap, or a dirty stack guard, means the instance is corrupt: it is
    discarded and the last checkpoint restored (`rolled_back`); no value is ever reported from
    a corrupt instance;
@@ -113,6 +115,9 @@ class Sandbox:
         with Sandbox(limits=Limits(cpu_ms=100, mem_mb=32)) as sb:
             outcome = sb.eval("console.log('hi'); 1 + 1")
             outcome.status, outcome.value, outcome.events
+
+    `functions` offers host functions to the guest as `host.<name>` (see `expose`); timers
+    (`setTimeout`, ...) are always there, and an evaluation ends once they have all run.
 
     A trap (a stack overflow, an uncaught out-of-memory, the hard backstop) discards the
     instance and restores the last checkpoint: the sandbox's initial state, or the state at
