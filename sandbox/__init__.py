@@ -19,12 +19,14 @@ from sandbox.image import FORMAT_VERSION, encode_image, installation_key
 from sandbox.limits import Limits
 from sandbox.log import before_first_log
 from sandbox.memory_layout import MemoryImage
+from sandbox.module_loader import ModuleLoader, ModuleRefused
 from sandbox.outcome import ErrorInfo, Event, Metrics, Outcome, SessionState
 from sandbox.sandbox import Sandbox
 
 __all__ = [
     "FORMAT_VERSION", "DirtyPages", "EngineUnavailable", "ErrorInfo", "Event", "GuestCorrupted",
-    "GuestEngine", "HostError", "HostFunction", "ImageError", "Limits", "MemoryImage", "Metrics", "Outcome", "Sandbox",
+    "GuestEngine", "HostError", "HostFunction", "ImageError", "Limits", "MemoryImage", "Metrics", "ModuleLoader",
+    "ModuleRefused", "Outcome", "Sandbox",
     "SandboxBusy", "SandboxClosed", "SandboxError", "SessionState", "before_first_log",
     "dirty_pages", "encode_image", "guest_engine", "installation_key",
 ]

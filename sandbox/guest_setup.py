@@ -20,12 +20,13 @@ from sandbox.value_scope import ValueScope
 log = get_logger("sandbox.instance")
 
 # What set-up leaves in a fresh instance changed (part of the pristine image cache key):
-# 2 - the promise rejection tracker is installed. 3 - the host bridge and the loop's helper.
-SETUP_REVISION = 3
+# 2 - the promise rejection tracker is installed. 3 - the host bridge and the loop's helper. 4 - the
+# module loader.
+SETUP_REVISION = 4
 
 # Table slots of the host callbacks, relative to the instance's table base, in the order
 # `GuestInstance` installs them: an image's runtime refers to these slots.
-INTERRUPT_SLOT, CONSOLE_SLOT, REJECTION_SLOT, BRIDGE_SLOT = 0, 1, 2, 3
+INTERRUPT_SLOT, CONSOLE_SLOT, REJECTION_SLOT, BRIDGE_SLOT, NORMALIZE_SLOT, LOADER_SLOT = range(6)
 # describe, describeError, callGlobal, defineFrozenGlobal, turn
 HELPERS = 5
 
@@ -79,6 +80,9 @@ def initialise(inst: SetupTarget, table_base: int) -> Layout:
     inst.write(filename, DEFAULT_FILENAME + b"\0")
     inst.call_i32("JS_SetInterruptHandler", rt, table_base + INTERRUPT_SLOT, 0)
     inst.call_i32("JS_SetHostPromiseRejectionTracker", rt, table_base + REJECTION_SLOT, 0)
+    # Every import goes through the host, which refuses it unless a loader is given.
+    inst.call_i32("JS_SetModuleLoaderFunc", rt, table_base + NORMALIZE_SLOT,
+                  table_base + LOADER_SLOT, 0)
     # Clears what _initialize left on the old stack.
     inst.adopt_layout(Layout(rt, ctx, scratch, filename, source, stack_lo, stack_hi, old_stack_lo,
                              (0, 0, 0, 0), table_base, guest_rodata_end(), 0), fill_old_stack=True)

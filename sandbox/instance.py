@@ -26,9 +26,13 @@ from sandbox.memory_copy import Copy, copy_in, copy_out, copy_plan
 from sandbox.memory_layout import DEFAULT_FILENAME, PAGE, SOURCE_BUFFER, Layout, MemoryImage
 from sandbox.quickjs_abi import (
     CFUNCTION_TYPE,
+    EVAL_COMPILE_ONLY,
+    EVAL_MODULE,
     EXCEPTION,
     EXPORTS,
     INTERRUPT_TYPE,
+    LOADER_TYPE,
+    NORMALIZE_TYPE,
     REJECTION_TYPE,
     TAG_INT,
     UNDEFINED,
@@ -74,6 +78,13 @@ class HostHooks(Protocol):
 
     def bridge(self, op: int, a: int | str | None, b: int | str | None) -> HostReply:
         """The guest called its host bridge (`hostBridge(op, a, b)` in the bootstrap)."""
+
+    def resolve_module(self, specifier: str, referrer: str) -> tuple[bool, str]:
+        """An import of `specifier` from `referrer`: (True, the resolved name) or (False, why
+        it is refused: the message of the guest's error)."""
+
+    def load_module(self, name: str) -> tuple[bool, str]:
+        """The source of a resolved module: (True, source) or (False, why not)."""
 
 
 # What the bridge answers: a string (UTF-8 bytes) or a small integer for the guest, None for
@@ -159,8 +170,11 @@ class GuestInstance:
         console = host_func(self.store, CFUNCTION_TYPE, self._on_console)
         rejection = host_func(self.store, REJECTION_TYPE, self._on_rejection)
         bridge = host_func(self.store, CFUNCTION_TYPE, self._on_bridge)
+        normalize = host_func(self.store, NORMALIZE_TYPE, self._on_normalize)
+        loader = host_func(self.store, LOADER_TYPE, self._on_load)
         # Always in this order (guest_setup's *_SLOT): an image's runtime refers to these slots.
-        base = install_funcs(self.store, self._table, [interrupt, console, rejection, bridge])
+        base = install_funcs(self.store, self._table,
+                             [interrupt, console, rejection, bridge, normalize, loader])
 
         if image is None:
             self.layout = initialise(self, base)  # its guard regions are filled already
@@ -574,6 +588,79 @@ class GuestInstance:
             args[0].i64 = self._nested_new_string(reply)
         else:
             args[0].i64 = self._throw_uncatchable(self.layout.ctx)
+
+    def _on_normalize(self, args: Any) -> None:
+        ctx = args[0].i32
+        referrer = self._c_string(args[1].i32 & 0xFFFFFFFF)
+        specifier = self._c_string(args[2].i32 & 0xFFFFFFFF)
+        ok, text = self._hooks.resolve_module(specifier, referrer)
+        if not ok:
+            args[0].i32 = self._throw_reference_error(ctx, text)
+            return
+        data = text.encode("utf-8", "surrogatepass").replace(b"\0", b"")
+        na, nf = self._nested_args, self._nf
+        na[0].i32, na[1].i32 = ctx, len(data) + 1
+        nf["js_malloc"]()  # QuickJS frees the name with js_free
+        ptr = na[0].i32 & 0xFFFFFFFF
+        if ptr:
+            ctypes.memmove(self._base_addr + ptr, data + b"\0", len(data) + 1)
+        args[0].i32 = ptr  # 0: out of memory, which js_malloc has thrown
+
+    def _on_load(self, args: Any) -> None:
+        ctx = args[0].i32
+        name_ptr = args[1].i32 & 0xFFFFFFFF
+        ok, text = self._hooks.load_module(self._c_string(name_ptr))
+        if not ok:
+            args[0].i32 = self._throw_reference_error(ctx, text)
+            return
+        source = text.encode("utf-8", "surrogatepass")
+        na, nf = self._nested_args, self._nf
+        na[0].i32 = len(source) + 1
+        nf["malloc"]()
+        buf = na[0].i32 & 0xFFFFFFFF
+        if buf == 0:
+            na[0].i32 = ctx
+            nf["JS_ThrowOutOfMemory"]()
+            args[0].i32 = 0
+            return
+        ctypes.memmove(self._base_addr + buf, source + b"\0", len(source) + 1)
+        na[0].i32, na[1].i32, na[2].i32 = ctx, buf, len(source)
+        na[3].i32, na[4].i32 = name_ptr, EVAL_MODULE | EVAL_COMPILE_ONLY
+        nf["JS_Eval"]()
+        module = na[0].i64
+        na[0].i32 = buf
+        nf["free"]()
+        if is_exception(module):  # a syntax error: it stays pending, QuickJS reports it
+            args[0].i32 = 0
+            return
+        # As QuickJS's own loader does: the module stays registered with the context.
+        na[0].i32, na[1].i64 = ctx, module
+        nf["JS_FreeValue"]()
+        args[0].i32 = module & 0xFFFFFFFF
+
+    def _c_string(self, ptr: int) -> str:
+        if ptr == 0:
+            return ""
+        data = ctypes.string_at(self._base_addr + ptr)
+        return data.decode("utf-8", "surrogatepass")
+
+    def _throw_reference_error(self, ctx: int, message: str) -> int:
+        """Throw a ReferenceError with `message` (no format directives); returns 0 (NULL)."""
+        data = message.encode("utf-8", "replace").replace(b"%", b"%%").replace(b"\0", b"")
+        na, nf = self._nested_args, self._nf
+        na[0].i32 = len(data) + 1
+        nf["malloc"]()
+        buf = na[0].i32 & 0xFFFFFFFF
+        if buf == 0:
+            na[0].i32 = ctx
+            nf["JS_ThrowOutOfMemory"]()
+            return 0
+        ctypes.memmove(self._base_addr + buf, data + b"\0", len(data) + 1)
+        na[0].i32, na[1].i32, na[2].i32 = ctx, buf, 0
+        nf["JS_ThrowReferenceError"]()
+        na[0].i32 = buf
+        nf["free"]()
+        return 0
 
     def _nested_string(self, value: int) -> str | None:
         na, nf = self._nested_args, self._nf

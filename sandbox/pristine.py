@@ -47,6 +47,12 @@ class _SetupHooks:
     def bridge(self, op: int, a: int | str | None, b: int | str | None) -> None:
         return None
 
+    def resolve_module(self, specifier: str, referrer: str) -> tuple[bool, str]:
+        return False, f"could not load module '{specifier}'"
+
+    def load_module(self, name: str) -> tuple[bool, str]:
+        return False, f"could not load module '{name}'"
+
 
 _pristine: MemoryImage | None = None
 _lock = threading.Lock()

@@ -38,7 +38,8 @@ EXPORTS = (
     "JS_PromiseState", "JS_PromiseResult", "JS_NewStringLen", "JS_GetPropertyUint32",
     "JS_EvalFunction", "JS_GetModuleNamespace", "JS_ThrowInternalError",
     "JS_SetUncatchableError", "JS_Throw", "JS_ResetUncatchableError", "JS_RunGC",
-    "JS_SetHostPromiseRejectionTracker", "JS_ThrowOutOfMemory", "_initialize",
+    "JS_SetHostPromiseRejectionTracker", "JS_ThrowOutOfMemory", "JS_SetModuleLoaderFunc",
+    "JS_ThrowReferenceError", "js_malloc", "_initialize",
 )
 
 _i32, _i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
@@ -48,6 +49,10 @@ INTERRUPT_TYPE = wasmtime.FuncType([_i32, _i32], [_i32])
 CFUNCTION_TYPE = wasmtime.FuncType([_i32, _i64, _i32, _i32], [_i64])
 # JSHostPromiseRejectionTracker(ctx, promise, reason, is_handled, opaque)
 REJECTION_TYPE = wasmtime.FuncType([_i32, _i64, _i64, _i32, _i32], [])
+# char *normalize(JSContext *, const char *base, const char *name, void *opaque)
+NORMALIZE_TYPE = wasmtime.FuncType([_i32, _i32, _i32, _i32], [_i32])
+# JSModuleDef *load(JSContext *, const char *name, void *opaque)
+LOADER_TYPE = wasmtime.FuncType([_i32, _i32, _i32], [_i32])
 
 
 def tag_of(value: int) -> int:

@@ -25,6 +25,7 @@ from typing import Any
 
 import wasmtime
 
+from sandbox import module_loader
 from sandbox.checkpoints import CheckpointCopies
 from sandbox.engine import guest_engine, guest_started, guest_stopped
 from sandbox.errors import GuestCorrupted, ImageError, SandboxBusy, SandboxClosed
@@ -50,6 +51,7 @@ from sandbox.json_depth import check_depth
 from sandbox.limits import Limits, LimitWatch, Stop
 from sandbox.log import get_logger
 from sandbox.memory_layout import STACK_BLOCK, MemoryImage
+from sandbox.module_loader import ModuleLoader
 from sandbox.native_stack import on_roomy_stack
 from sandbox.outcome import (
     LEVELS,
@@ -105,6 +107,22 @@ class _Hooks:
             return STOP_SCRIPT
         return reply
 
+    def resolve_module(self, specifier: str, referrer: str) -> tuple[bool, str]:
+        watch = self._sb._watch
+        mark = watch.host_started()  # the loader's time is the host's, not the script's CPU
+        try:
+            return module_loader.resolve(self._sb._modules, specifier, referrer)
+        finally:
+            watch.host_ended(mark)
+
+    def load_module(self, name: str) -> tuple[bool, str]:
+        watch = self._sb._watch
+        mark = watch.host_started()
+        try:
+            return module_loader.load(self._sb._modules, name)
+        finally:
+            watch.host_ended(mark)
+
 
 class Sandbox:
     """One QuickJS runtime in its own WebAssembly instance.
@@ -118,6 +136,8 @@ class Sandbox:
 
     `functions` offers host functions to the guest as `host.<name>` (see `expose`); timers
     (`setTimeout`, ...) are always there, and an evaluation ends once they have all run.
+    `modules` answers the guest's `import`s (`sandbox.module_loader`); without it every import
+    is refused.
 
     A trap (a stack overflow, an uncaught out-of-memory, the hard backstop) discards the
     instance and restores the last checkpoint: the sandbox's initial state, or the state at
@@ -130,8 +150,10 @@ class Sandbox:
 
     def __init__(self, limits: Limits | None = None, *, on_event: EventCallback | None = None,
                  auto_checkpoint: bool = False, functions: HostFunctions | None = None,
-                 _image: MemoryImage | None = None, _label: str = "initial") -> None:
+                 modules: ModuleLoader | None = None, _image: MemoryImage | None = None,
+                 _label: str = "initial") -> None:
         self.limits = limits or Limits()
+        self._modules = modules
         self.auto_checkpoint = auto_checkpoint
         self._on_event = on_event
         self._watch = LimitWatch()
@@ -299,7 +321,8 @@ class Sandbox:
     def from_image(cls, data: bytes, *, key: bytes | None = None, context: str = "",
                    limits: Limits | None = None, on_event: EventCallback | None = None,
                    auto_checkpoint: bool = False, checkpoint_label: str = "image",
-                   functions: HostFunctions | None = None) -> Sandbox:
+                   functions: HostFunctions | None = None,
+                   modules: ModuleLoader | None = None) -> Sandbox:
         """A sandbox restored from an image; raises ImageError before touching guest memory
         if the image is tampered with, truncated, or made for another guest, key or context."""
         limits = limits or Limits()
@@ -307,7 +330,7 @@ class Sandbox:
                                 key if key is not None else installation_key(), context,
                                 max_memory=limits.memory_bytes)
         return cls(limits, on_event=on_event, auto_checkpoint=auto_checkpoint,
-                   functions=functions, _image=snapshot, _label=checkpoint_label)
+                   functions=functions, modules=modules, _image=snapshot, _label=checkpoint_label)
 
     def clone(self, limits: Limits | None = None, *, on_event: EventCallback | None = None) -> Sandbox:
         """An independent sandbox starting from this one's current state (~0.5 ms), offering
@@ -320,7 +343,7 @@ class Sandbox:
                 image, label = self._instance.capture(), "clone"
             return Sandbox(limits or self.limits, on_event=on_event,
                            auto_checkpoint=self.auto_checkpoint, functions=self._bridge.functions,
-                           _image=image, _label=label)
+                           modules=self._modules, _image=image, _label=label)
 
     def memory_size(self) -> int:
         return self._instance.memory_size()

@@ -27,7 +27,7 @@ WASI_PREVIEW1_FUNCTIONS = frozenset({
 
 HOST_NAMES = ("std", "os", "bjson", "scriptArgs", "gc", "require", "process", "Deno", "fetch",
               "XMLHttpRequest", "WebSocket", "__loadScript", "Worker", "WebAssembly", "module",
-              "exports", "Bun", "navigator", "setTimeout", "setInterval", "importScripts")
+              "exports", "Bun", "navigator", "importScripts", "host")
 
 # Every global a guest may see: ECMAScript built-ins of QuickJS-NG plus the engine's console,
 # print, performance and the web helpers QuickJS-NG itself provides. A new global is a change
@@ -44,6 +44,9 @@ ALLOWED_GLOBALS = frozenset({
     "btoa", "console", "decodeURI", "decodeURIComponent", "encodeURI", "encodeURIComponent",
     "escape", "eval", "globalThis", "isFinite", "isNaN", "parseFloat", "parseInt", "performance",
     "print", "queueMicrotask", "undefined", "unescape",
+    # The engine's timers (docs/api.md, "Timers and host functions"); `host` exists only in a
+    # sandbox that offers host functions.
+    "setTimeout", "setInterval", "clearTimeout", "clearInterval",
 })
 
 QJS_MODULES = ("qjs:std", "qjs:os", "qjs:bjson", "std", "os", "bjson")

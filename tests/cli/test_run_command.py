@@ -74,7 +74,8 @@ def test_json_output_is_the_whole_outcome() -> None:
     assert doc["status"] == "ok"
     assert doc["value"]["json"] == {"answer": 42}
     assert [e["type"] for e in doc["events"]] == ["console", "value"]
-    assert set(doc["metrics"]) == {"wall_ms", "cpu_ms", "fuel", "peak_memory_bytes", "output_bytes", "events"}
+    assert set(doc["metrics"]) == {"wall_ms", "cpu_ms", "fuel", "peak_memory_bytes", "output_bytes", "events",
+                                   "host_calls", "timers_fired", "timers_cancelled"}
 
 
 def _one_line(out: subprocess.CompletedProcess[str]) -> str:

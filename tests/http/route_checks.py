@@ -12,7 +12,8 @@ NIL = "00000000-0000-0000-0000-000000000000"
 BAD = "not-a-uuid"
 
 DEFAULT_SETTINGS = {
-    "limits": {"cpu_ms": 2000, "wall_ms": 5000, "mem_mb": 128, "max_events": 50000, "max_output_kb": 256},
+    "limits": {"cpu_ms": 2000, "wall_ms": 5000, "mem_mb": 128, "max_events": 50000, "max_output_kb": 256,
+               "max_host_calls": 10000, "max_host_in_kb": 16384, "max_host_out_kb": 16384},
     "runtime": {"esm": True, "strict": True, "console": True},
     "resolver": {"roots": ["."], "extensions": [".js", ".mjs"], "allow_absolute_repo_imports": False},
 }

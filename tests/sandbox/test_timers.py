@@ -139,7 +139,7 @@ def test_cancel_ends_a_wait_on_a_timer() -> None:
         out = sb.eval("setTimeout(() => console.log('late'), 60_000)", limits=Limits(wall_ms=120_000))
         timer.join()
         assert out.status == "cancelled"
-        assert out.metrics is not None and out.metrics.wall_ms < 60_000
+        assert out.metrics is not None and out.metrics.wall_ms < 60_000  # generous: a hang guard, the wall limit
         assert _logs(out) == []
 
 
@@ -149,7 +149,7 @@ def test_a_module_awaiting_what_nothing_can_settle_is_a_deadlock() -> None:
         assert out.status == "error"
         assert out.error is not None and (out.error.kind, out.error.name) == ("deadlock", "DeadlockError")
         assert out.events[-1].type == "exception"
-        assert out.metrics is not None and out.metrics.wall_ms < 60_000
+        assert out.metrics is not None and out.metrics.wall_ms < 60_000  # generous: a hang guard, the wall limit
         ok = sb.eval_module("await new Promise(r => setTimeout(r, 10)); export const x = 1")
         assert ok.value["json"] == {"x": 1}  # type: ignore[index]
         # A script's pending promise is a value, as before: it is not awaited.
