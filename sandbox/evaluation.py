@@ -179,7 +179,8 @@ def _run_pending(inst: GuestInstance, bridge: HostBridge, watch: LimitWatch) -> 
     """The jobs the evaluation queued, then the event loop if anything is scheduled."""
     if not _drain_jobs(inst):
         return _thrown(inst, watch)
-    return run_loop(inst, bridge, watch) if bridge.busy else None
+    # Two dict checks rather than the `busy` property: this runs on every evaluation.
+    return run_loop(inst, bridge, watch) if bridge.timers or bridge.calls else None
 
 
 def run_loop(inst: GuestInstance, bridge: HostBridge, watch: LimitWatch) -> Thrown | Stopped | None:

@@ -322,14 +322,17 @@ class HostBridge:
 
     def begin(self) -> None:
         """A new evaluation: nothing of the last one is pending (see `finish`)."""
-        self._woken = False
-        self._wake.clear()
+        if self._woken:  # only a wake sets them: most evaluations pay nothing here
+            self._woken = False
+            self._wake.clear()
         self.timers_fired = self.timers_cancelled = 0
 
     def finish(self) -> bool:
         """The evaluation ended: cancel what is still pending (recorded), clear the schedule.
         True if the guest still holds callbacks or resolvers to forget (TURN_RESET)."""
-        had = self.busy
+        if not self.timers and not self.calls:  # the common case: nothing was scheduled
+            return False
+        had = True
         if self.timers:
             self.timers_cancelled += len(self.timers)
             self.timers.clear()
