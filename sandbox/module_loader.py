@@ -35,7 +35,7 @@ class ModuleRefused(Exception):
     """Raised by a loader: the import fails, and this message reaches the guest."""
 
 
-def resolve(loader: ModuleLoader | None, specifier: str, referrer: str) -> tuple[bool, str]:
+def resolve_module(loader: ModuleLoader | None, specifier: str, referrer: str) -> tuple[bool, str]:
     """(True, the resolved name) or (False, the guest's error message)."""
     refused = f"could not load module '{specifier}'"
     if loader is None:
@@ -54,7 +54,7 @@ def resolve(loader: ModuleLoader | None, specifier: str, referrer: str) -> tuple
     return True, resolved
 
 
-def load(loader: ModuleLoader | None, name: str) -> tuple[bool, str]:
+def load_module(loader: ModuleLoader | None, name: str) -> tuple[bool, str]:
     """(True, the module's source) or (False, the guest's error message)."""
     refused = f"could not load module '{name}'"
     if loader is None or name.startswith(RESERVED_PREFIXES):
@@ -63,7 +63,7 @@ def load(loader: ModuleLoader | None, name: str) -> tuple[bool, str]:
         source = loader.load(name)
     except ModuleRefused as exc:
         return False, f"{refused}: {exc}"
-    except Exception as exc:  # noqa: BLE001 - as in resolve
+    except Exception as exc:  # noqa: BLE001 - as in resolve_module
         log.warning("module_load_failed", module=name, error=repr(exc))
         return False, refused
     if not isinstance(source, str):

@@ -111,7 +111,7 @@ class _Hooks:
         watch = self._sb._watch
         mark = watch.host_started()  # the loader's time is the host's, not the script's CPU
         try:
-            return module_loader.resolve(self._sb._modules, specifier, referrer)
+            return resolve_module(self._sb._modules, specifier, referrer)
         finally:
             watch.host_ended(mark)
 
@@ -119,7 +119,7 @@ class _Hooks:
         watch = self._sb._watch
         mark = watch.host_started()
         try:
-            return module_loader.load(self._sb._modules, name)
+            return load_module(self._sb._modules, name)
         finally:
             watch.host_ended(mark)
 
