@@ -25,7 +25,6 @@ from typing import Any
 
 import wasmtime
 
-from sandbox import module_loader
 from sandbox.checkpoints import CheckpointCopies
 from sandbox.engine import guest_engine, guest_started, guest_stopped
 from sandbox.errors import GuestCorrupted, ImageError, SandboxBusy, SandboxClosed
@@ -52,6 +51,8 @@ from sandbox.limits import Limits, LimitWatch, Stop
 from sandbox.log import get_logger
 from sandbox.memory_layout import STACK_BLOCK, MemoryImage
 from sandbox.module_loader import ModuleLoader
+from sandbox.module_loader import load_module as answer_load
+from sandbox.module_loader import resolve_module as answer_resolve
 from sandbox.native_stack import on_roomy_stack
 from sandbox.outcome import (
     LEVELS,
@@ -111,7 +112,7 @@ class _Hooks:
         watch = self._sb._watch
         mark = watch.host_started()  # the loader's time is the host's, not the script's CPU
         try:
-            return resolve_module(self._sb._modules, specifier, referrer)
+            return answer_resolve(self._sb._modules, specifier, referrer)
         finally:
             watch.host_ended(mark)
 
@@ -119,7 +120,7 @@ class _Hooks:
         watch = self._sb._watch
         mark = watch.host_started()
         try:
-            return load_module(self._sb._modules, name)
+            return answer_load(self._sb._modules, name)
         finally:
             watch.host_ended(mark)
 
