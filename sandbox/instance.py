@@ -614,16 +614,11 @@ class GuestInstance:
             args[0].i32 = self._throw_reference_error(ctx, text)
             return
         source = text.encode("utf-8", "surrogatepass")
-        na, nf = self._nested_args, self._nf
-        na[0].i32 = len(source) + 1
-        nf["malloc"]()
-        buf = na[0].i32 & 0xFFFFFFFF
+        buf = self._nested_c_copy(ctx, source)
         if buf == 0:
-            na[0].i32 = ctx
-            nf["JS_ThrowOutOfMemory"]()
             args[0].i32 = 0
             return
-        ctypes.memmove(self._base_addr + buf, source + b"\0", len(source) + 1)
+        na, nf = self._nested_args, self._nf
         na[0].i32, na[1].i32, na[2].i32 = ctx, buf, len(source)
         na[3].i32, na[4].i32 = name_ptr, EVAL_MODULE | EVAL_COMPILE_ONLY
         nf["JS_Eval"]()
@@ -638,15 +633,9 @@ class GuestInstance:
         nf["JS_FreeValue"]()
         args[0].i32 = module & 0xFFFFFFFF
 
-    def _c_string(self, ptr: int) -> str:
-        if ptr == 0:
-            return ""
-        data = ctypes.string_at(self._base_addr + ptr)
-        return data.decode("utf-8", "surrogatepass")
-
-    def _throw_reference_error(self, ctx: int, message: str) -> int:
-        """Throw a ReferenceError with `message` (no format directives); returns 0 (NULL)."""
-        data = message.encode("utf-8", "replace").replace(b"%", b"%%").replace(b"\0", b"")
+    def _nested_c_copy(self, ctx: int, data: bytes) -> int:
+        """`data` and a NUL in a new malloc'd buffer (the caller frees it); 0, with QuickJS's
+        out-of-memory error thrown, when the guest has no room."""
         na, nf = self._nested_args, self._nf
         na[0].i32 = len(data) + 1
         nf["malloc"]()
@@ -656,6 +645,21 @@ class GuestInstance:
             nf["JS_ThrowOutOfMemory"]()
             return 0
         ctypes.memmove(self._base_addr + buf, data + b"\0", len(data) + 1)
+        return buf
+
+    def _c_string(self, ptr: int) -> str:
+        if ptr == 0:
+            return ""
+        data = ctypes.string_at(self._base_addr + ptr)
+        return data.decode("utf-8", "surrogatepass")
+
+    def _throw_reference_error(self, ctx: int, message: str) -> int:
+        """Throw a ReferenceError with `message` (no format directives); returns 0 (NULL)."""
+        data = message.encode("utf-8", "replace").replace(b"%", b"%%").replace(b"\0", b"")
+        buf = self._nested_c_copy(ctx, data)
+        if buf == 0:
+            return 0
+        na, nf = self._nested_args, self._nf
         na[0].i32, na[1].i32, na[2].i32 = ctx, buf, 0
         nf["JS_ThrowReferenceError"]()
         na[0].i32 = buf
@@ -677,16 +681,11 @@ class GuestInstance:
         return data.decode("utf-8", "surrogatepass")
 
     def _nested_new_string(self, text: bytes) -> int:
-        na, nf = self._nested_args, self._nf
         ctx = self.layout.ctx
-        na[0].i32 = len(text) + 1
-        nf["malloc"]()
-        buf = na[0].i32 & 0xFFFFFFFF
+        buf = self._nested_c_copy(ctx, text)
         if buf == 0:
-            na[0].i32 = ctx
-            nf["JS_ThrowOutOfMemory"]()
             return EXCEPTION
-        ctypes.memmove(self._base_addr + buf, text, len(text))
+        na, nf = self._nested_args, self._nf
         na[0].i32, na[1].i32, na[2].i32 = ctx, buf, len(text)
         nf["JS_NewStringLen"]()
         value = na[0].i64

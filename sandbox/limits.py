@@ -279,9 +279,7 @@ class LimitWatch:
         if self.stop is not None:
             return False
         limits = self.limits
-        if self.console_events + 1 > limits.max_events:
-            self.stop = Stop("event_limit", "max_events", limits.max_events, self.console_events + 1,
-                             f"event limit of {limits.max_events} exceeded")
+        if self._events_full():
             return False
         if self.output_bytes + size > limits.max_output_kb * 1024:
             used_kb = round((self.output_bytes + size) / 1024, 3)
@@ -291,6 +289,15 @@ class LimitWatch:
         self.console_events += 1
         self.output_bytes += size
         return True
+
+    def _events_full(self) -> bool:
+        """True (and a stop) if one more counted event would cross max_events."""
+        limits = self.limits
+        if self.console_events + 1 > limits.max_events:
+            self.stop = Stop("event_limit", "max_events", limits.max_events, self.console_events + 1,
+                             f"event limit of {limits.max_events} exceeded")
+            return True
+        return False
 
     def account_host_call(self, bytes_in: int) -> bool:
         """Count one host call (and its event) before it runs; False (and a stop) when it
@@ -308,9 +315,7 @@ class LimitWatch:
             self.stop = Stop("host_bytes_limit", "max_host_in_kb", limits.max_host_in_kb, used_kb,
                              f"limit of {limits.max_host_in_kb} KiB of host call arguments exceeded")
             return False
-        if self.console_events + 1 > limits.max_events:
-            self.stop = Stop("event_limit", "max_events", limits.max_events, self.console_events + 1,
-                             f"event limit of {limits.max_events} exceeded")
+        if self._events_full():
             return False
         self.host_calls += 1
         self.host_bytes_in += bytes_in
