@@ -95,6 +95,11 @@ class Turn(NamedTuple):
     text: bytes
 
 
+class _Encoded(NamedTuple):
+    ok: bool
+    text: str  # JSON ('' for undefined) or the error message
+
+
 @dataclass
 class _Pending:
     name: str
@@ -103,13 +108,7 @@ class _Pending:
     args: str | None
     awaitable: Awaitable[Any] | None = None
     task: asyncio.Task[None] | None = None
-    # Filled when the task ends: (resolved?, JSON text or error message).
-    result: tuple[bool, str] | None = None
-
-
-class _Encoded(NamedTuple):
-    ok: bool
-    text: str  # JSON ('' for undefined) or the error message
+    result: _Encoded | None = None  # filled when the task ends
 
 
 class HostBridge:
@@ -184,13 +183,23 @@ class HostBridge:
 
     def _sync_done(self, name: str, started: float, bytes_in: int, args: str | None,
                    encoded: _Encoded) -> bytes | None:
-        out = len(encoded.text.encode("utf-8", "surrogatepass")) if encoded.ok else 0
+        text = self._deliver(name, started, bytes_in, args, encoded)
+        if text is None:
+            return None
+        if not encoded.ok:
+            return b"e" + text
+        return b"v" + text if text else b"u"
+
+    def _deliver(self, name: str, started: float, bytes_in: int, args: str | None,
+                 encoded: _Encoded) -> bytes | None:
+        """A call's answer on its way to the guest, sync or async: recorded, its result counted
+        against max_host_out_kb; its UTF-8 bytes, or None when that stopped the script."""
+        text = encoded.text.encode("utf-8", "surrogatepass")
+        out = len(text) if encoded.ok else 0
         self._record(name, started, bytes_in, out, args, None if encoded.ok else encoded.text)
         if encoded.ok and not self._watch.account_host_out(out):
             return None
-        if not encoded.ok:
-            return b"e" + encoded.text.encode("utf-8", "surrogatepass")
-        return b"v" + encoded.text.encode("utf-8", "surrogatepass") if encoded.text else b"u"
+        return text
 
     def _start_task(self, name: str, hf: HostFunction, awaitable: Awaitable[Any], started: float,
                     bytes_in: int, args: str | None) -> bytes:
@@ -209,15 +218,15 @@ class HostBridge:
             else:
                 value = await asyncio.wait_for(awaitable, hf.timeout_ms / 1000)
         except HostError as exc:
-            pending.result = (False, _message(exc))
+            pending.result = _Encoded(False, _message(exc))
         except TimeoutError:
-            pending.result = (False, _timed_out(pending.name, hf.timeout_ms or 0))
+            pending.result = _Encoded(False, _timed_out(pending.name, hf.timeout_ms or 0))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - as in _call: the guest sees only that it failed
-            pending.result = tuple(_failed(pending.name, exc))  # type: ignore[assignment]
+            pending.result = _failed(pending.name, exc)
         else:
-            pending.result = tuple(_encode_result(pending.name, value))  # type: ignore[assignment]
+            pending.result = _encode_result(pending.name, value)
         self._settled.append(ident)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -255,14 +264,12 @@ class HostBridge:
             if self._settled:
                 ident = self._settled.popleft()
                 pending = self.calls.pop(ident)
-                ok, text = pending.result or (False, "")
-                out = len(text.encode("utf-8", "surrogatepass")) if ok else 0
-                self._record(pending.name, pending.started, pending.bytes_in, out, pending.args,
-                             None if ok else text)
-                if ok and not watch.account_host_out(out):
+                encoded = pending.result or _Encoded(False, "")
+                text = self._deliver(pending.name, pending.started, pending.bytes_in,
+                                     pending.args, encoded)
+                if text is None:
                     return None
-                return Turn(TURN_RESOLVE if ok else TURN_REJECT, ident,
-                            text.encode("utf-8", "surrogatepass"))
+                return Turn(TURN_RESOLVE if encoded.ok else TURN_REJECT, ident, text)
             now = time.monotonic()
             heap = self._heap
             while heap and self.timers.get(heap[0][2], (None,))[0] != heap[0][1]:

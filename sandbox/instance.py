@@ -528,8 +528,6 @@ class GuestInstance:
         ctx = args[0].i32
         argc = args[2].i32
         argv = args[3].i32 & 0xFFFFFFFF
-        nf = self._nf
-        na = self._nested_args
         if argc < 2:
             args[0].i64 = UNDEFINED
             return
@@ -540,17 +538,13 @@ class GuestInstance:
             args[0].i64 = UNDEFINED
             return
         level = level_v & 0xFFFFFFFF
-        na[0].i32, na[1].i32, na[2].i64, na[3].i32 = ctx, self.layout.scratch, text_v, 0
-        nf["JS_ToCStringLen2"]()
-        ptr = na[0].i32 & 0xFFFFFFFF
+        ptr, size = self._to_c_string(ctx, text_v)
         if ptr == 0:  # out of memory while converting: the pending exception propagates
             args[0].i64 = EXCEPTION
             return
-        size = int.from_bytes(ctypes.string_at(self._base_addr + self.layout.scratch, 4), "little")
         allowed = self._hooks.console(level, size)
         text = ctypes.string_at(self._base_addr + ptr, size) if allowed else b""
-        na[0].i32, na[1].i32 = ctx, ptr
-        nf["JS_FreeCString"]()
+        self._free_c_string(ctx, ptr)
         if not allowed:
             args[0].i64 = self._throw_uncatchable(ctx)
             return
@@ -667,18 +661,29 @@ class GuestInstance:
         return 0
 
     def _nested_string(self, value: int) -> str | None:
-        na, nf = self._nested_args, self._nf
-        ctx, scratch = self.layout.ctx, self.layout.scratch
-        na[0].i32, na[1].i32, na[2].i64, na[3].i32 = ctx, scratch, value, 0
-        nf["JS_ToCStringLen2"]()
-        ptr = na[0].i32 & 0xFFFFFFFF
+        ctx = self.layout.ctx
+        ptr, size = self._to_c_string(ctx, value)
         if ptr == 0:
             return None
-        size = int.from_bytes(ctypes.string_at(self._base_addr + scratch, 4), "little")
         data = ctypes.string_at(self._base_addr + ptr, size)
-        na[0].i32, na[1].i32 = ctx, ptr
-        nf["JS_FreeCString"]()
+        self._free_c_string(ctx, ptr)
         return data.decode("utf-8", "surrogatepass")
+
+    def _to_c_string(self, ctx: int, value: int) -> tuple[int, int]:
+        """JS_ToCStringLen2 from inside a callback: (pointer, length in bytes); pointer 0 when
+        the guest ran out of memory (its exception is pending). Free with _free_c_string."""
+        na, scratch = self._nested_args, self.layout.scratch
+        na[0].i32, na[1].i32, na[2].i64, na[3].i32 = ctx, scratch, value, 0
+        self._nf["JS_ToCStringLen2"]()
+        ptr = na[0].i32 & 0xFFFFFFFF
+        if ptr == 0:
+            return 0, 0
+        return ptr, int.from_bytes(ctypes.string_at(self._base_addr + scratch, 4), "little")
+
+    def _free_c_string(self, ctx: int, ptr: int) -> None:
+        na = self._nested_args
+        na[0].i32, na[1].i32 = ctx, ptr
+        self._nf["JS_FreeCString"]()
 
     def _nested_new_string(self, text: bytes) -> int:
         ctx = self.layout.ctx

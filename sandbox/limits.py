@@ -281,13 +281,20 @@ class LimitWatch:
         limits = self.limits
         if self._events_full():
             return False
-        if self.output_bytes + size > limits.max_output_kb * 1024:
-            used_kb = round((self.output_bytes + size) / 1024, 3)
-            self.stop = Stop("output_limit", "max_output_kb", limits.max_output_kb, used_kb,
-                             f"output limit of {limits.max_output_kb} KiB exceeded")
+        if self._kib_crossed("output_limit", "max_output_kb", limits.max_output_kb,
+                             self.output_bytes + size, "output limit of {} KiB exceeded"):
             return False
         self.console_events += 1
         self.output_bytes += size
+        return True
+
+    def _kib_crossed(self, kind: str, name: str, cap_kb: int, used_bytes: int, message: str) -> bool:
+        """True if `used_bytes` is over `cap_kb` KiB, with a stop (`message` formatted with the
+        cap) unless one is held already."""
+        if used_bytes <= cap_kb * 1024:
+            return False
+        if self.stop is None:
+            self.stop = Stop(kind, name, cap_kb, round(used_bytes / 1024, 3), message.format(cap_kb))
         return True
 
     def _events_full(self) -> bool:
@@ -310,10 +317,9 @@ class LimitWatch:
                              self.host_calls + 1,
                              f"host call limit of {limits.max_host_calls} exceeded")
             return False
-        if self.host_bytes_in + bytes_in > limits.max_host_in_kb * 1024:
-            used_kb = round((self.host_bytes_in + bytes_in) / 1024, 3)
-            self.stop = Stop("host_bytes_limit", "max_host_in_kb", limits.max_host_in_kb, used_kb,
-                             f"limit of {limits.max_host_in_kb} KiB of host call arguments exceeded")
+        if self._kib_crossed("host_bytes_limit", "max_host_in_kb", limits.max_host_in_kb,
+                             self.host_bytes_in + bytes_in,
+                             "limit of {} KiB of host call arguments exceeded"):
             return False
         if self._events_full():
             return False
@@ -325,15 +331,9 @@ class LimitWatch:
     def account_host_out(self, size: int) -> bool:
         """Count a host call's result; False (and a stop) when it crosses the cap."""
         self.host_bytes_out += size
-        limits = self.limits
-        if self.host_bytes_out > limits.max_host_out_kb * 1024:
-            if self.stop is None:
-                used_kb = round(self.host_bytes_out / 1024, 3)
-                self.stop = Stop("host_bytes_limit", "max_host_out_kb", limits.max_host_out_kb,
-                                 used_kb, f"limit of {limits.max_host_out_kb} KiB of host call "
-                                          "results exceeded")
-            return False
-        return True
+        return not self._kib_crossed("host_bytes_limit", "max_host_out_kb",
+                                     self.limits.max_host_out_kb, self.host_bytes_out,
+                                     "limit of {} KiB of host call results exceeded")
 
     def fail(self, message: str) -> None:
         """The host side failed (an event consumer raised): stop the script."""

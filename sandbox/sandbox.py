@@ -244,11 +244,7 @@ class Sandbox:
             raise ImageError("this sandbox's image predates timers and host functions: it "
                              "cannot offer host functions")
         # Unarmed, between evaluations: nothing in it can be interrupted or counted.
-        result = self._instance.turn(TURN_EXPOSE, 0, name.encode())
-        if is_exception(result):
-            self._instance.free_value(self._instance.get_exception())
-            raise GuestCorrupted(f"the guest could not define host.{name}")
-        self._instance.free_value(result)
+        _turn_unarmed(self._instance, TURN_EXPOSE, name.encode(), f"define host.{name}")
 
     # ----- evaluations ----------------------------------------------------------------------
 
@@ -468,11 +464,7 @@ class Sandbox:
     def _forget_callbacks(self, inst: GuestInstance) -> None:
         """The guest's timer callbacks and host call resolvers of the evaluation that ended go
         (unarmed: the watch has ended, so nothing in it is interrupted)."""
-        result = inst.turn(TURN_RESET, 0, b"")
-        if is_exception(result):
-            inst.free_value(inst.get_exception())
-            raise GuestCorrupted("the guest could not forget its pending timers")
-        inst.free_value(result)
+        _turn_unarmed(inst, TURN_RESET, b"", "forget its pending timers")
 
     def _roll_back(self, reason: str) -> SessionState:
         old = self._instance
@@ -532,6 +524,15 @@ class _Exclusive:
 
     def __exit__(self, *exc: object) -> None:
         self._sb._lock.release()
+
+
+def _turn_unarmed(inst: GuestInstance, kind: int, text: bytes, what: str) -> None:
+    """A turn the host gives the guest between evaluations; GuestCorrupted if it throws."""
+    result = inst.turn(kind, 0, text)
+    if is_exception(result):
+        inst.free_value(inst.get_exception())
+        raise GuestCorrupted(f"the guest could not {what}")
+    inst.free_value(result)
 
 
 def _encode(code: str) -> bytes:
