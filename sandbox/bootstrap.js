@@ -989,7 +989,9 @@
   // ----- host functions, timers and microtasks ------------------------------------------------
   //
   // `hostBridge(op, a, b)` is the host's only entry point; it checks everything it is given
-  // (a name it did not offer is refused there, whatever the script did to `host`). The guest
+  // (a slot that names no function it offers is refused there, whatever the script did to
+  // `host`). A host call's answer is undefined, a boolean or a small integer as it is, or text
+  // whose first letter says what the rest is (host_bridge.py, HostBridge.bridge). The guest
   // keeps the callbacks: timers by id, and the resolvers of pending host calls by id; the host
   // keeps the schedule and the budgets, and drives `turn` between evaluations of the loop.
   const OP_CALL = 1, OP_TIMER = 2, OP_CLEAR = 3;
@@ -1004,14 +1006,19 @@
   class HostError extends ErrorCtor {}
   defineProperty(HostError.prototype, 'name', { value: 'HostError', writable: true, enumerable: false, configurable: true });
   const hostObject = { __proto__: null };
+  // Each name's slot, what its function passes the host: numbered here, so that a function
+  // kept in an image or across a rollback keeps its number (the host learns them on exposing).
+  const slotOf = new Map();
+  let slots = 0;  // not slotOf.size: the script may redefine Map.prototype's getters
   let hostDefined = false;
 
-  function hostFunction(name) {
+  function hostFunction(name, slot) {
     return { [name](...args) {
-      const reply = hostBridge(OP_CALL, name, stringify(args));
+      const reply = hostBridge(OP_CALL, slot, stringify(args));
+      if (typeof reply !== 'string') return reply;  // undefined, a boolean or a small integer
       const kind = sliceString(reply, 0, 1), rest = sliceString(reply, 1);
       if (kind === 'v') return parseJSON(rest);
-      if (kind === 'u') return undefined;
+      if (kind === 'n') throw new HostError("no host function '" + name + "' is offered");
       if (kind === 'p') return new PromiseCtor((resolve, reject) => { mapSet(pendingCalls, +rest, [resolve, reject]); });
       throw new HostError(rest);
     } }[name];
@@ -1057,13 +1064,19 @@
       if (r === undefined) return;
       mapDelete(pendingCalls, id);
       if (kind === TURN_REJECT) r[1](new HostError(text));
-      else r[0](text === '' ? undefined : parseJSON(text));
+      else r[0](typeof text === 'string' ? parseJSON(text) : text);  // or a value as it is
     } else if (kind === TURN_EXPOSE) {
       if (!hostDefined) {
         defineProperty(G, 'host', { value: hostObject, writable: true, enumerable: false, configurable: true });
         hostDefined = true;
       }
-      defineProperty(hostObject, text, { value: hostFunction(text), writable: false, enumerable: true, configurable: true });
+      let slot = mapGet(slotOf, text);
+      if (slot === undefined) {
+        slot = slots++;
+        mapSet(slotOf, text, slot);
+      }
+      defineProperty(hostObject, text, { value: hostFunction(text, slot), writable: false, enumerable: true, configurable: true });
+      return slot;
     } else if (kind === TURN_RESET) {
       mapClear(timerCallbacks);
       mapClear(pendingCalls);

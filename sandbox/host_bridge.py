@@ -1,9 +1,9 @@
 """The host side of a sandbox's host functions and timers.
 
 The guest reaches the host through one bridge (`hostBridge(op, a, b)` in the bootstrap): a call
-of a host function by name with its arguments as JSON, a timer to schedule, a timer to clear.
-Everything it is given is checked here, whatever the script did to `host` or `setTimeout`: a
-name that was not offered is refused, and every call is counted against the evaluation's
+of a host function by its slot with its arguments as JSON, a timer to schedule, a timer to
+clear. Everything it is given is checked here, whatever the script did to `host` or
+`setTimeout`: a slot that names no offered function is refused, and every call is counted against the evaluation's
 budgets (`LimitWatch.account_host_call`) before the function runs.
 
 A synchronous function answers inside the call. An awaitable result becomes an asyncio task on
@@ -22,6 +22,7 @@ import contextlib
 import heapq
 import inspect
 import json
+import math
 import re
 import threading
 import time
@@ -50,6 +51,15 @@ CANCEL_GRACE_S = 1.0
 
 _IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*\Z")
 _JSON_DEPTH_GUARD = (dict, list, tuple)
+# One encoder and one scanner for every call: json.dumps with options, and json.loads, build
+# or look up theirs on each call, which costs more than a small call's whole encoding.
+_ENCODER = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+_SCAN = json.JSONDecoder().scan_once
+_quote = json.encoder.encode_basestring  # a str's JSON (C), what _ENCODER would make of it
+# Results that are never awaitable (checked before inspect.isawaitable, which is slower).
+_PLAIN = frozenset({type(None), bool, int, float, str, list, dict, tuple})
+# Integers the guest gets as they are (a tagged JSValue), without JSON.
+_SMALL_INT = range(-(2**31), 2**31)
 
 
 class HostError(Exception):
@@ -92,7 +102,7 @@ class Turn(NamedTuple):
 
     kind: int
     ident: int
-    text: bytes
+    text: bytes | int | None  # JSON or a message; a boolean or small integer as it is; None: undefined
 
 
 class _Encoded(NamedTuple):
@@ -109,6 +119,7 @@ class _Pending:
     awaitable: Awaitable[Any] | None = None
     task: asyncio.Task[None] | None = None
     result: _Encoded | None = None  # filled when the task ends
+    value: Any = None  # and the value it returned
 
 
 class HostBridge:
@@ -118,6 +129,11 @@ class HostBridge:
         self._watch = watch
         self._emit = emit
         self.functions: dict[str, HostFunction] = {}
+        # The guest calls a function by its slot, a small integer (no string to read). The
+        # guest numbers its names, and keeps the numbers in its memory, so that a function
+        # kept across an image or a rollback still names itself: the host learns them as it
+        # exposes each name (`bind`).
+        self._names: dict[int, str] = {}
         # The schedule: a heap of (due, seq, id); `timers` maps a live id to (seq, interval ms
         # or None). A cleared timer's heap entry stays until it comes up, then is skipped.
         self._heap: list[tuple[float, int, int]] = []
@@ -127,17 +143,30 @@ class HostBridge:
         self._next_id = 0
         self._seq = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiting = False  # the loop runs in _run_loop: a settled call or a wake stops it
         self._woken = False
         self._wake = threading.Event()
         self.timers_fired = 0
         self.timers_cancelled = 0
 
+    def bind(self, slot: int, name: str) -> None:
+        """The guest's `host.<name>` calls by `slot` (the guest's answer to exposing it)."""
+        self._names[slot] = name
+
+    def unbind_all(self) -> None:
+        """The guest's memory was replaced (a rollback, an image): its slots are learnt anew."""
+        self._names.clear()
+
     # ----- from the guest (inside its bridge call) -------------------------------------------
 
     def bridge(self, op: int, a: int | str | None, b: int | str | None) -> bytes | int | None:
-        """Answer the guest's bridge call; None with the watch's stop set stops the script."""
-        if op == OP_CALL and isinstance(a, str) and isinstance(b, str):
+        """Answer the guest's bridge call; None with the watch's stop set stops the script.
+
+        A host call's answer is undefined (None), a boolean or a 32-bit integer, given to the
+        guest as it is; or text whose first letter says what the rest is: `v` a value's JSON,
+        `e` an error's message, `p` the id of the promise a later turn settles, `n` (alone)
+        that the function called is not offered."""
+        if op == OP_CALL and isinstance(a, int) and isinstance(b, str):
             return self._call(a, b)
         if op == OP_TIMER and isinstance(a, int) and isinstance(b, int):
             return self._add_timer(a, b != 0)
@@ -147,48 +176,46 @@ class HostBridge:
             return None
         return b"ethe host bridge was called with arguments it does not take"
 
-    def _call(self, name: str, args_json: str) -> bytes | None:
-        hf = self.functions.get(name)
-        if hf is None:
-            return b"e" + f"no host function {name!r} is offered".encode()
-        bytes_in = len(args_json.encode("utf-8", "surrogatepass"))
-        if not self._watch.account_host_call(bytes_in):
+    def _call(self, slot: int, args_json: str) -> bytes | int | None:
+        # The hottest path of the bridge: kept flat (each Python call costs a few percent).
+        name = self._names.get(slot)
+        hf = self.functions.get(name) if name is not None else None
+        if name is None or hf is None:
+            return b"n"  # the guest names the function in its error
+        watch = self._watch
+        bytes_in = (len(args_json) if args_json.isascii()
+                    else len(args_json.encode("utf-8", "surrogatepass")))
+        if not watch.account_host_call(bytes_in):
             return None
         logged = args_json if hf.log_args else None
         started = time.monotonic()
-        try:
-            args = json.loads(args_json)
-        except (ValueError, RecursionError):
-            return self._sync_done(name, started, bytes_in, logged,
-                                   _Encoded(False, "the arguments are not JSON the host can read"))
-        if not isinstance(args, list):
-            args = []
-        watch = self._watch
-        mark = watch.host_started()  # the function's time is the host's, not the script's CPU
-        try:
-            result = hf.fn(*args)
-        except HostError as exc:
-            encoded = _Encoded(False, _message(exc))
-        except Exception as exc:  # noqa: BLE001 - any failure of host code: never shown to the guest
-            encoded = _failed(name, exc)
+        args = _parse_args(args_json)
+        result: Any = None
+        if args is None:
+            encoded = _Encoded(False, "the arguments are not JSON the host can read")
         else:
-            if inspect.isawaitable(result):
-                return self._start_task(name, hf, result, started, bytes_in, logged)
-            encoded = _encode_result(name, result)
-            if hf.timeout_ms is not None and time.monotonic() - started > hf.timeout_ms / 1000:
-                encoded = _Encoded(False, _timed_out(name, hf.timeout_ms))
-        finally:
-            watch.host_ended(mark)
-        return self._sync_done(name, started, bytes_in, logged, encoded)
-
-    def _sync_done(self, name: str, started: float, bytes_in: int, args: str | None,
-                   encoded: _Encoded) -> bytes | None:
-        text = self._deliver(name, started, bytes_in, args, encoded)
+            mark = watch.host_started()  # the function's time is the host's, not the script's CPU
+            try:
+                result = hf.fn(*args)
+            except HostError as exc:
+                encoded = _Encoded(False, _message(exc))
+            except Exception as exc:  # noqa: BLE001 - any failure of host code: never shown to the guest
+                encoded = _failed(name, exc)
+            else:
+                if type(result) not in _PLAIN and inspect.isawaitable(result):
+                    return self._start_task(name, hf, result, started, bytes_in, logged)
+                encoded = _encode_result(name, result)
+                if hf.timeout_ms is not None and time.monotonic() - started > hf.timeout_ms / 1000:
+                    encoded = _Encoded(False, _timed_out(name, hf.timeout_ms))
+            finally:
+                watch.host_ended(mark)
+        text = self._deliver(name, started, bytes_in, logged, encoded)
         if text is None:
             return None
         if not encoded.ok:
             return b"e" + text
-        return b"v" + text if text else b"u"
+        answer = _as_value(result, text)
+        return b"v" + answer if type(answer) is bytes else answer
 
     def _deliver(self, name: str, started: float, bytes_in: int, args: str | None,
                  encoded: _Encoded) -> bytes | None:
@@ -227,10 +254,9 @@ class HostBridge:
             pending.result = _failed(pending.name, exc)
         else:
             pending.result = _encode_result(pending.name, value)
+            pending.value = value
         self._settled.append(ident)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._stop_waiting()
 
     def _add_timer(self, delay_ms: int, repeats: bool) -> int:
         if len(self.timers) >= MAX_PENDING_TIMERS:
@@ -269,7 +295,9 @@ class HostBridge:
                                      pending.args, encoded)
                 if text is None:
                     return None
-                return Turn(TURN_RESOLVE if encoded.ok else TURN_REJECT, ident, text)
+                if not encoded.ok:
+                    return Turn(TURN_REJECT, ident, text)
+                return Turn(TURN_RESOLVE, ident, _as_value(pending.value, text))
             now = time.monotonic()
             heap = self._heap
             while heap and self.timers.get(heap[0][2], (None,))[0] != heap[0][1]:
@@ -284,7 +312,7 @@ class HostBridge:
                     self.timers[ident] = (self._seq, interval)
                     heapq.heappush(heap, (now + interval / 1000, self._seq, ident))
                 self.timers_fired += 1
-                return Turn(TURN_FIRE, ident, b"")
+                return Turn(TURN_FIRE, ident, None)
             if not self.busy:
                 return None
             until = min(heap[0][0] if heap else float("inf"), watch.wall_deadline)
@@ -295,23 +323,38 @@ class HostBridge:
         mark = watch.host_started()  # tasks running in the loop are host work too
         try:
             if self.calls:
-                assert self._loop is not None
-                self._loop.run_until_complete(self._wait_in_loop(seconds))
+                self._run_loop(seconds)
             else:
                 self._wake.wait(seconds)
         finally:
             watch.host_ended(mark)
 
-    async def _wait_in_loop(self, seconds: float) -> None:
-        assert self._loop is not None
-        waiter = self._waiter = self._loop.create_future()
+    def _run_loop(self, seconds: float) -> None:
+        """Run the loop until a call settles, a wake comes or `seconds` pass. The loop is run
+        and stopped, not given a future to complete: a turn then costs one pass of the loop,
+        not a task and two futures."""
+        loop = self._loop
+        assert loop is not None
+        if self._woken or self._settled:
+            return
+        self._waiting = True
         try:
-            if self._woken or self._settled:
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter, seconds)
+            # First one pass over what is ready (stop before run_forever): a call that needs
+            # no waiting settles in it, without a timer to schedule and cancel.
+            loop.stop()
+            loop.run_forever()
+            if seconds > 0 and not (self._woken or self._settled):
+                timer = loop.call_later(seconds, loop.stop)
+                try:
+                    loop.run_forever()
+                finally:
+                    timer.cancel()
         finally:
-            self._waiter = None
+            self._waiting = False
+
+    def _stop_waiting(self) -> None:
+        if self._waiting and self._loop is not None:
+            self._loop.stop()
 
     def wake(self) -> None:
         """From any thread: a stop was requested; a wait in progress returns at once."""
@@ -320,12 +363,7 @@ class HostBridge:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # closed meanwhile
-                loop.call_soon_threadsafe(self._wake_waiter)
-
-    def _wake_waiter(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+                loop.call_soon_threadsafe(self._stop_waiting)
 
     def begin(self) -> None:
         """A new evaluation: nothing of the last one is pending (see `finish`)."""
@@ -407,15 +445,44 @@ def _timed_out(name: str, timeout_ms: int) -> str:
     return f"host function {name!r} timed out after {timeout_ms} ms"
 
 
+def _as_value(result: Any, text: bytes) -> bytes | int | None:
+    """How a result crosses: a boolean or a 32-bit integer as it is (no JSON to parse), None
+    for undefined, else its JSON `text`."""
+    if result is True or result is False or (type(result) is int and result in _SMALL_INT):
+        return result  # type: ignore[no-any-return]  # exactly a bool or an int
+    return text or None
+
+
+def _parse_args(text: str) -> list[Any] | None:
+    """The arguments' JSON (an array, as the bootstrap sends them), or None if it is not."""
+    try:
+        value, end = _SCAN(text, 0)
+    except (StopIteration, ValueError, RecursionError):
+        return None
+    if end != len(text):
+        return None
+    return value if isinstance(value, list) else []
+
+
 def _encode_result(name: str, value: Any) -> _Encoded:
+    kind = type(value)
     if value is None:
         return _Encoded(True, "")
+    # The common results without the encoder's machinery; the same JSON it would write.
+    if kind is str:
+        return _Encoded(True, _quote(value))
+    if kind is bool:
+        return _Encoded(True, "true" if value else "false")
+    if kind is int:
+        return _Encoded(True, int.__repr__(value))
+    if kind is float and math.isfinite(value):
+        return _Encoded(True, float.__repr__(value))
     if isinstance(value, _JSON_DEPTH_GUARD):
         try:
             check_depth(value)
         except ValueError as exc:
             return _Encoded(False, f"host function {name!r} returned a value {exc}")
     try:
-        return _Encoded(True, json.dumps(value, allow_nan=False, ensure_ascii=False))
+        return _Encoded(True, _ENCODER.encode(value))
     except (TypeError, ValueError, RecursionError):
         return _Encoded(False, f"host function {name!r} returned a value that is not JSON")

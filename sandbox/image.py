@@ -36,8 +36,12 @@ MAGIC = b"VMSYSIMG"
 # promise rejection tracker); a version-2 image restores as it was, without that tracking.
 # 4: a fifth helper (the event loop's `turn`) and a fourth host function (the host bridge); an
 # older image restores as it was, without timers or host functions.
-FORMAT_VERSION = 4
-READABLE_VERSIONS = (2, 3, 4)
+# 5: the host bridge's answers changed (small integers and booleans cross as values, a timer's
+# turn has no text). Format 4 was written only by development builds before that change, and
+# its guest would misread the answers: it is refused, by name.
+FORMAT_VERSION = 5
+READABLE_VERSIONS = (2, 3, 5)
+_RETIRED_VERSIONS = {4: "it was written by a development build whose host bridge spoke another protocol"}
 _MAC = 32
 KEY_ENV = "VM_SYSTEM_IMAGE_KEY_FILE"
 # wasm32 addresses 65536 pages; the last is refused so every address and end fits in a u32.
@@ -275,6 +279,8 @@ def _check_header(header: Any, guest_sha256: str, max_memory: int | None) -> _He
     if not isinstance(header, dict):
         raise ImageError("the image header is not a JSON object")
     version = header.get("format_version")
+    if type(version) is int and version in _RETIRED_VERSIONS:
+        raise ImageError(f"image format version {version} cannot be restored: {_RETIRED_VERSIONS[version]}")
     if type(version) is not int or version not in READABLE_VERSIONS:
         raise ImageError(f"unsupported image format version {_shown(version)}")
     if header.get("guest_sha256") != guest_sha256 or type(header.get("guest_sha256")) is not str:
@@ -290,7 +296,7 @@ def _check_header(header: Any, guest_sha256: str, max_memory: int | None) -> _He
         raise ImageError("the image's memory size is not a whole number of wasm pages")
     if max_memory is not None and size > max_memory:
         raise ImageError(f"the image needs {size} bytes of memory, more than the limit {max_memory}")
-    layout = _check_layout(header["layout"], size, facts, HELPERS if version >= 4 else 4)
+    layout = _check_layout(header["layout"], size, facts, HELPERS if version >= 5 else 4)
     stored = _whole(header["stored_bytes"], "stored_bytes", 0, size)
     if stored != layout.kept_bytes(size):
         raise ImageError("the image's stored size does not match its layout")

@@ -14,6 +14,7 @@ the instance itself holds no policy.
 from __future__ import annotations
 
 import ctypes
+import struct
 from functools import cache
 from typing import Any, Protocol
 
@@ -23,7 +24,7 @@ from sandbox.engine import guest_engine
 from sandbox.errors import GuestCorrupted, ImageError
 from sandbox.guest_setup import initialise
 from sandbox.memory_copy import Copy, copy_in, copy_out, copy_plan
-from sandbox.memory_layout import DEFAULT_FILENAME, PAGE, SOURCE_BUFFER, Layout, MemoryImage
+from sandbox.memory_layout import ARGV_SLOTS, DEFAULT_FILENAME, PAGE, SHORT_TEXT, Layout, MemoryImage
 from sandbox.quickjs_abi import (
     CFUNCTION_TYPE,
     EVAL_COMPILE_ONLY,
@@ -34,13 +35,17 @@ from sandbox.quickjs_abi import (
     LOADER_TYPE,
     NORMALIZE_TYPE,
     REJECTION_TYPE,
+    TAG_BOOL,
     TAG_INT,
+    TAG_STRING,
+    TAG_STRING_ROPE,
     UNDEFINED,
     is_exception,
     is_string,
 )
 from sandbox.rejections import RejectionTracker
 from sandbox.stack_guards import StackGuards
+from sandbox.string_layout import STRINGS
 from sandbox.value_scope import ValueScope
 from sandbox.wasm_ffi import (
     GlobalI32,
@@ -87,14 +92,22 @@ class HostHooks(Protocol):
         """The source of a resolved module: (True, source) or (False, why not)."""
 
 
-# What the bridge answers: a string (UTF-8 bytes) or a small integer for the guest, None for
-# undefined, or STOP_SCRIPT: a limit was crossed, the script stops (uncatchable).
+# What the bridge answers: a string (UTF-8 bytes), a boolean or a 32-bit integer for the guest,
+# None for undefined, or STOP_SCRIPT: a limit was crossed, the script stops (uncatchable).
 class _StopScript:
     __slots__ = ()
 
 
 STOP_SCRIPT = _StopScript()
-HostReply = bytes | int | None | _StopScript
+HostReply = bytes | bool | int | None | _StopScript
+
+
+_i64 = struct.Struct("<q").unpack_from
+_three_values = struct.Struct("<3q").unpack_from
+
+
+def _memory_view(base: int, size: int) -> memoryview:
+    return memoryview((ctypes.c_char * size).from_address(base)).cast("B")
 
 
 @cache
@@ -158,6 +171,9 @@ class GuestInstance:
         self.memory: wasmtime.Memory = export("memory")
         self._memory_ref = memory_ref(self.memory)
         self._base_addr = ctypes.addressof(self.memory.data_ptr(self.store).contents)
+        # The guest's memory as Python reads it inside callbacks, without a ctypes call per
+        # read; memory only grows, and a read past its end re-makes it (_view_stale).
+        self._view = _memory_view(self._base_addr, self.memory_size())
         self._rest_sp = 0  # the stack pointer between evaluations (see set_stack_pointer)
         self._plan: tuple[int, tuple[Copy, ...]] = (-1, ())
         self.interrupt_calls = 0
@@ -310,7 +326,7 @@ class GuestInstance:
     def eval_raw(self, source: bytes, flags: int, filename: bytes | None = None) -> int:
         """JS_Eval. Returns the JSValue (possibly the exception marker)."""
         lay = self.layout
-        small = len(source) < SOURCE_BUFFER
+        small = len(source) < SHORT_TEXT
         buf = lay.source if small else self.malloc(len(source) + 1)
         if buf == 0:
             # The guest cannot even hold the source: behave as QuickJS does when it runs out.
@@ -336,22 +352,32 @@ class GuestInstance:
     def call_value(self, func: int, argv: list[int], this: int = UNDEFINED) -> int:
         lay = self.layout
         a = self.args
-        argv_ptr = 0
+        argv_ptr = owned = 0
         if argv:
-            argv_ptr = self.malloc(8 * len(argv))
-            if argv_ptr == 0:
-                return EXCEPTION
-            self.write(argv_ptr, b"".join((v & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "little") for v in argv))
+            # The host's calls do not nest (callbacks never call JS_Call), so one reserved
+            # argument area serves them all; a longer list gets its own.
+            if len(argv) <= ARGV_SLOTS:
+                argv_ptr = lay.source + SHORT_TEXT
+            else:
+                argv_ptr = owned = self.malloc(8 * len(argv))
+                if argv_ptr == 0:
+                    return EXCEPTION
+            if argv_ptr + 8 * len(argv) > len(self._view):
+                self._view_stale()  # memory grew since the view was made
+            struct.pack_into(f"<{len(argv)}q", self._view, argv_ptr, *argv)
         try:
             a[0].i32, a[1].i64, a[2].i64, a[3].i32, a[4].i32 = lay.ctx, func, this, len(argv), argv_ptr
             self._f["JS_Call"]()
             return a[0].i64
         finally:
-            if argv_ptr:
-                self.free(argv_ptr)
+            if owned:
+                self.free(owned)
 
     def new_string(self, text: bytes) -> int:
-        buf = self.malloc(len(text) + 1)
+        # Between the host's calls the short-text buffer is free (an evaluation's source has
+        # been parsed by the time anything else runs).
+        short = len(text) < SHORT_TEXT
+        buf = self.layout.source if short else self.malloc(len(text) + 1)
         if buf == 0:
             return EXCEPTION
         self.write(buf, text + b"\0")
@@ -359,7 +385,8 @@ class GuestInstance:
         a[0].i32, a[1].i32, a[2].i32 = self.layout.ctx, buf, len(text)
         self._f["JS_NewStringLen"]()
         value = a[0].i64
-        self.free(buf)
+        if not short:
+            self.free(buf)
         return value
 
     def new_c_function(self, table_index: int, name: bytes, length: int) -> int:
@@ -470,12 +497,18 @@ class GuestInstance:
         """False for an instance restored from an image older than timers and host functions."""
         return self.layout.helpers[4] != 0
 
-    def turn(self, kind: int, ident: int, text: bytes) -> int:
+    def turn(self, kind: int, ident: int, text: bytes | int | None) -> int:
         """One step of the event loop in the guest (settle a host call, fire a timer, expose a
-        host function, forget everything pending): the helper's result or the exception marker."""
+        host function, forget everything pending): the helper's result or the exception marker.
+        `text` is a string for the guest, a boolean or 32-bit integer given as it is, or None
+        for undefined (a timer's turn, a call that answered nothing)."""
         helper = self.layout.helpers[4]
         if helper == 0:
             raise GuestCorrupted("this sandbox's image predates timers and host functions")
+        if not isinstance(text, bytes):
+            value = (UNDEFINED if text is None else (TAG_BOOL << 32) | int(text)
+                     if text is True or text is False else (TAG_INT << 32) | (text & 0xFFFFFFFF))
+            return self.call_value(helper, [kind & 0x7FFFFFFF, ident & 0x7FFFFFFF, value])
         with self.scope() as scope:
             text_v = scope.own(self.new_string(text))
             if is_exception(text_v):
@@ -552,20 +585,27 @@ class GuestInstance:
         args[0].i64 = UNDEFINED
 
     def _on_bridge(self, args: Any) -> None:
+        # The hottest callback (every host call and timer): arguments are read from memory,
+        # without a call into the guest when they are integers or flat strings.
         argc = args[2].i32
         argv = args[3].i32 & 0xFFFFFFFF
-        raw = ctypes.string_at(self._base_addr + argv, 8 * min(argc, 3)) if argc > 0 else b""
+        view = self._view
+        if argc >= 3 and argv + 24 <= len(view):
+            raw = _three_values(view, argv)
+        else:
+            count = min(max(argc, 0), 3)
+            if argv + 8 * count > len(view):
+                self._view_stale()
+                view = self._view
+            raw = tuple(_i64(view, argv + 8 * i)[0] if i < count else UNDEFINED for i in range(3))
         values: list[int | str | None] = []
-        for i in range(3):
-            if 8 * i + 8 > len(raw):
-                values.append(None)
-                continue
-            v = int.from_bytes(raw[8 * i:8 * i + 8], "little", signed=True)
-            if v >> 32 == TAG_INT:
+        for v in raw:
+            tag = v >> 32
+            if tag == TAG_INT:
                 n = v & 0xFFFFFFFF
                 values.append(n - (1 << 32) if n >= 1 << 31 else n)
-            elif is_string(v):
-                text = self._nested_string(v)
+            elif tag in (TAG_STRING, TAG_STRING_ROPE):
+                text = self._arg_string(v)
                 if text is None:  # out of memory while converting: the exception propagates
                     args[0].i64 = EXCEPTION
                     return
@@ -576,6 +616,8 @@ class GuestInstance:
         reply = self._hooks.bridge(op if isinstance(op, int) else -1, values[1], values[2])
         if reply is None:
             args[0].i64 = UNDEFINED
+        elif reply is True or reply is False:
+            args[0].i64 = (TAG_BOOL << 32) | int(reply)
         elif isinstance(reply, int):
             args[0].i64 = (TAG_INT << 32) | (reply & 0xFFFFFFFF)
         elif isinstance(reply, bytes):
@@ -660,14 +702,33 @@ class GuestInstance:
         nf["free"]()
         return 0
 
-    def _nested_string(self, value: int) -> str | None:
+    def _arg_string(self, value: int) -> str | None:
+        """A string argument of a callback: read from memory when it is flat (no call into the
+        guest, see sandbox.string_layout), else converted by QuickJS; None when the guest ran
+        out of memory converting it (its exception is pending)."""
+        if value >> 32 == TAG_STRING:
+            text = STRINGS.read(self._view, value & 0xFFFFFFFF)
+            if text is None and self._view_stale():
+                text = STRINGS.read(self._view, value & 0xFFFFFFFF)
+            if text is not None:
+                return text
         ctx = self.layout.ctx
         ptr, size = self._to_c_string(ctx, value)
         if ptr == 0:
             return None
         data = ctypes.string_at(self._base_addr + ptr, size)
         self._free_c_string(ctx, ptr)
+        if value >> 32 == TAG_STRING and STRINGS.data_offset is None:
+            STRINGS.learn(self._base_addr, value & 0xFFFFFFFF, data)
         return data.decode("utf-8", "surrogatepass")
+
+    def _view_stale(self) -> bool:
+        """Re-make `_view` if the memory grew since it was made; True if it did."""
+        size = self.memory_size()
+        if size == len(self._view):
+            return False
+        self._view = _memory_view(self._base_addr, size)
+        return True
 
     def _to_c_string(self, ctx: int, value: int) -> tuple[int, int]:
         """JS_ToCStringLen2 from inside a callback: (pointer, length in bytes); pointer 0 when
@@ -687,15 +748,23 @@ class GuestInstance:
 
     def _nested_new_string(self, text: bytes) -> int:
         ctx = self.layout.ctx
-        buf = self._nested_c_copy(ctx, text)
-        if buf == 0:
-            return EXCEPTION
+        # Inside a callback the short-text buffer is free too (see new_string), and its argument
+        # area, which the host's JS_Call in progress may be using, is beyond SHORT_TEXT.
+        short = len(text) < SHORT_TEXT
+        if short:
+            buf = self.layout.source
+            ctypes.memmove(self._base_addr + buf, text, len(text))
+        else:
+            buf = self._nested_c_copy(ctx, text)
+            if buf == 0:
+                return EXCEPTION
         na, nf = self._nested_args, self._nf
         na[0].i32, na[1].i32, na[2].i32 = ctx, buf, len(text)
         nf["JS_NewStringLen"]()
         value = na[0].i64
-        na[0].i32 = buf
-        nf["free"]()
+        if not short:
+            na[0].i32 = buf
+            nf["free"]()
         return value
 
     def _on_rejection(self, args: Any) -> None:

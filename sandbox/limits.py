@@ -143,6 +143,11 @@ class LimitWatch:
         self._wall_start = 0.0
         self._cpu_start = 0.0
         self._clock = _GuestClock()
+        # Host work on the guest thread that is not the script's (a host function, an event
+        # consumer): `mark = host_started()` ... `host_ended(mark)`. The clock's own methods,
+        # bound once: they run around every host call and console line.
+        self.host_started: Callable[[], tuple[float, float]] = self._clock.host_started
+        self.host_ended: Callable[[tuple[float, float]], None] = self._clock.host_ended
         self.output_bytes = 0
         self.console_events = 0  # console lines and host calls: what max_events counts
         self.host_calls = 0
@@ -201,13 +206,6 @@ class LimitWatch:
 
     def resume(self) -> None:
         self._sticky = False
-
-    def host_started(self) -> tuple[float, float]:
-        """Host work on the guest thread that is not the script's starts (an event consumer)."""
-        return self._clock.host_started()
-
-    def host_ended(self, mark: tuple[float, float]) -> None:
-        self._clock.host_ended(mark)
 
     def cancel(self, sticky: bool = False) -> None:
         if sticky:
@@ -331,6 +329,8 @@ class LimitWatch:
     def account_host_out(self, size: int) -> bool:
         """Count a host call's result; False (and a stop) when it crosses the cap."""
         self.host_bytes_out += size
+        if self.host_bytes_out <= self.limits.max_host_out_kb * 1024:  # the common case, inlined
+            return True
         return not self._kib_crossed("host_bytes_limit", "max_host_out_kb",
                                      self.limits.max_host_out_kb, self.host_bytes_out,
                                      "limit of {} KiB of host call results exceeded")

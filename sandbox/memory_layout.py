@@ -21,8 +21,14 @@ STACK_GUARD = 64 * 1024
 OLD_STACK = 64 * 1024
 # The interrupt handler stops a script gracefully when the stack pointer enters this zone.
 STACK_RED_ZONE = 128 * 1024
-# Sources shorter than this are copied into a buffer kept for the purpose (no malloc/free).
+# A buffer kept for the host's short texts, so that they need no malloc and free (each a call
+# into the guest): a source to evaluate, a string to make (a host call's answer, a turn's text).
+# Its last ARGV_BYTES hold the arguments of the host's JS_Call, which the callee may read in
+# place while it runs (QuickJS does not always copy them), so texts stay below SHORT_TEXT.
 SOURCE_BUFFER = 4096
+ARGV_SLOTS = 8
+ARGV_BYTES = 8 * ARGV_SLOTS
+SHORT_TEXT = SOURCE_BUFFER - ARGV_BYTES
 DEFAULT_FILENAME = b"<input>"
 
 
@@ -34,7 +40,7 @@ class Layout:
     ctx: int
     scratch: int  # 16 bytes for out-parameters
     filename: int  # "<input>\0"
-    source: int  # SOURCE_BUFFER bytes for short sources
+    source: int  # SOURCE_BUFFER bytes for short texts and the host's call arguments
     stack_lo: int  # lowest byte of the stack block (its guard region starts here)
     stack_hi: int  # initial stack pointer (top of the block)
     old_stack_lo: int

@@ -63,7 +63,7 @@ from sandbox.outcome import (
     SessionState,
 )
 from sandbox.pristine import pristine_image
-from sandbox.quickjs_abi import is_exception
+from sandbox.quickjs_abi import int_value, is_exception
 from sandbox.rejections import MAX_HELD_REJECTIONS
 from sandbox.wasm_ffi import GuestTrap
 from vocabulary import STATUS_OF_KIND
@@ -236,6 +236,7 @@ class Sandbox:
         return dict(self._bridge.functions)
 
     def _expose_all(self) -> None:
+        self._bridge.unbind_all()
         for name in self._bridge.functions:
             self._expose(name)
 
@@ -244,7 +245,10 @@ class Sandbox:
             raise ImageError("this sandbox's image predates timers and host functions: it "
                              "cannot offer host functions")
         # Unarmed, between evaluations: nothing in it can be interrupted or counted.
-        _turn_unarmed(self._instance, TURN_EXPOSE, name.encode(), f"define host.{name}")
+        slot = _turn_unarmed(self._instance, TURN_EXPOSE, name.encode(), f"define host.{name}")
+        if slot is None:
+            raise GuestCorrupted(f"the guest gave no slot for host.{name}")
+        self._bridge.bind(slot, name)
 
     # ----- evaluations ----------------------------------------------------------------------
 
@@ -464,7 +468,7 @@ class Sandbox:
     def _forget_callbacks(self, inst: GuestInstance) -> None:
         """The guest's timer callbacks and host call resolvers of the evaluation that ended go
         (unarmed: the watch has ended, so nothing in it is interrupted)."""
-        _turn_unarmed(inst, TURN_RESET, b"", "forget its pending timers")
+        _turn_unarmed(inst, TURN_RESET, None, "forget its pending timers")
 
     def _roll_back(self, reason: str) -> SessionState:
         old = self._instance
@@ -526,13 +530,15 @@ class _Exclusive:
         self._sb._lock.release()
 
 
-def _turn_unarmed(inst: GuestInstance, kind: int, text: bytes, what: str) -> None:
-    """A turn the host gives the guest between evaluations; GuestCorrupted if it throws."""
+def _turn_unarmed(inst: GuestInstance, kind: int, text: bytes | None, what: str) -> int | None:
+    """A turn the host gives the guest between evaluations: its result if it is an integer;
+    GuestCorrupted if it throws."""
     result = inst.turn(kind, 0, text)
     if is_exception(result):
         inst.free_value(inst.get_exception())
         raise GuestCorrupted(f"the guest could not {what}")
     inst.free_value(result)
+    return int_value(result)
 
 
 def _encode(code: str) -> bytes:

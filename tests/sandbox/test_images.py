@@ -83,6 +83,18 @@ def test_an_older_image_is_still_read(stateful: Sandbox, monkeypatch: pytest.Mon
         Sandbox.from_image(data, key=KEY, functions={"f": lambda: 1})
 
 
+def test_a_format_4_image_is_refused_by_name(stateful: Sandbox,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Format 4 was only written by development builds whose host bridge answered otherwise."""
+    import sandbox.image as image_mod
+
+    monkeypatch.setattr(image_mod, "FORMAT_VERSION", 4)
+    data = encode_image(stateful.snapshot(), guest_engine().guest_sha256, KEY)
+    monkeypatch.undo()
+    with pytest.raises(ImageError, match="format version 4 cannot be restored: .*development build"):
+        Sandbox.from_image(data, key=KEY)
+
+
 def test_an_image_with_four_helpers_is_not_read_as_the_current_version(
         stateful: Sandbox) -> None:
     snapshot = stateful.snapshot()
