@@ -54,7 +54,8 @@ _JSON_DEPTH_GUARD = (dict, list, tuple)
 # One encoder and one scanner for every call: json.dumps with options, and json.loads, build
 # or look up theirs on each call, which costs more than a small call's whole encoding.
 _ENCODER = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-_SCAN = json.JSONDecoder().scan_once
+# typeshed does not declare the decoder's scanner, an attribute set in its __init__.
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _quote = json.encoder.encode_basestring  # a str's JSON (C), what _ENCODER would make of it
 # Results that are never awaitable (checked before inspect.isawaitable, which is slower).
 _PLAIN = frozenset({type(None), bool, int, float, str, list, dict, tuple})
@@ -449,7 +450,7 @@ def _as_value(result: Any, text: bytes) -> bytes | int | None:
     """How a result crosses: a boolean or a 32-bit integer as it is (no JSON to parse), None
     for undefined, else its JSON `text`."""
     if result is True or result is False or (type(result) is int and result in _SMALL_INT):
-        return result  # type: ignore[no-any-return]  # exactly a bool or an int
+        return result  # exactly a bool or an int
     return text or None
 
 
