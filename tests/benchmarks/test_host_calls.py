@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -46,9 +47,9 @@ def run(workload: Workload, engines: list[Engine], tmp_path: Path) -> ScenarioRe
 
 
 @pytest.mark.parametrize("module", [host_call_sync, host_call_async, timer_turn])
-def test_every_engine_that_runs_the_workload_gives_the_sum(module: object,
+def test_every_engine_that_runs_the_workload_gives_the_sum(module: ModuleType,
                                                           tmp_path: Path) -> None:
-    workload = shrunk(module.WORKLOAD)  # type: ignore[attr-defined]
+    workload = shrunk(module.WORKLOAD)
     result = run(workload, in_process_engines(), tmp_path)
     assert result.ok, result.error
     for figure in result.figures:
@@ -59,7 +60,7 @@ def test_every_engine_that_runs_the_workload_gives_the_sum(module: object,
 
 
 @pytest.mark.parametrize("module", [host_call_sync, host_call_async])
-def test_a_host_function_that_answers_wrongly_fails_its_rows_untimed(module: object,
+def test_a_host_function_that_answers_wrongly_fails_its_rows_untimed(module: ModuleType,
                                                                     tmp_path: Path) -> None:
     calls: list[tuple[int, int]] = []
 
@@ -67,7 +68,7 @@ def test_a_host_function_that_answers_wrongly_fails_its_rows_untimed(module: obj
         calls.append((a, b))
         return a + b + 1
 
-    workload = shrunk(module.WORKLOAD)  # type: ignore[attr-defined]
+    workload = shrunk(module.WORKLOAD)
     (host,) = workload.host
     workload = replace(workload, host=(replace(host, fn=off_by_one),))
     result = run(workload, in_process_engines(), tmp_path)
