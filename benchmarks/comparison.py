@@ -8,7 +8,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from benchmarks.engines import NATIVE, Engine, all_engines
+from benchmarks.engines import NATIVE, Availability, Engine, all_engines
 from benchmarks.harness import Measured, Scenario, Setup
 from benchmarks.timing import Sampler
 from benchmarks.workloads import Workload
@@ -25,12 +25,15 @@ def failing_sampler(exc: BaseException) -> Sampler[Any]:
 
 
 def engine_rows(engines: Sequence[Engine], label: Callable[[Engine], str],
-                sampler: Callable[[Engine], Sampler[Any]]) -> list[Measured]:
-    """One row per engine: absent ones with their note, native QuickJS as the baseline, and an
-    engine whose sampler cannot even be made reported as failing."""
+                sampler: Callable[[Engine], Sampler[Any]],
+                found_by: Callable[[Engine], Availability] | None = None,
+                ) -> list[Measured]:
+    """One row per engine: absent ones with their note (`found_by` says whether the engine is
+    there, for what is measured), native QuickJS as the baseline, and an engine whose sampler
+    cannot even be made reported as failing."""
     rows = []
     for engine in engines:
-        found = engine.availability()
+        found = found_by(engine) if found_by is not None else engine.availability()
         if not found.present:
             rows.append(Measured(engine.name, label(engine), None, found.note, engine.name == NATIVE))
             continue
@@ -43,13 +46,18 @@ def engine_rows(engines: Sequence[Engine], label: Callable[[Engine], str],
     return rows
 
 
-def comparison(workload: Workload, engines: Sequence[Engine] | None = None) -> Scenario:
-    """The scenario `eval-<workload>`: `engines` (default: vm-system and every alternative)."""
+def comparison(workload: Workload, engines: Sequence[Engine] | None = None,
+               name: str | None = None) -> Scenario:
+    """The scenario `name` (default `eval-<workload>`): `engines` (default: vm-system and every
+    alternative)."""
 
     def setup(stack: ExitStack, directory: Path, quick: bool) -> Setup:
-        return Setup(engine_rows(engines if engines is not None else all_engines(),
-                                 lambda e: f"{e.name}: {workload.description}",
-                                 lambda e: e.sampler(workload, stack)))
+        def label(engine: Engine) -> str:
+            return f"{engine.name}: {engine.runs(workload).equivalent or workload.description}"
 
-    return Scenario(f"eval-{workload.name}", "engine", workload.description, workload.unit,
+        return Setup(engine_rows(engines if engines is not None else all_engines(), label,
+                                 lambda e: e.sampler(workload, stack),
+                                 lambda e: e.runs(workload)))
+
+    return Scenario(name or f"eval-{workload.name}", "engine", workload.description, workload.unit,
                     setup, workload.plan)

@@ -84,17 +84,28 @@ def note_lines(report: BenchReport) -> list[str]:
         if result.error:
             lines.append(f"{result.scenario}: {result.status}: {result.error}")
         lines.extend(result.notes)
-    absent: dict[str, str | None] = {}
+    # By engine and reason: an installed engine is absent only from the workloads it cannot
+    # run, for a reason of each.
+    absent: dict[tuple[str, str | None], list[str]] = {}
     for result in report.results:
         for f in result.figures:
             if f.status == "absent":
-                absent.setdefault(f.engine, f.note)
-    for engine, note in absent.items():
-        lines.append(f"{engine}: absent: {note}")
+                absent.setdefault((f.engine, f.note), []).append(result.scenario)
+    installed = {name for name, found in report.extra.get("engines", {}).items()
+                 if found.get("present")}
+    for (engine, note), scenarios in absent.items():
+        where = f" ({', '.join(scenarios)})" if engine in installed else ""
+        lines.append(f"{engine}: absent{where}: {note}")
     engines = report.extra.get("engines", {})
     for engine, found in engines.items():
         if found.get("present") and found.get("note"):
             lines.append(f"{engine}: {found['note']}")
+    # A row timed with a note of its own: what it runs instead of the workload, and why.
+    for result in report.results:
+        for f in result.figures:
+            if f.status != "absent" and f.note and \
+                    f.note != engines.get(f.engine, {}).get("note"):
+                lines.append(f"{result.scenario}: {f.engine}: {f.note}")
     return lines
 
 

@@ -6,11 +6,37 @@ what it got back into an `Answer` and the workload alone decides whether that an
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.checks import expect_value
 from benchmarks.timing import CheckFailed, Plan
+
+
+@dataclass(frozen=True)
+class HostCallable:
+    """A Python function an engine offers the guest as `host.<name>(...)`: the same function,
+    registered the engine's way (vm-system's `functions=`, quickjs-rs's `register`, native
+    QuickJS's `add_callable`)."""
+
+    name: str
+    fn: Callable[..., Any]
+    # Offered as an async host function: the guest gets a Promise, settled by the host's event
+    # loop. `fn` stays plain so that an engine without async host functions can still call it.
+    is_async: bool = False
+
+    def offered(self) -> Callable[..., Any]:
+        """What an engine with async host functions registers: `fn`, or a coroutine function
+        around it (the smallest async host function there is)."""
+        if not self.is_async:
+            return self.fn
+        fn = self.fn
+
+        async def call(*args: Any) -> Any:
+            return fn(*args)
+
+        return call
 
 
 @dataclass(frozen=True)
@@ -36,6 +62,19 @@ class Workload:
     batch: int = 1
     units: int = 1  # what one call does, in `unit`s (10,000 console lines, say)
     unit: str = "evaluation"
+    # Offered as `host.<name>` in every context of the workload.
+    host: tuple[HostCallable, ...] = ()
+    # The code is one expression whose value is a Promise: the evaluation runs until it
+    # settles (jobs, async host calls, timers) and its answer is what it settled to. An
+    # expression, so that an engine may wrap it (`await (CODE)`).
+    settles: bool = False
+    timers: bool = False  # the code needs setTimeout
+
+    @property
+    def needs_host(self) -> bool:
+        """Whether the workload needs more than an evaluation: host functions, promises run to
+        completion, or timers (not every engine has them)."""
+        return bool(self.host) or self.settles or self.timers
 
 
 @dataclass
@@ -67,3 +106,13 @@ def console_shim(sink: str) -> str:
     # Ends with `undefined`: some engines refuse to hand a function back to Python.
     return (f"globalThis.console = {{log: (...a) => {sink}(a.map(String).join(' '))}}; "
             "undefined")
+
+
+# `globalThis.host` for the engines that register host functions as globals (`__host_<name>`):
+# the same `host.<name>(...)` calls vm-system's guest makes. `promised` names the functions the
+# engine cannot offer as async ones: their result is handed over as a resolved Promise instead.
+def host_shim(host: Sequence[HostCallable], promised: bool = False) -> str:
+    members = ", ".join(
+        f"{h.name}: (...a) => Promise.resolve(__host_{h.name}(...a))" if promised and h.is_async
+        else f"{h.name}: __host_{h.name}" for h in host)
+    return f"globalThis.host = Object.freeze({{{members}}}); undefined"

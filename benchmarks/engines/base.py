@@ -26,6 +26,9 @@ class Availability:
     present: bool
     version: str | None = None
     note: str | None = None  # why an engine is absent, or how it was measured
+    # What is timed instead of the workload as written, when the engine lacks something it
+    # needs and runs the nearest equivalent (shown in the row's label).
+    equivalent: str | None = None
 
 
 class Engine(ABC):
@@ -35,6 +38,17 @@ class Engine(ABC):
 
     @abstractmethod
     def availability(self) -> Availability: ...
+
+    def runs(self, workload: Workload) -> Availability:
+        """Whether this engine runs `workload`: absent, with the reason, when the workload
+        needs what the engine does not have (host functions, promises, timers) or what this
+        benchmark does not wire for it."""
+        found = self.availability()
+        if found.present and workload.needs_host:
+            return Availability(False, found.version,
+                                f"host functions, promises and timers are not wired for "
+                                f"{self.name} in this benchmark")
+        return found
 
     @abstractmethod
     def sampler(self, workload: Workload, stack: ExitStack) -> Sampler[Any]:
@@ -49,12 +63,20 @@ class Driver(ABC):
     """An engine's contexts, as one sampler uses them."""
 
     @abstractmethod
-    def open(self) -> Any:
-        """A new context, its console wired so that `answer` can read what it printed."""
+    def open(self, workload: Workload | None = None) -> Any:
+        """A new context, its console wired so that `answer` can read what it printed, and
+        what `workload` needs (its host functions, timers) set up."""
 
     @abstractmethod
     def evaluate(self, ctx: Any, code: str) -> Any:
         """The timed call: evaluate `code` and return the engine's own result."""
+
+    def settle(self, ctx: Any, code: str) -> Any:
+        """The timed call of a workload that `settles`: evaluate the expression `code` and run
+        the context until its Promise settles (jobs, host calls, timers); return what it
+        settled to, the engine's own result. Only drivers of engines whose `runs` accepts such
+        workloads implement it."""
+        raise NotImplementedError(f"{type(self).__name__} does not settle promises")
 
     @abstractmethod
     def answer(self, ctx: Any, raw: Any, after: str | None) -> Answer:
@@ -136,7 +158,7 @@ class DriverEngine(Engine):
 
 def prepared(driver: Driver, workload: Workload) -> Any:
     """A new context with the workload's prelude evaluated (and checked to have run)."""
-    ctx = driver.open()
+    ctx = driver.open(workload)
     if workload.prelude:
         try:
             driver.answer(ctx, driver.evaluate(ctx, workload.prelude), None)
@@ -148,7 +170,7 @@ def prepared(driver: Driver, workload: Workload) -> Any:
 
 def context_sampler(driver: Driver, workload: Workload, stack: ExitStack) -> Sampler[Any]:
     code, after = workload.code, workload.after
-    evaluate = driver.evaluate
+    evaluate = driver.settle if workload.settles else driver.evaluate
     if workload.fresh_context:
         def check_fresh(result: tuple[Any, Any]) -> None:
             ctx, raw = result

@@ -173,6 +173,15 @@ class NodeJs(Engine):
             return Availability(False, None, f"{node} --version failed")
         return Availability(True, version, "timed inside one node process (start-up excluded)")
 
+    def runs(self, workload: Workload) -> Availability:
+        found = self.availability()
+        if found.present and workload.needs_host:
+            return Availability(False, found.version,
+                                "host functions are Python callables, and Node.js runs in "
+                                "another process (a call would be a pipe round trip): not "
+                                "measured")
+        return found
+
     def _start(self, stack: ExitStack) -> NodeProcess:
         node = node_path()
         if node is None:

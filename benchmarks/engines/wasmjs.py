@@ -14,7 +14,7 @@ from typing import Any
 
 from benchmarks.engines.base import Availability, Driver, DriverEngine
 from benchmarks.timing import CheckFailed
-from benchmarks.workloads import Answer
+from benchmarks.workloads import Answer, Workload
 
 CONSOLE = "globalThis.__lines = []; " \
           "globalThis.console = {log: (...a) => { __lines.push(a.map(String).join(' ')); }}; undefined"
@@ -24,7 +24,7 @@ CONFLICT = ("not installable beside vm-system: wasmjs 0.0.15.x requires "
 
 
 class _WasmJsDriver(Driver):
-    def open(self) -> Any:
+    def open(self, workload: Workload | None = None) -> Any:
         from wasmjs import wasmjs
 
         js = wasmjs.WasmJS()
