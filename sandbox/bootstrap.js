@@ -1014,6 +1014,9 @@
 
   function hostFunction(name, slot) {
     return { [name](...args) {
+      // Still an array to JSON.stringify, but with no prototype: a toJSON planted on
+      // Array.prototype or Object.prototype cannot stand in for the whole argument list.
+      setPrototypeOf(args, null);
       const reply = hostBridge(OP_CALL, slot, stringify(args));
       if (typeof reply !== 'string') return reply;  // undefined, a boolean or a small integer
       const kind = sliceString(reply, 0, 1), rest = sliceString(reply, 1);
@@ -1080,6 +1083,58 @@
     } else if (kind === TURN_RESET) {
       mapClear(timerCallbacks);
       mapClear(pendingCalls);
+    }
+  }
+
+  // ----- Error.prepareStackTrace -----------------------------------------------------------
+  //
+  // QuickJS-NG has V8's stack trace API, and its CallSite.getFunction() hands a script the
+  // function of every frame, the bootstrap's own closures among them (a host function's
+  // wrapper, `turn`: with it a script could settle its host calls with values the host never
+  // gave). The script's prepareStackTrace is kept here and given frames that answer all the
+  // CallSite questions but that one (undefined, as V8 answers for strict-mode frames).
+  {
+    const desc = getOwnPropertyDescriptor(ErrorCtor, 'prepareStackTrace');
+    if (desc !== undefined && typeof desc.set === 'function') {
+      const nativeSet = desc.set;
+      const weakGet = uncurry(WeakMap.prototype.get), weakSet = uncurry(WeakMap.prototype.set);
+      const siteOf = new WeakMap();
+      ReflectApply(nativeSet, ErrorCtor, [(e, sites) => sites]);
+      const probe = new ErrorCtor('probe').stack;
+      ReflectApply(nativeSet, ErrorCtor, [undefined]);
+      const siteProto = getPrototypeOf(probe[0]);
+      const safeProto = { __proto__: null };
+      const names = ReflectOwnKeys(siteProto);
+      for (let i = 0; i < names.length; i++) {
+        const key = names[i];
+        const d = getOwnPropertyDescriptor(siteProto, key);
+        if (key === 'constructor' || typeof d.value !== 'function') {
+          defineProperty(safeProto, key, d);
+          continue;
+        }
+        const method = d.value;
+        const safe = key === 'getFunction' ? { getFunction() { return undefined; } }.getFunction
+          : { [key]() { const site = weakGet(siteOf, this); return site === undefined ? undefined : ReflectApply(method, site, []); } }[key];
+        defineProperty(safeProto, key, { value: safe, writable: true, enumerable: false, configurable: true });
+      }
+      let scriptPrepare;
+      const prepare = (error, sites) => {
+        const safeSites = [];
+        for (let i = 0; i < sites.length; i++) {
+          const site = { __proto__: safeProto };
+          weakSet(siteOf, site, sites[i]);
+          defineProperty(safeSites, i, { value: site, writable: true, enumerable: true, configurable: true });
+        }
+        return ReflectApply(scriptPrepare, ErrorCtor, [error, safeSites]);
+      };
+      defineProperty(ErrorCtor, 'prepareStackTrace', {
+        get: { prepareStackTrace() { return scriptPrepare; } }.prepareStackTrace,
+        set: { prepareStackTrace(f) {
+          scriptPrepare = f;
+          ReflectApply(nativeSet, ErrorCtor, [typeof f === 'function' ? prepare : f]);
+        } }.prepareStackTrace,
+        enumerable: false, configurable: false,
+      });
     }
   }
 

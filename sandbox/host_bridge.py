@@ -95,6 +95,9 @@ def as_host_function(name: str, value: Callable[..., Any] | HostFunction) -> Hos
     """Check a name and wrap a plain callable."""
     if not isinstance(name, str) or not _IDENTIFIER.match(name):
         raise ValueError(f"a host function's name must be a JavaScript identifier, got {name!r}")
+    if name == "then":
+        # `host` would be a thenable: `await host` would call it, and resolve to whatever.
+        raise ValueError("a host function may not be named 'then'")
     return value if isinstance(value, HostFunction) else HostFunction(value)
 
 
@@ -145,6 +148,7 @@ class HostBridge:
         self._seq = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting = False  # the loop runs in _run_loop: a settled call or a wake stops it
+        self._stubborn: set[asyncio.Task[None]] = set()  # tasks that outlived their cancel
         self._woken = False
         self._wake = threading.Event()
         self.timers_fired = 0
@@ -220,12 +224,13 @@ class HostBridge:
 
     def _deliver(self, name: str, started: float, bytes_in: int, args: str | None,
                  encoded: _Encoded) -> bytes | None:
-        """A call's answer on its way to the guest, sync or async: recorded, its result counted
-        against max_host_out_kb; its UTF-8 bytes, or None when that stopped the script."""
+        """A call's answer on its way to the guest, sync or async: recorded, counted against
+        max_host_out_kb (a result's JSON, or an error's message: a host function's own text is
+        no more free than its results); its UTF-8 bytes, or None when that stopped the script."""
         text = encoded.text.encode("utf-8", "surrogatepass")
-        out = len(text) if encoded.ok else 0
+        out = len(text)
         self._record(name, started, bytes_in, out, args, None if encoded.ok else encoded.text)
-        if encoded.ok and not self._watch.account_host_out(out):
+        if not self._watch.account_host_out(out):
             return None
         return text
 
@@ -256,8 +261,9 @@ class HostBridge:
         else:
             pending.result = _encode_result(pending.name, value)
             pending.value = value
-        self._settled.append(ident)
-        self._stop_waiting()
+        if self.calls.get(ident) is pending:  # not a task that outlived its evaluation
+            self._settled.append(ident)
+            self._stop_waiting()
 
     def _add_timer(self, delay_ms: int, repeats: bool) -> int:
         if len(self.timers) >= MAX_PENDING_TIMERS:
@@ -323,7 +329,9 @@ class HostBridge:
         watch = self._watch
         mark = watch.host_started()  # tasks running in the loop are host work too
         try:
-            if self.calls:
+            if self._stubborn:
+                self._stubborn = {t for t in self._stubborn if not t.done()}
+            if self.calls or self._stubborn:  # the loop has work: it runs while we wait
                 self._run_loop(seconds)
             else:
                 self._wake.wait(seconds)
@@ -390,19 +398,29 @@ class HostBridge:
 
     def _cancel_calls(self) -> None:
         tasks = [p.task for p in self.calls.values() if p.task is not None and not p.task.done()]
-        for task in tasks:
-            task.cancel()
         if tasks and self._loop is not None:
-            done, stuck = self._loop.run_until_complete(asyncio.wait(tasks, timeout=CANCEL_GRACE_S))
-            for task in stuck:
+            for task in self._cancel_and_wait(tasks):
+                # It caught its cancel and goes on: asyncio cannot stop it. It is kept (and
+                # runs when the loop next runs), counted by pending_tasks, and given one more
+                # cancel and grace by close().
                 log.warning("host_task_ignored_cancel", task=repr(task))
+                self._stubborn.add(task)
         for pending in self.calls.values():
-            if inspect.iscoroutine(pending.awaitable):
-                pending.awaitable.close()  # cancelled before it started: never awaited
+            awaitable = pending.awaitable
+            if inspect.iscoroutine(awaitable) and inspect.getcoroutinestate(awaitable) == inspect.CORO_CREATED:
+                awaitable.close()  # cancelled before it started: never awaited
             ended_by_itself = pending.result is not None
             self._record(pending.name, pending.started, pending.bytes_in, 0, pending.args,
                          "the call ended after its evaluation" if ended_by_itself else "cancelled")
         self.calls.clear()
+
+    def _cancel_and_wait(self, tasks: list[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
+        """Cancel `tasks` and give them CANCEL_GRACE_S to end; those still running."""
+        assert self._loop is not None
+        for task in tasks:
+            task.cancel()
+        _, stuck = self._loop.run_until_complete(asyncio.wait(tasks, timeout=CANCEL_GRACE_S))
+        return stuck
 
     def pending_tasks(self) -> int:
         """Tasks of this sandbox's loop not finished (0 once `finish` ran)."""
@@ -412,8 +430,16 @@ class HostBridge:
 
     def close(self) -> None:
         self.finish()
-        loop, self._loop = self._loop, None
+        loop = self._loop
         if loop is not None:
+            stubborn = [t for t in self._stubborn if not t.done()]
+            if stubborn:
+                for task in self._cancel_and_wait(stubborn):
+                    # Closing the loop leaves it unfinished: said once, here, not by asyncio.
+                    log.warning("host_task_abandoned", task=repr(task))
+                    task._log_destroy_pending = False  # type: ignore[attr-defined]  # asyncio's own flag
+            self._stubborn.clear()
+            self._loop = None
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 

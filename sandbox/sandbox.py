@@ -164,6 +164,8 @@ class Sandbox:
             self._bridge.functions[name] = as_host_function(name, fn)
         self._hooks = _Hooks(self)
         self._lock = threading.Lock()
+        self._owner: int | None = None  # the thread holding _lock, if any
+        self._close_pending = False
         self._closed = False
         self._events: list[Event] = []
         self._event_cb: EventCallback | None = None
@@ -195,10 +197,19 @@ class Sandbox:
             return
         self._watch.cancel(sticky=True)
         self._bridge.wake()
+        if self._owner == threading.get_ident():
+            # Called from inside this sandbox's own evaluation (a host function, an event
+            # consumer): the lock is this thread's. The evaluation ends cancelled, and the
+            # sandbox closes as it returns (_Exclusive.__exit__).
+            self._close_pending = True
+            return
         with self._lock:
-            self._closed = True
-            self._bridge.close()
-            self._instance.close()
+            self._release()
+
+    def _release(self) -> None:
+        self._closed = True
+        self._bridge.close()
+        self._instance.close()
 
     @property
     def closed(self) -> bool:
@@ -520,14 +531,22 @@ class _Exclusive:
         self._sb = sb
 
     def __enter__(self) -> None:
-        if not self._sb._lock.acquire(blocking=False):
+        sb = self._sb
+        if not sb._lock.acquire(blocking=False):
             raise SandboxBusy("another evaluation is running in this sandbox")
-        if self._sb._closed:
-            self._sb._lock.release()
+        if sb._closed:
+            sb._lock.release()
             raise SandboxClosed("the sandbox is closed")
+        sb._owner = threading.get_ident()
 
     def __exit__(self, *exc: object) -> None:
-        self._sb._lock.release()
+        sb = self._sb
+        sb._owner = None
+        try:
+            if sb._close_pending:  # close() was called from inside (see Sandbox.close)
+                sb._release()
+        finally:
+            sb._lock.release()
 
 
 def _turn_unarmed(inst: GuestInstance, kind: int, text: bytes | None, what: str) -> int | None:

@@ -284,3 +284,59 @@ def test_functions_survive_rollback_clone_and_image() -> None:
         # f is in the image's `host` object, but no longer offered: the host refuses it
         out = restored.eval("try { host.f() } catch (e) { e.message }")
         assert out.value["json"] == "no host function 'f' is offered"  # type: ignore[index]
+
+
+def test_a_kept_function_still_calls_its_own_name_after_an_image_offers_others() -> None:
+    """The guest numbers its host functions (the slot each passes the host), and the numbers
+    live in its memory: restored with the names offered in another order, or with some gone,
+    a function kept in a variable still calls its own name, or is refused by name."""
+    with Sandbox(functions={"a": lambda: "a", "b": lambda: "b"}) as sb:
+        sb.eval("globalThis.keepA = host.a; globalThis.keepB = host.b")
+        data = sb.image(key=b"k" * 32)
+    offered = {"c": lambda: "c", "b": lambda: "new b"}
+    with Sandbox.from_image(data, key=b"k" * 32, functions=offered) as restored:
+        out = restored.eval("""[keepB(), host.c(), host.b(),
+            (() => { try { keepA() } catch (e) { return e.name + ': ' + e.message } })()]""")
+        assert out.value["json"] == ["new b", "c", "new b",  # type: ignore[index]
+                                     "HostError: no host function 'a' is offered"]
+
+
+def test_then_is_not_a_host_function_name() -> None:
+    # `host` would become a thenable: `await host` would call it.
+    with pytest.raises(ValueError, match="'then'"):
+        Sandbox(functions={"then": lambda *a: None})
+    with Sandbox() as sb, pytest.raises(ValueError, match="'then'"):
+        sb.expose("then", lambda *a: None)
+
+
+def test_an_error_message_is_counted_against_the_result_budget() -> None:
+    def loud() -> None:
+        raise HostError("x" * 4096)
+
+    with Sandbox(functions={"loud": loud}) as sb:
+        out = sb.eval("for (let i = 0; i < 10; i++) { try { host.loud() } catch (e) {} }",
+                      limits=Limits(max_host_out_kb=16))
+        assert out.error is not None and out.error.kind == "host_bytes_limit"
+        calls = _calls(out)
+        assert len(calls) == 5 and all(c["bytes_out"] == 4096 for c in calls)
+
+
+@pytest.mark.parametrize("value", [0, 1, -1, 2**31 - 1, -(2**31), 2**31, -(2**31) - 1, 2**53,
+                                   True, False, 1.5, -0.0, 1e300, "", "s", [], {}])
+def test_values_answered_as_they_are_or_as_json_are_the_same_to_the_guest(value: Any) -> None:
+    """Booleans and 32-bit integers cross without JSON, sync and async; what the guest sees
+    is what JSON would have given it."""
+    async def later() -> Any:
+        return value
+
+    with Sandbox(functions={"now": lambda: value, "later": later}) as sb:
+        expected = json.dumps(value)
+        out = sb.eval_module(f"""const a = host.now(), b = await host.later();
+            export const same = [a, b].map(v => Object.is(v, JSON.parse({json.dumps(expected)}))
+                || JSON.stringify(v) === {json.dumps(expected)});
+            export const types = [typeof a, typeof b];""")
+        assert out.status == "ok", out.error
+        got = out.value["json"]  # type: ignore[index]
+        assert got["same"] == [True, True]
+        kind = {bool: "boolean", int: "number", float: "number", str: "string"}.get(type(value), "object")
+        assert got["types"] == [kind, kind]
