@@ -988,7 +988,7 @@
 
   // ----- host functions, timers and microtasks ------------------------------------------------
   //
-  // `hostBridge(op, a, b)` is the host's only entry point; it checks everything it is given
+  // `hostBridge(op, a, b, c)` is the host's only entry point; it checks everything it is given
   // (a slot that names no function it offers is refused there, whatever the script did to
   // `host`). A host call's answer is undefined, a boolean or a small integer as it is, or text
   // whose first letter says what the rest is (host_bridge.py, HostBridge.bridge). The guest
@@ -1003,6 +1003,7 @@
   const mapClear = uncurry(Map.prototype.clear);
   const timerCallbacks = new Map();  // id -> [callback, args, repeats]
   const pendingCalls = new Map();  // id -> [resolve, reject]
+  let callIds = 0;  // the guest numbers its host calls: an async one is settled by its number
   class HostError extends ErrorCtor {}
   defineProperty(HostError.prototype, 'name', { value: 'HostError', writable: true, enumerable: false, configurable: true });
   const hostObject = { __proto__: null };
@@ -1017,12 +1018,13 @@
       // Still an array to JSON.stringify, but with no prototype: a toJSON planted on
       // Array.prototype or Object.prototype cannot stand in for the whole argument list.
       setPrototypeOf(args, null);
-      const reply = hostBridge(OP_CALL, slot, stringify(args));
+      const id = callIds = callIds >= 0x3FFFFFFF ? 1 : callIds + 1;
+      const reply = hostBridge(OP_CALL, slot, stringify(args), id);
+      if (reply === null) return new PromiseCtor((resolve, reject) => { mapSet(pendingCalls, id, [resolve, reject]); });
       if (typeof reply !== 'string') return reply;  // undefined, a boolean or a small integer
       const kind = sliceString(reply, 0, 1), rest = sliceString(reply, 1);
       if (kind === 'v') return parseJSON(rest);
       if (kind === 'n') throw new HostError("no host function '" + name + "' is offered");
-      if (kind === 'p') return new PromiseCtor((resolve, reject) => { mapSet(pendingCalls, +rest, [resolve, reject]); });
       throw new HostError(rest);
     } }[name];
   }
@@ -1133,7 +1135,9 @@
           scriptPrepare = f;
           ReflectApply(nativeSet, ErrorCtor, [typeof f === 'function' ? prepare : f]);
         } }.prepareStackTrace,
-        enumerable: false, configurable: false,
+        // Configurable, as the engine's own accessor is: the engine reads the function its
+        // setter was last given, so redefining the property only detaches it.
+        enumerable: false, configurable: true,
       });
     }
   }

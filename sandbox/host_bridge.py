@@ -1,15 +1,16 @@
 """The host side of a sandbox's host functions and timers.
 
-The guest reaches the host through one bridge (`hostBridge(op, a, b)` in the bootstrap): a call
-of a host function by its slot with its arguments as JSON, a timer to schedule, a timer to
-clear. Everything it is given is checked here, whatever the script did to `host` or
-`setTimeout`: a slot that names no offered function is refused, and every call is counted against the evaluation's
-budgets (`LimitWatch.account_host_call`) before the function runs.
+The guest reaches the host through one bridge (`hostBridge(op, a, b, c)` in the bootstrap): a
+call of a host function by its slot, with its arguments as JSON and the number the guest gave
+the call; a timer to schedule; a timer to clear. Everything it is given is checked here,
+whatever the script did to `host` or `setTimeout`: a slot that names no offered function is
+refused, and every call is counted against the evaluation's budgets
+(`LimitWatch.account_host_call`) before the function runs.
 
 A synchronous function answers inside the call. An awaitable result becomes an asyncio task on
 the sandbox's own loop (made on first use, run only on the guest's thread, between turns), and
-the guest gets a promise that a later turn settles by id. Between turns no wasm frame is live:
-the evaluation is back in Python, waiting for the next due timer or settled call.
+the guest gets a promise that a later turn settles by the call's number. Between turns no wasm
+frame is live: the evaluation is back in Python, waiting for the next due timer or settled call.
 
 The schedule (due times, intervals, pending calls) lives here; the callbacks and the promises'
 resolvers live in the guest, keyed by the same ids.
@@ -35,6 +36,7 @@ from sandbox.json_depth import check_depth
 from sandbox.limits import LimitWatch
 from sandbox.log import get_logger
 from sandbox.outcome import Event
+from sandbox.quickjs_abi import NULL_REPLY, NullReply
 
 log = get_logger("sandbox.host")
 
@@ -149,7 +151,7 @@ class HostBridge:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting = False  # the loop runs in _run_loop: a settled call or a wake stops it
         self._stubborn: set[asyncio.Task[None]] = set()  # tasks that outlived their cancel
-        self._woken = False
+        self.woken = False
         self._wake = threading.Event()
         self.timers_fired = 0
         self.timers_cancelled = 0
@@ -164,15 +166,17 @@ class HostBridge:
 
     # ----- from the guest (inside its bridge call) -------------------------------------------
 
-    def bridge(self, op: int, a: int | str | None, b: int | str | None) -> bytes | int | None:
+    def bridge(self, op: int, a: int | str | None, b: int | str | None,
+               c: int | str | None = None) -> bytes | int | NullReply | None:
         """Answer the guest's bridge call; None with the watch's stop set stops the script.
 
-        A host call's answer is undefined (None), a boolean or a 32-bit integer, given to the
-        guest as it is; or text whose first letter says what the rest is: `v` a value's JSON,
-        `e` an error's message, `p` the id of the promise a later turn settles, `n` (alone)
-        that the function called is not offered."""
-        if op == OP_CALL and isinstance(a, int) and isinstance(b, str):
-            return self._call(a, b)
+        A call names its function's slot, the arguments' JSON and the id the guest will know
+        it by if it is asynchronous. Its answer is undefined (None), a boolean or a 32-bit
+        integer, given to the guest as it is; null (NULL_REPLY): a promise, which a later turn
+        settles under that id; or text whose first letter says what the rest is: `v` a
+        value's JSON, `e` an error's message, `n` (alone) that the function is not offered."""
+        if op == OP_CALL and isinstance(a, int) and isinstance(b, str) and isinstance(c, int):
+            return self._call(a, b, c)
         if op == OP_TIMER and isinstance(a, int) and isinstance(b, int):
             return self._add_timer(a, b != 0)
         if op == OP_CLEAR and isinstance(a, int):
@@ -181,7 +185,7 @@ class HostBridge:
             return None
         return b"ethe host bridge was called with arguments it does not take"
 
-    def _call(self, slot: int, args_json: str) -> bytes | int | None:
+    def _call(self, slot: int, args_json: str, ident: int) -> bytes | int | NullReply | None:
         # The hottest path of the bridge: kept flat (each Python call costs a few percent).
         name = self._names.get(slot)
         hf = self.functions.get(name) if name is not None else None
@@ -208,7 +212,7 @@ class HostBridge:
                 encoded = _failed(name, exc)
             else:
                 if type(result) not in _PLAIN and inspect.isawaitable(result):
-                    return self._start_task(name, hf, result, started, bytes_in, logged)
+                    return self._start_task(ident, name, hf, result, started, bytes_in, logged)
                 encoded = _encode_result(name, result)
                 if hf.timeout_ms is not None and time.monotonic() - started > hf.timeout_ms / 1000:
                     encoded = _Encoded(False, _timed_out(name, hf.timeout_ms))
@@ -234,14 +238,17 @@ class HostBridge:
             return None
         return text
 
-    def _start_task(self, name: str, hf: HostFunction, awaitable: Awaitable[Any], started: float,
-                    bytes_in: int, args: str | None) -> bytes:
-        ident = self._new_id()
+    def _start_task(self, ident: int, name: str, hf: HostFunction, awaitable: Awaitable[Any],
+                    started: float, bytes_in: int, args: str | None) -> bytes | NullReply:
+        if ident in self.calls:  # the guest numbers its calls: only a tampered one repeats
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()
+            return b"ethe host bridge was given the id of a call still pending"
         pending = _Pending(name, started, bytes_in, args, awaitable)
         loop = self._ensure_loop()
         pending.task = loop.create_task(self._settle(ident, pending, hf, awaitable))
         self.calls[ident] = pending
-        return b"p" + str(ident).encode()
+        return NULL_REPLY
 
     async def _settle(self, ident: int, pending: _Pending, hf: HostFunction,
                       awaitable: Awaitable[Any]) -> None:
@@ -344,7 +351,7 @@ class HostBridge:
         not a task and two futures."""
         loop = self._loop
         assert loop is not None
-        if self._woken or self._settled:
+        if self.woken or self._settled:
             return
         self._waiting = True
         try:
@@ -352,7 +359,7 @@ class HostBridge:
             # no waiting settles in it, without a timer to schedule and cancel.
             loop.stop()
             loop.run_forever()
-            if seconds > 0 and not (self._woken or self._settled):
+            if seconds > 0 and not (self.woken or self._settled):
                 timer = loop.call_later(seconds, loop.stop)
                 try:
                     loop.run_forever()
@@ -367,7 +374,7 @@ class HostBridge:
 
     def wake(self) -> None:
         """From any thread: a stop was requested; a wait in progress returns at once."""
-        self._woken = True
+        self.woken = True
         self._wake.set()
         loop = self._loop
         if loop is not None and not loop.is_closed():
@@ -375,16 +382,17 @@ class HostBridge:
                 loop.call_soon_threadsafe(self._stop_waiting)
 
     def begin(self) -> None:
-        """A new evaluation: nothing of the last one is pending (see `finish`)."""
-        if self._woken:  # only a wake sets them: most evaluations pay nothing here
-            self._woken = False
+        """A new evaluation: nothing of the last one is pending (see `finish`). Needed only
+        after a wake or a timer (the caller checks `woken` and the counters first)."""
+        if self.woken:
+            self.woken = False
             self._wake.clear()
         self.timers_fired = self.timers_cancelled = 0
 
     def finish(self) -> bool:
         """The evaluation ended: cancel what is still pending (recorded), clear the schedule.
         True if the guest still holds callbacks or resolvers to forget (TURN_RESET)."""
-        if not self.timers and not self.calls:  # the common case: nothing was scheduled
+        if not self.timers and not self.calls:  # the common case (the caller checks it too)
             return False
         had = True
         if self.timers:

@@ -34,12 +34,15 @@ from sandbox.quickjs_abi import (
     INTERRUPT_TYPE,
     LOADER_TYPE,
     NORMALIZE_TYPE,
+    NULL,
+    NULL_REPLY,
     REJECTION_TYPE,
     TAG_BOOL,
     TAG_INT,
     TAG_STRING,
     TAG_STRING_ROPE,
     UNDEFINED,
+    NullReply,
     is_exception,
     is_string,
 )
@@ -81,8 +84,9 @@ class HostHooks(Protocol):
     def console_text(self, level: int, text: str) -> None:
         """Record the console line (called only when console() allowed it)."""
 
-    def bridge(self, op: int, a: int | str | None, b: int | str | None) -> HostReply:
-        """The guest called its host bridge (`hostBridge(op, a, b)` in the bootstrap)."""
+    def bridge(self, op: int, a: int | str | None, b: int | str | None,
+               c: int | str | None) -> HostReply:
+        """The guest called its host bridge (`hostBridge(op, a, b, c)` in the bootstrap)."""
 
     def resolve_module(self, specifier: str, referrer: str) -> tuple[bool, str]:
         """An import of `specifier` from `referrer`: (True, the resolved name) or (False, why
@@ -93,17 +97,18 @@ class HostHooks(Protocol):
 
 
 # What the bridge answers: a string (UTF-8 bytes), a boolean or a 32-bit integer for the guest,
-# None for undefined, or STOP_SCRIPT: a limit was crossed, the script stops (uncatchable).
+# None for undefined, NULL_REPLY for null, or STOP_SCRIPT: a limit was crossed, the script
+# stops (uncatchable).
 class _StopScript:
     __slots__ = ()
 
 
 STOP_SCRIPT = _StopScript()
-HostReply = bytes | bool | int | None | _StopScript
+HostReply = bytes | bool | int | None | NullReply | _StopScript
 
 
 _i64 = struct.Struct("<q").unpack_from
-_three_values = struct.Struct("<3q").unpack_from
+_four_values = struct.Struct("<4q").unpack_from
 
 
 def _memory_view(base: int, size: int) -> memoryview:
@@ -590,14 +595,14 @@ class GuestInstance:
         argc = args[2].i32
         argv = args[3].i32 & 0xFFFFFFFF
         view = self._view
-        if argc >= 3 and argv + 24 <= len(view):
-            raw = _three_values(view, argv)
+        if argc >= 4 and argv + 32 <= len(view):
+            raw = _four_values(view, argv)
         else:
-            count = min(max(argc, 0), 3)
+            count = min(max(argc, 0), 4)
             if argv + 8 * count > len(view):
                 self._view_stale()
                 view = self._view
-            raw = tuple(_i64(view, argv + 8 * i)[0] if i < count else UNDEFINED for i in range(3))
+            raw = tuple(_i64(view, argv + 8 * i)[0] if i < count else UNDEFINED for i in range(4))
         values: list[int | str | None] = []
         for v in raw:
             tag = v >> 32
@@ -613,9 +618,11 @@ class GuestInstance:
             else:
                 values.append(None)
         op = values[0]
-        reply = self._hooks.bridge(op if isinstance(op, int) else -1, values[1], values[2])
+        reply = self._hooks.bridge(op if isinstance(op, int) else -1, values[1], values[2], values[3])
         if reply is None:
             args[0].i64 = UNDEFINED
+        elif reply is NULL_REPLY:
+            args[0].i64 = NULL
         elif reply is True or reply is False:
             args[0].i64 = (TAG_BOOL << 32) | int(reply)
         elif isinstance(reply, int):

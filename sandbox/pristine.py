@@ -44,7 +44,8 @@ class _SetupHooks:
     def console_text(self, level: int, text: str) -> None:
         return None
 
-    def bridge(self, op: int, a: int | str | None, b: int | str | None) -> None:
+    def bridge(self, op: int, a: int | str | None, b: int | str | None,
+               c: int | str | None) -> None:
         return None
 
     def resolve_module(self, specifier: str, referrer: str) -> tuple[bool, str]:

@@ -21,6 +21,16 @@ TAG_OBJECT = -1
 TAG_STRING = -7
 TAG_STRING_ROPE = -6  # QuickJS-NG builds long concatenations lazily; still a string
 UNDEFINED = TAG_UNDEFINED << 32
+NULL = TAG_NULL << 32
+
+
+class NullReply:
+    """A host callback's answer that is the JavaScript null (None is undefined)."""
+
+    __slots__ = ()
+
+
+NULL_REPLY = NullReply()
 EXCEPTION = TAG_EXCEPTION << 32
 
 EVAL_GLOBAL = 0

@@ -102,8 +102,9 @@ class _Hooks:
         name = LEVELS[level] if 0 <= level < len(LEVELS) else "log"
         self._sb._emit(Event("console", {"level": name, "text": text}, time.time()))
 
-    def bridge(self, op: int, a: int | str | None, b: int | str | None) -> HostReply:
-        reply = self._sb._bridge.bridge(op, a, b)
+    def bridge(self, op: int, a: int | str | None, b: int | str | None,
+               c: int | str | None) -> HostReply:
+        reply = self._sb._bridge.bridge(op, a, b, c)
         if reply is None and self._sb._watch.stop is not None:
             return STOP_SCRIPT
         return reply
@@ -408,7 +409,8 @@ class Sandbox:
         bridge = self._bridge
         inst.arm_deadline(1)
         watch.begin(limits)
-        bridge.begin()
+        if bridge.woken or bridge.timers_fired or bridge.timers_cancelled:  # rarely: no call
+            bridge.begin()
         trap: GuestTrap | None = None
         result: Result = STOPPED
         counter = inst.counter_host_address()
@@ -424,7 +426,7 @@ class Sandbox:
         finally:
             guest_stopped(counter)
             # Nothing of this evaluation stays scheduled: its tasks are cancelled (and recorded).
-            guest_holds_callbacks = bridge.finish()
+            guest_holds_callbacks = bridge.finish() if bridge.timers or bridge.calls else False
         cpu_ms = watch.cpu_ms()
         wall_ms = watch.wall_ms()
         watch.end()

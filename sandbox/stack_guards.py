@@ -42,6 +42,6 @@ class StackGuards:
         # A region equal to itself shifted by 8 bytes holds one repeated 8-byte word; its
         # first word then decides. One pass over memory instead of two (memory and pattern).
         return (_memcmp(guard, guard + 8, STACK_GUARD - 8) == 0
-                and ctypes.string_at(guard, 8) == _GUARD_WORD
+                and _memcmp(guard, _GUARD_WORD, 8) == 0
                 and _memcmp(old, old + 8, OLD_STACK - 8) == 0
-                and ctypes.string_at(old, 8) == _ZERO_WORD)
+                and _memcmp(old, _ZERO_WORD, 8) == 0)

@@ -1019,3 +1019,25 @@ def test_a_microtask_flood_inside_a_host_call_callback_ends_at_a_limit() -> None
         assert _kind(out) in ("memory_limit", "cpu_limit")
         assert sb._bridge.pending_tasks() == 0
         _assert_usable(sb)
+
+
+@pytest.mark.parametrize("install", [
+    "Error.prepareStackTrace = grabber",
+    "Object.getOwnPropertyDescriptor(Error, 'prepareStackTrace').set.call(Error, grabber)",
+    "Object.defineProperty(Error, 'prepareStackTrace', { value: grabber, configurable: true })",
+    "Object.defineProperty(Error, 'prepareStackTrace', { get: () => grabber, configurable: true })",
+    "Error.prepareStackTrace = grabber; Object.defineProperty(Error, 'prepareStackTrace', { value: undefined })",
+])
+def test_no_way_of_installing_a_stack_preparer_hands_out_frames_functions(install: str) -> None:
+    with Sandbox(functions={"add": lambda a, b: a + b}) as sb:
+        out = sb.eval(f"""
+            const got = [];
+            const grabber = (e, sites) => {{
+              for (const s of sites) {{ const f = s.getFunction(); if (f !== undefined) got.push(typeof f) }}
+              return 'prepared';
+            }};
+            {install};
+            host.add(1, {{ toJSON() {{ new Error('probe').stack; return 1 }} }});
+            [got.length, typeof new Error('x').stack]""", limits=ROOMY)
+        assert out.status == "ok", out.error
+        assert _json(out)[0] == 0
