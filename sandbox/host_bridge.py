@@ -36,7 +36,7 @@ from sandbox.json_depth import check_depth
 from sandbox.limits import LimitWatch
 from sandbox.log import get_logger
 from sandbox.outcome import Event
-from sandbox.quickjs_abi import NULL_REPLY, NullReply
+from sandbox.quickjs_abi import NULL_REPLY, STOP_SCRIPT, NullReply, StopScript
 
 log = get_logger("sandbox.host")
 
@@ -167,8 +167,8 @@ class HostBridge:
     # ----- from the guest (inside its bridge call) -------------------------------------------
 
     def bridge(self, op: int, a: int | str | None, b: int | str | None,
-               c: int | str | None = None) -> bytes | int | NullReply | None:
-        """Answer the guest's bridge call; None with the watch's stop set stops the script.
+               c: int | str | None = None) -> bytes | int | NullReply | StopScript | None:
+        """Answer the guest's bridge call; STOP_SCRIPT when a budget it crossed stops the script.
 
         A call names its function's slot, the arguments' JSON and the id the guest will know
         it by if it is asynchronous. Its answer is undefined (None), a boolean or a 32-bit
@@ -185,7 +185,7 @@ class HostBridge:
             return None
         return b"ethe host bridge was called with arguments it does not take"
 
-    def _call(self, slot: int, args_json: str, ident: int) -> bytes | int | NullReply | None:
+    def _call(self, slot: int, args_json: str, ident: int) -> bytes | int | NullReply | StopScript | None:
         # The hottest path of the bridge: kept flat (each Python call costs a few percent).
         name = self._names.get(slot)
         hf = self.functions.get(name) if name is not None else None
@@ -195,7 +195,7 @@ class HostBridge:
         bytes_in = (len(args_json) if args_json.isascii()
                     else len(args_json.encode("utf-8", "surrogatepass")))
         if not watch.account_host_call(bytes_in):
-            return None
+            return STOP_SCRIPT
         logged = args_json if hf.log_args else None
         started = time.monotonic()
         args = _parse_args(args_json)
@@ -220,7 +220,7 @@ class HostBridge:
                 watch.host_ended(mark)
         text = self._deliver(name, started, bytes_in, logged, encoded)
         if text is None:
-            return None
+            return STOP_SCRIPT
         if not encoded.ok:
             return b"e" + text
         answer = _as_value(result, text)

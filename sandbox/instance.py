@@ -43,6 +43,7 @@ from sandbox.quickjs_abi import (
     TAG_STRING_ROPE,
     UNDEFINED,
     NullReply,
+    StopScript,
     is_exception,
     is_string,
 )
@@ -99,12 +100,7 @@ class HostHooks(Protocol):
 # What the bridge answers: a string (UTF-8 bytes), a boolean or a 32-bit integer for the guest,
 # None for undefined, NULL_REPLY for null, or STOP_SCRIPT: a limit was crossed, the script
 # stops (uncatchable).
-class _StopScript:
-    __slots__ = ()
-
-
-STOP_SCRIPT = _StopScript()
-HostReply = bytes | bool | int | None | NullReply | _StopScript
+HostReply = bytes | bool | int | None | NullReply | StopScript
 
 
 _i64 = struct.Struct("<q").unpack_from

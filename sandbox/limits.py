@@ -315,11 +315,13 @@ class LimitWatch:
                              self.host_calls + 1,
                              f"host call limit of {limits.max_host_calls} exceeded")
             return False
-        if self._kib_crossed("host_bytes_limit", "max_host_in_kb", limits.max_host_in_kb,
-                             self.host_bytes_in + bytes_in,
-                             "limit of {} KiB of host call arguments exceeded"):
+        # The caps' own checks run only near them (each is a call; this runs on every host call).
+        used_in = self.host_bytes_in + bytes_in
+        if used_in > limits.max_host_in_kb * 1024 and self._kib_crossed(
+                "host_bytes_limit", "max_host_in_kb", limits.max_host_in_kb, used_in,
+                "limit of {} KiB of host call arguments exceeded"):
             return False
-        if self._events_full():
+        if self.console_events + 1 > limits.max_events and self._events_full():
             return False
         self.host_calls += 1
         self.host_bytes_in += bytes_in

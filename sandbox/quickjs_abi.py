@@ -31,6 +31,15 @@ class NullReply:
 
 
 NULL_REPLY = NullReply()
+
+
+class StopScript:
+    """A host callback's answer: a limit was crossed, the script stops (an uncatchable error)."""
+
+    __slots__ = ()
+
+
+STOP_SCRIPT = StopScript()
 EXCEPTION = TAG_EXCEPTION << 32
 
 EVAL_GLOBAL = 0

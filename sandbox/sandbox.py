@@ -45,7 +45,7 @@ from sandbox.evaluation import (
 )
 from sandbox.host_bridge import TURN_EXPOSE, TURN_RESET, HostBridge, HostFunction, as_host_function
 from sandbox.image import decode_image, encode_image, installation_key
-from sandbox.instance import STOP_SCRIPT, GuestInstance, HostReply
+from sandbox.instance import GuestInstance
 from sandbox.json_depth import check_depth
 from sandbox.limits import Limits, LimitWatch, Stop
 from sandbox.log import get_logger
@@ -88,6 +88,8 @@ class _Hooks:
 
     def __init__(self, sandbox: Sandbox) -> None:
         self._sb = sandbox
+        # The bridge itself, not a method calling it: it runs on every host call and timer.
+        self.bridge = sandbox._bridge.bridge
 
     def interrupt(self, stack_pointer: int) -> bool:
         return self._sb._watch.interrupt(stack_pointer)
@@ -101,13 +103,6 @@ class _Hooks:
     def console_text(self, level: int, text: str) -> None:
         name = LEVELS[level] if 0 <= level < len(LEVELS) else "log"
         self._sb._emit(Event("console", {"level": name, "text": text}, time.time()))
-
-    def bridge(self, op: int, a: int | str | None, b: int | str | None,
-               c: int | str | None) -> HostReply:
-        reply = self._sb._bridge.bridge(op, a, b, c)
-        if reply is None and self._sb._watch.stop is not None:
-            return STOP_SCRIPT
-        return reply
 
     def resolve_module(self, specifier: str, referrer: str) -> tuple[bool, str]:
         watch = self._sb._watch
