@@ -111,6 +111,15 @@ def _memory_view(base: int, size: int) -> memoryview:
     return memoryview((ctypes.c_char * size).from_address(base)).cast("B")
 
 
+def _plain_value(value: bool | int | None) -> int:
+    """The JSValue of undefined (None), a boolean or a 32-bit integer: made by the host alone."""
+    if value is None:
+        return UNDEFINED
+    if value is True or value is False:
+        return (TAG_BOOL << 32) | int(value)
+    return (TAG_INT << 32) | (value & 0xFFFFFFFF)
+
+
 @cache
 def _arg_slots() -> dict[str, int]:
     """Argument-array sizes of the exports the host calls, checked once per process."""
@@ -173,7 +182,7 @@ class GuestInstance:
         self._memory_ref = memory_ref(self.memory)
         self._base_addr = ctypes.addressof(self.memory.data_ptr(self.store).contents)
         # The guest's memory as Python reads it inside callbacks, without a ctypes call per
-        # read; memory only grows, and a read past its end re-makes it (_view_stale).
+        # read; memory only grows, and a read past its end re-makes it (_view_to).
         self._view = _memory_view(self._base_addr, self.memory_size())
         self._rest_sp = 0  # the stack pointer between evaluations (see set_stack_pointer)
         self._plan: tuple[int, tuple[Copy, ...]] = (-1, ())
@@ -363,9 +372,7 @@ class GuestInstance:
                 argv_ptr = owned = self.malloc(8 * len(argv))
                 if argv_ptr == 0:
                     return EXCEPTION
-            if argv_ptr + 8 * len(argv) > len(self._view):
-                self._view_stale()  # memory grew since the view was made
-            struct.pack_into(f"<{len(argv)}q", self._view, argv_ptr, *argv)
+            struct.pack_into(f"<{len(argv)}q", self._view_to(argv_ptr + 8 * len(argv)), argv_ptr, *argv)
         try:
             a[0].i32, a[1].i64, a[2].i64, a[3].i32, a[4].i32 = lay.ctx, func, this, len(argv), argv_ptr
             self._f["JS_Call"]()
@@ -507,9 +514,7 @@ class GuestInstance:
         if helper == 0:
             raise GuestCorrupted("this sandbox's image predates timers and host functions")
         if not isinstance(text, bytes):
-            value = (UNDEFINED if text is None else (TAG_BOOL << 32) | int(text)
-                     if text is True or text is False else (TAG_INT << 32) | (text & 0xFFFFFFFF))
-            return self.call_value(helper, [kind & 0x7FFFFFFF, ident & 0x7FFFFFFF, value])
+            return self.call_value(helper, [kind & 0x7FFFFFFF, ident & 0x7FFFFFFF, _plain_value(text)])
         with self.scope() as scope:
             text_v = scope.own(self.new_string(text))
             if is_exception(text_v):
@@ -590,14 +595,11 @@ class GuestInstance:
         # without a call into the guest when they are integers or flat strings.
         argc = args[2].i32
         argv = args[3].i32 & 0xFFFFFFFF
-        view = self._view
-        if argc >= 4 and argv + 32 <= len(view):
+        count = min(max(argc, 0), 4)
+        view = self._view_to(argv + 8 * count)
+        if count == 4:
             raw = _four_values(view, argv)
         else:
-            count = min(max(argc, 0), 4)
-            if argv + 8 * count > len(view):
-                self._view_stale()
-                view = self._view
             raw = tuple(_i64(view, argv + 8 * i)[0] if i < count else UNDEFINED for i in range(4))
         values: list[int | str | None] = []
         for v in raw:
@@ -615,14 +617,10 @@ class GuestInstance:
                 values.append(None)
         op = values[0]
         reply = self._hooks.bridge(op if isinstance(op, int) else -1, values[1], values[2], values[3])
-        if reply is None:
-            args[0].i64 = UNDEFINED
+        if reply is None or isinstance(reply, int):
+            args[0].i64 = _plain_value(reply)
         elif reply is NULL_REPLY:
             args[0].i64 = NULL
-        elif reply is True or reply is False:
-            args[0].i64 = (TAG_BOOL << 32) | int(reply)
-        elif isinstance(reply, int):
-            args[0].i64 = (TAG_INT << 32) | (reply & 0xFFFFFFFF)
         elif isinstance(reply, bytes):
             args[0].i64 = self._nested_new_string(reply)
         else:
@@ -711,7 +709,7 @@ class GuestInstance:
         out of memory converting it (its exception is pending)."""
         if value >> 32 == TAG_STRING:
             text = STRINGS.read(self._view, value & 0xFFFFFFFF)
-            if text is None and self._view_stale():
+            if text is None and self._view_grew():
                 text = STRINGS.read(self._view, value & 0xFFFFFFFF)
             if text is not None:
                 return text
@@ -725,13 +723,19 @@ class GuestInstance:
             STRINGS.learn(self._base_addr, value & 0xFFFFFFFF, data)
         return data.decode("utf-8", "surrogatepass")
 
-    def _view_stale(self) -> bool:
+    def _view_grew(self) -> bool:
         """Re-make `_view` if the memory grew since it was made; True if it did."""
         size = self.memory_size()
         if size == len(self._view):
             return False
         self._view = _memory_view(self._base_addr, size)
         return True
+
+    def _view_to(self, end: int) -> memoryview:
+        """`_view`, re-made first if `end` lies beyond it (the memory grew since)."""
+        if end > len(self._view):
+            self._view_grew()
+        return self._view
 
     def _to_c_string(self, ctx: int, value: int) -> tuple[int, int]:
         """JS_ToCStringLen2 from inside a callback: (pointer, length in bytes); pointer 0 when
