@@ -76,6 +76,10 @@ class HostHooks(Protocol):
     def interrupt(self, stack_pointer: int) -> bool:
         """True stops the script (QuickJS throws an uncatchable 'interrupted')."""
 
+    def dropped_job(self, memory_bytes: int) -> bool:
+        """An exception waits in the context while the script runs on: QuickJS dropped a job
+        it could not queue (see GuestInstance.exception_waiting). True stops the script."""
+
     def deadline(self) -> bool:
         """At each epoch tick while the guest runs: True traps it (the hard backstop)."""
 
@@ -187,6 +191,8 @@ class GuestInstance:
         self._rest_sp = 0  # the stack pointer between evaluations (see set_stack_pointer)
         self._plan: tuple[int, tuple[Copy, ...]] = (-1, ())
         self.interrupt_calls = 0
+        self._probe: RawFunc | None = None
+        self._probe_args = new_args(1)
         self._table: wasmtime.Table = export(TABLE_EXPORT)
         self._sp_global: wasmtime.Global = export(STACK_POINTER_EXPORT)
         self._sp_reader = GlobalI32(self.store, self._sp_global)
@@ -423,6 +429,17 @@ class GuestInstance:
         self._f["JS_GetException"]()
         return a[0].i64
 
+    def exception_waiting(self) -> bool:
+        """Whether an exception is pending in the context when no call failed. QuickJS ignores
+        JS_EnqueueJob's result where a settled promise queues its reactions (`then` on a
+        settled promise, settling a promise that has reactions): with the heap full the job is
+        dropped, and the out-of-memory error it threw stays pending while the script runs on,
+        its allocations failing and freeing, never ending at the memory limit on its own."""
+        a = self.args
+        a[0].i32 = self.layout.ctx
+        self._f["JS_HasException"]()
+        return a[0].i32 != 0
+
     def reset_uncatchable(self) -> None:
         a = self.args
         a[0].i32 = self.layout.ctx
@@ -557,7 +574,21 @@ class GuestInstance:
 
     def _on_interrupt(self, args: Any) -> None:
         self.interrupt_calls += 1
-        args[0].i32 = 1 if self._hooks.interrupt(self.stack_pointer()) else 0
+        hooks = self._hooks
+        stop = hooks.interrupt(self.stack_pointer())
+        if not stop and self._probe_exception():
+            stop = hooks.dropped_job(self.memory_size())
+        args[0].i32 = 1 if stop else 0
+
+    def _probe_exception(self) -> bool:
+        # Its own argument array: an interrupt may come inside any other call, nested or not.
+        probe = self._probe
+        if probe is None:
+            probe = self._probe = self._f["JS_HasException"].with_args(self._probe_args)
+        slot = self._probe_args[0]
+        slot.i32 = self.layout.ctx
+        probe()
+        return slot.i32 != 0
 
     def counter_host_address(self) -> int:
         """Absolute host address of the interrupt counter (0: unknown), for the ticker's pokes."""

@@ -63,12 +63,23 @@ class Stop:
     """Why the host stopped a script."""
 
     # timeout | cpu_limit | stack_overflow | output_limit | event_limit | host_call_limit |
-    # host_bytes_limit | cancelled | internal
+    # host_bytes_limit | cancelled | internal | memory_limit (a job the engine dropped)
     kind: str
     name: str  # the limit's name (wall_ms, cpu_ms, ...)
     value: int | float
     used: int | float
     message: str
+
+
+def memory_stop(limits: Limits, used_bytes: int) -> Stop:
+    return Stop("memory_limit", "mem_mb", limits.mem_mb, round(used_bytes / 1048576, 3),
+                f"memory limit of {limits.mem_mb} MiB exceeded")
+
+
+def heap_full(used_bytes: int, limits: Limits) -> bool:
+    """Whether the guest's memory is close enough to its cap for a small allocation to have
+    failed (memory grows by whole pages: a refused grow leaves it within a few of the cap)."""
+    return used_bytes >= limits.memory_bytes - max(limits.memory_bytes // 10, 1 << 20)
 
 
 class _GuestClock:
@@ -232,6 +243,14 @@ class LimitWatch:
                              "Maximum call stack size exceeded")
             return True
         return False
+
+    def dropped_job(self, used_bytes: int) -> bool:
+        """The engine dropped a job for want of memory (GuestInstance.exception_waiting): the
+        script stops at the memory limit, if the heap is indeed full. True stops it."""
+        if not heap_full(used_bytes, self.limits):
+            return False
+        self.stop = memory_stop(self.limits, used_bytes)
+        return True
 
     def backstop_due(self) -> bool:
         """Checked once per epoch tick while the guest runs: True means trap it now.

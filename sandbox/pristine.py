@@ -38,6 +38,9 @@ class _SetupHooks:
     def deadline(self) -> bool:
         return False
 
+    def dropped_job(self, memory_bytes: int) -> bool:
+        return False
+
     def console(self, level: int, text_bytes: int) -> bool:
         return False
 

@@ -58,7 +58,7 @@ EXPORTS = (
     "JS_EvalFunction", "JS_GetModuleNamespace", "JS_ThrowInternalError",
     "JS_SetUncatchableError", "JS_Throw", "JS_ResetUncatchableError", "JS_RunGC",
     "JS_SetHostPromiseRejectionTracker", "JS_ThrowOutOfMemory", "JS_SetModuleLoaderFunc",
-    "JS_ThrowReferenceError", "js_malloc", "_initialize",
+    "JS_ThrowReferenceError", "JS_HasException", "js_malloc", "_initialize",
 )
 
 _i32, _i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()

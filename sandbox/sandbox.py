@@ -47,7 +47,7 @@ from sandbox.host_bridge import TURN_EXPOSE, TURN_RESET, HostBridge, HostFunctio
 from sandbox.image import decode_image, encode_image, installation_key
 from sandbox.instance import GuestInstance
 from sandbox.json_depth import check_depth
-from sandbox.limits import Limits, LimitWatch, Stop
+from sandbox.limits import Limits, LimitWatch, Stop, heap_full, memory_stop
 from sandbox.log import get_logger
 from sandbox.memory_layout import STACK_BLOCK, MemoryImage
 from sandbox.module_loader import ModuleLoader
@@ -99,6 +99,9 @@ class _Hooks:
 
     def deadline(self) -> bool:
         return self._sb._watch.backstop_due()
+
+    def dropped_job(self, memory_bytes: int) -> bool:
+        return self._sb._watch.dropped_job(memory_bytes)
 
     def console_text(self, level: int, text: str) -> None:
         name = LEVELS[level] if 0 <= level < len(LEVELS) else "log"
@@ -427,7 +430,7 @@ class Sandbox:
         watch.end()
         peak = inst.memory_size()
 
-        stop, rollback_reason = _stop_and_rollback(inst, trap, watch.stop)
+        stop, rollback_reason = _stop_and_rollback(inst, trap, watch.stop, limits, peak)
 
         # What the evaluation produced, before deciding the session's fate: a memory limit
         # rolls back too (what the script allocated may still fill the heap).
@@ -568,9 +571,14 @@ def _filename(name: str) -> bytes:
     return name.encode("utf-8", "replace").replace(b"\0", b"?")
 
 
-def _stop_and_rollback(inst: GuestInstance, trap: GuestTrap | None,
-                       stop: Stop | None) -> tuple[Stop | None, str | None]:
+def _stop_and_rollback(inst: GuestInstance, trap: GuestTrap | None, stop: Stop | None,
+                       limits: Limits, memory: int) -> tuple[Stop | None, str | None]:
     """What stopped the evaluation, and why the instance may not go on (None: it may)."""
+    if stop is None and trap is None and heap_full(memory, limits) and inst.exception_waiting():
+        # The script ran to its end after the engine dropped a job it could not queue: what
+        # it computed is missing that job's work.
+        inst.free_value(inst.get_exception())
+        stop = memory_stop(limits, memory)
     if trap is not None:
         return stop or _stop_for_trap(trap, inst), f"the instance trapped ({_trap_label(trap)})"
     if not inst.guard_intact():
@@ -579,6 +587,8 @@ def _stop_and_rollback(inst: GuestInstance, trap: GuestTrap | None,
                 "the stack guard region was overwritten")
     if stop is not None and stop.kind == "stack_overflow":
         return stop, "the stack ran into its red zone"
+    if stop is not None and stop.kind == "memory_limit":
+        return stop, "the script ran out of memory (the engine dropped a job it could not queue)"
     if stop is not None and inst.jobs_pending():
         return stop, "the stopped script left pending jobs"
     return stop, None
@@ -625,6 +635,7 @@ _STOP_NAMES = {
     "host_call_limit": "HostCallLimitError",
     "host_bytes_limit": "HostBytesLimitError",
     "cancelled": "CancelledError",
+    "memory_limit": "InternalError",  # what QuickJS throws when it runs out of memory
     "internal": "InternalError",
 }
 
@@ -640,10 +651,10 @@ def _error_from_exception(payload: dict[str, Any], limits: Limits, memory: int) 
     stack = payload.get("stack") if isinstance(payload.get("stack"), str) else None
     # With the heap exhausted QuickJS may throw `null` (it cannot allocate the error object),
     # and describing the exception may itself fail for want of memory.
-    starved = memory >= limits.memory_bytes * 0.9 and (
+    starved = heap_full(memory, limits) and (
         (name == "Uncaught" and message == "null") or message == UNDESCRIBABLE)
     if (name == "InternalError" and message == "out of memory") or starved:
-        return ErrorInfo("memory_limit", name, f"memory limit of {limits.mem_mb} MiB exceeded",
-                         stack, {"name": "mem_mb", "value": limits.mem_mb,
-                                 "used": round(memory / 1048576, 3)})
+        stop = memory_stop(limits, memory)
+        return ErrorInfo("memory_limit", name, stop.message, stack,
+                         {"name": stop.name, "value": stop.value, "used": stop.used})
     return ErrorInfo("exception", name, message, stack)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from sandbox import Limits, Sandbox
 
 
@@ -51,6 +53,36 @@ def test_memory_limit_is_a_catchable_out_of_memory_and_the_heap_stays_usable() -
         caught = sb.eval("try { new ArrayBuffer(64 * 1024 * 1024); 'no' } catch (e) { e.message }")
         assert caught.value is not None and caught.value["json"] == "out of memory"
         assert sb.eval("[1, 2, 3].map(x => x * 2)").value["json"] == [2, 4, 6]  # type: ignore[index]
+
+
+# QuickJS drops a reaction job it cannot allocate without throwing (it ignores JS_EnqueueJob's
+# result for settled promises). Which allocation fails first depends on the heap's layout, so
+# the floods run after pads of several sizes. Before the fix, the microtask flood after the
+# pads of 50,000 and 2,000,000 completed `ok` with most of its jobs missing (found by a sweep;
+# other layouts ground on to the CPU limit); the other floods are the same path's neighbours.
+_MICROTASKS = "for (let i = 0; i < 2e5; i++) queueMicrotask(() => { globalThis.ran++ })"
+_THEN = "const p = Promise.resolve(); for (let i = 0; i < 2e5; i++) p.then(() => { globalThis.ran++ })"
+_SETTLE = ("let resolve; const p = new Promise(r => { resolve = r });"
+           " for (let i = 0; i < 2e5; i++) p.then(() => { globalThis.ran++ }); resolve()")
+
+
+@pytest.mark.parametrize(("flood", "pad"), [
+    *((_MICROTASKS, pad) for pad in (0, 1000, 50_000, 300_000, 2_000_000)),
+    (_THEN, 0), (_THEN, 50_000), (_SETTLE, 0), (_SETTLE, 50_000),
+])
+def test_a_reaction_flood_at_the_memory_cap_ends_at_the_memory_limit(flood: str, pad: int) -> None:
+    with Sandbox(limits=Limits(mem_mb=32)) as sb:
+        sb.eval(f"globalThis.pad = 'x'.repeat({pad}); globalThis.ran = 0")
+        sb.checkpoint("padded")
+        out = sb.eval(flood, limits=Limits(mem_mb=32, cpu_ms=20_000, wall_ms=60_000))
+        assert out.error is not None and out.error.kind == "memory_limit", out.error
+        assert out.status == "limit_exceeded"
+        assert out.session_state.state == "rolled_back"
+        assert sb.eval("globalThis.ran").value["json"] == 0  # type: ignore[index]
+        # A flood that fits runs every job it queued.
+        small = sb.eval(flood.replace("2e5", "1e3"))
+        assert small.status == "ok", small.error
+        assert sb.eval("globalThis.ran").value["json"] == 1000  # type: ignore[index]
 
 
 def test_output_limit_stops_at_the_cap() -> None:
