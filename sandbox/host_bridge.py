@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import heapq
 import inspect
 import json
@@ -32,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from sandbox.eager_start import Finished, Suspended, first_step
 from sandbox.json_depth import check_depth
 from sandbox.limits import LimitWatch
 from sandbox.log import get_logger
@@ -146,6 +148,9 @@ class HostBridge:
         self.timers: dict[int, tuple[int, int | None]] = {}
         self.calls: dict[int, _Pending] = {}
         self._settled: deque[int] = deque()
+        # Calls that ended in their first step (eager_start): settled when the loop would run,
+        # as their tasks would have been.
+        self._ready: list[int] = []
         self._next_id = 0
         self._seq = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -246,8 +251,23 @@ class HostBridge:
             return b"ethe host bridge was given the id of a call still pending"
         pending = _Pending(name, started, bytes_in, args, awaitable)
         loop = self._ensure_loop()
-        pending.task = loop.create_task(self._settle(ident, pending, hf, awaitable))
         self.calls[ident] = pending
+        if not inspect.iscoroutine(awaitable):
+            pending.task = loop.create_task(self._settle(ident, pending, hf, awaitable))
+            return NULL_REPLY
+        context = contextvars.copy_context()
+        step = first_step(awaitable, loop, context)
+        if isinstance(step, Suspended):
+            pending.task = loop.create_task(self._settle(ident, pending, hf, step.rest), context=context)
+        elif isinstance(step, Finished):
+            pending.result = _encode_result(name, step.value)
+            pending.value = step.value
+            if hf.timeout_ms is not None and time.monotonic() - started > hf.timeout_ms / 1000:
+                pending.result = _Encoded(False, _timed_out(name, hf.timeout_ms))
+            self._ready.append(ident)
+        else:
+            pending.result = _failure(name, hf, step.error)
+            self._ready.append(ident)
         return NULL_REPLY
 
     async def _settle(self, ident: int, pending: _Pending, hf: HostFunction,
@@ -256,15 +276,12 @@ class HostBridge:
             if hf.timeout_ms is None:
                 value = await awaitable
             else:
-                value = await asyncio.wait_for(awaitable, hf.timeout_ms / 1000)
-        except HostError as exc:
-            pending.result = _Encoded(False, _message(exc))
-        except TimeoutError:
-            pending.result = _Encoded(False, _timed_out(pending.name, hf.timeout_ms or 0))
+                left = hf.timeout_ms / 1000 - (time.monotonic() - pending.started)
+                value = await asyncio.wait_for(awaitable, max(left, 0.0))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - as in _call: the guest sees only that it failed
-            pending.result = _failed(pending.name, exc)
+            pending.result = _failure(pending.name, hf, exc)
         else:
             pending.result = _encode_result(pending.name, value)
             pending.value = value
@@ -329,6 +346,10 @@ class HostBridge:
                 return Turn(TURN_FIRE, ident, None)
             if not self.busy:
                 return None
+            if self._ready:  # where the loop would have run their tasks
+                self._settled.extend(self._ready)
+                self._ready.clear()
+                continue
             until = min(heap[0][0] if heap else float("inf"), watch.wall_deadline)
             self._wait(max(until - now, 0.0))
 
@@ -402,6 +423,7 @@ class HostBridge:
         if self.calls:
             self._cancel_calls()
         self._settled.clear()
+        self._ready.clear()
         return had
 
     def _cancel_calls(self) -> None:
@@ -415,8 +437,14 @@ class HostBridge:
                 self._stubborn.add(task)
         for pending in self.calls.values():
             awaitable = pending.awaitable
-            if inspect.iscoroutine(awaitable) and inspect.getcoroutinestate(awaitable) == inspect.CORO_CREATED:
-                awaitable.close()  # cancelled before it started: never awaited
+            if inspect.iscoroutine(awaitable) and (
+                    inspect.getcoroutinestate(awaitable) == inspect.CORO_CREATED
+                    or (inspect.getcoroutinestate(awaitable) == inspect.CORO_SUSPENDED
+                        and pending.task is not None and pending.task.done())):
+                # Never started; or started eagerly (eager_start) and its task cancelled
+                # before it ran, so the cancel never reached it: closed here, where its
+                # cleanup runs now, not whenever it is collected.
+                awaitable.close()
             ended_by_itself = pending.result is not None
             self._record(pending.name, pending.started, pending.bytes_in, 0, pending.args,
                          "the call ended after its evaluation" if ended_by_itself else "cancelled")
@@ -471,9 +499,18 @@ def _message(exc: HostError) -> str:
     return str(exc.args[0]) if exc.args else "host error"
 
 
-def _failed(name: str, exc: Exception) -> _Encoded:
+def _failed(name: str, exc: BaseException) -> _Encoded:
     log.warning("host_function_failed", function=name, error=repr(exc))
     return _Encoded(False, f"host function {name!r} failed")
+
+
+def _failure(name: str, hf: HostFunction, exc: BaseException) -> _Encoded:
+    """What the guest sees of an asynchronous function's failure."""
+    if isinstance(exc, HostError):
+        return _Encoded(False, _message(exc))
+    if isinstance(exc, TimeoutError):
+        return _Encoded(False, _timed_out(name, hf.timeout_ms or 0))
+    return _failed(name, exc)
 
 
 def _timed_out(name: str, timeout_ms: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import threading
 import time
@@ -118,6 +119,63 @@ def test_async_function_gives_a_promise_settled_before_the_evaluation_ends() -> 
                              "export const e = await host.refuse().catch(e => e.name + ':' + e.message);")
         assert mod.value["json"] == {"e": "HostError:no", "v": 10}  # type: ignore[index]
         assert [(c["name"], c["ok"]) for c in _calls(mod)] == [("double", True), ("refuse", False)]
+
+
+_REQUEST: contextvars.ContextVar[str] = contextvars.ContextVar("request", default="unset")
+
+
+def test_an_async_functions_first_step_runs_in_the_call_with_the_loop_running() -> None:
+    ran: list[str] = []
+
+    async def quick(x: int) -> int:
+        asyncio.get_running_loop()  # raises if no loop were running
+        ran.append("quick")
+        _REQUEST.set("quick")
+        return x + 1
+
+    async def later(x: int) -> str:
+        _REQUEST.set(f"later-{x}")
+        got = await asyncio.get_running_loop().create_task(asyncio.sleep(0.01, result=x))
+        return f"{_REQUEST.get()}:{got}"
+
+    with Sandbox(functions={"quick": quick, "later": later, "ran": lambda: len(ran)}) as sb:
+        out = sb.eval_module("const q = host.quick(1); export const before = host.ran();"
+                             " export const v = [await q, await host.later(2), await host.later(3)]")
+        # quick's body ran inside its call, before the script went on; each call has its own
+        # context, kept across its awaits; none leaks into the caller's.
+        assert out.value["json"] == {"before": 1, "v": [2, "later-2:2", "later-3:3"]}  # type: ignore[index]
+        assert _REQUEST.get() == "unset"
+        assert sb._bridge.pending_tasks() == 0
+
+
+def test_an_async_function_that_ends_at_once_but_late_is_timed_out_as_a_sync_one_is() -> None:
+    async def slow_start() -> int:
+        time.sleep(0.08)
+        return 1
+
+    with Sandbox(functions={"slow": HostFunction(slow_start, timeout_ms=20)}) as sb:
+        out = sb.eval_module("export const m = await host.slow().catch(e => e.message)")
+        assert out.value["json"] == {"m": "host function 'slow' timed out after 20 ms"}  # type: ignore[index]
+
+
+def test_a_call_stopped_before_its_task_ever_ran_still_runs_its_cleanup() -> None:
+    state: list[str] = []
+
+    async def hold() -> None:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            state.append("finally")
+
+    with Sandbox(functions={"hold": hold}) as sb:
+        # The script never lets the loop run: the call's task is cancelled before its first
+        # step, and the coroutine, suspended in its eager first step, is closed.
+        out = sb.eval("host.hold(); for (;;) {}", limits=Limits(cpu_ms=100))
+        assert out.error is not None and out.error.kind == "cpu_limit"
+        assert state == ["finally"]
+        assert sb._bridge.pending_tasks() == 0
+        (call,) = _calls(out)
+        assert (call["ok"], call["error"]) == (False, "cancelled")
 
 
 def test_expose_on_a_live_sandbox_and_replace() -> None:
