@@ -38,14 +38,20 @@ from sandbox.json_depth import check_depth
 from sandbox.limits import LimitWatch
 from sandbox.log import get_logger
 from sandbox.outcome import Event
-from sandbox.quickjs_abi import NULL_REPLY, STOP_SCRIPT, NullReply, StopScript
+from sandbox.quickjs_abi import (
+    NULL_REPLY,
+    OP_CLEAR,
+    OP_TIMER,
+    STOP_SCRIPT,
+    TURN_FIRE,
+    TURN_REJECT,
+    TURN_RESOLVE,
+    NullReply,
+    StopScript,
+)
 
 log = get_logger("sandbox.host")
 
-# What the guest asks the bridge (bootstrap.js's OP_*), and the turns the host gives it back
-# (TURN_*): both sides must agree.
-OP_CALL, OP_TIMER, OP_CLEAR = 1, 2, 3
-TURN_RESOLVE, TURN_REJECT, TURN_FIRE, TURN_EXPOSE, TURN_RESET = 0, 1, 2, 3, 4
 
 # Pending timers per sandbox: one more is a RangeError in the guest, so a script that schedules
 # timers in a loop cannot grow the host's heap without bound.
@@ -173,15 +179,8 @@ class HostBridge:
 
     def bridge(self, op: int, a: int | str | None, b: int | str | None,
                c: int | str | None = None) -> bytes | int | NullReply | StopScript | None:
-        """Answer the guest's bridge call; STOP_SCRIPT when a budget it crossed stops the script.
-
-        A call names its function's slot, the arguments' JSON and the id the guest will know
-        it by if it is asynchronous. Its answer is undefined (None), a boolean or a 32-bit
-        integer, given to the guest as it is; null (NULL_REPLY): a promise, which a later turn
-        settles under that id; or text whose first letter says what the rest is: `v` a
-        value's JSON, `e` an error's message, `n` (alone) that the function is not offered."""
-        if op == OP_CALL and isinstance(a, int) and isinstance(b, str) and isinstance(c, int):
-            return self._call(a, b, c)
+        """Answer the guest's bridge call other than a well-formed OP_CALL (see `call`): a
+        timer to schedule or to clear; anything else is refused with an error's text."""
         if op == OP_TIMER and isinstance(a, int) and isinstance(b, int):
             return self._add_timer(a, b != 0)
         if op == OP_CLEAR and isinstance(a, int):
@@ -190,7 +189,15 @@ class HostBridge:
             return None
         return b"ethe host bridge was called with arguments it does not take"
 
-    def _call(self, slot: int, args_json: str, ident: int) -> bytes | int | NullReply | StopScript | None:
+    def call(self, slot: int, args_json: str, ident: int) -> bytes | int | NullReply | StopScript | None:
+        """A host function's call (`OP_CALL`, which the instance hands here directly): its
+        slot, its arguments' JSON and the id the guest will know it by if it is asynchronous.
+
+        The answer is undefined (None), a boolean or a 32-bit integer, given to the guest as it
+        is; null (NULL_REPLY): a promise, which a later turn settles under that id; text whose
+        first letter says what the rest is: `v` a value's JSON, `e` an error's message, `n`
+        (alone) that the function is not offered; or STOP_SCRIPT when a budget stops the
+        script."""
         # The hottest path of the bridge: kept flat (each Python call costs a few percent).
         name = self._names.get(slot)
         hf = self.functions.get(name) if name is not None else None

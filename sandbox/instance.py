@@ -36,6 +36,7 @@ from sandbox.quickjs_abi import (
     NORMALIZE_TYPE,
     NULL,
     NULL_REPLY,
+    OP_CALL,
     REJECTION_TYPE,
     TAG_BOOL,
     TAG_INT,
@@ -89,9 +90,13 @@ class HostHooks(Protocol):
     def console_text(self, level: int, text: str) -> None:
         """Record the console line (called only when console() allowed it)."""
 
+    def call(self, slot: int, args_json: str, ident: int) -> HostReply:
+        """The guest called a host function (`hostBridge(OP_CALL, slot, argsJSON, id)`)."""
+
     def bridge(self, op: int, a: int | str | None, b: int | str | None,
                c: int | str | None) -> HostReply:
-        """The guest called its host bridge (`hostBridge(op, a, b, c)` in the bootstrap)."""
+        """The guest called its host bridge (`hostBridge(op, a, b, c)` in the bootstrap) for
+        anything but a well-formed call."""
 
     def resolve_module(self, specifier: str, referrer: str) -> tuple[bool, str]:
         """An import of `specifier` from `referrer`: (True, the resolved name) or (False, why
@@ -109,6 +114,20 @@ HostReply = bytes | bool | int | None | NullReply | StopScript
 
 _i64 = struct.Struct("<q").unpack_from
 _four_values = struct.Struct("<4q").unpack_from
+
+
+# The first argument of a host function's call (OP_CALL as a tagged integer), and the tags of a
+# string argument.
+_CALL = (TAG_INT << 32) | OP_CALL
+_STRING_TAGS = frozenset({TAG_STRING, TAG_STRING_ROPE})
+# A string argument the guest ran out of memory converting (its exception is pending).
+_OOM = MemoryError()
+
+
+def _int32(value: int) -> int:
+    """A tagged integer's value (its low 32 bits, signed)."""
+    n = value & 0xFFFFFFFF
+    return n - (1 << 32) if n >= 1 << 31 else n
 
 
 def _memory_view(base: int, size: int) -> memoryview:
@@ -628,34 +647,43 @@ class GuestInstance:
         argv = args[3].i32 & 0xFFFFFFFF
         count = min(max(argc, 0), 4)
         view = self._view_to(argv + 8 * count)
-        if count == 4:
-            raw = _four_values(view, argv)
+        raw = (_four_values(view, argv) if count == 4 else
+               tuple(_i64(view, argv + 8 * i)[0] if i < count else UNDEFINED for i in range(4)))
+        op, slot, text, ident = raw
+        reply: HostReply | Exception
+        if (op == _CALL and slot >> 32 == TAG_INT and ident >> 32 == TAG_INT
+                and text >> 32 in _STRING_TAGS):
+            # A host function's call, as the bootstrap makes it: straight to the call.
+            args_json = self._arg_string(text)
+            reply = _OOM if args_json is None else self._hooks.call(_int32(slot), args_json, _int32(ident))
         else:
-            raw = tuple(_i64(view, argv + 8 * i)[0] if i < count else UNDEFINED for i in range(4))
-        values: list[int | str | None] = []
-        for v in raw:
-            tag = v >> 32
-            if tag == TAG_INT:
-                n = v & 0xFFFFFFFF
-                values.append(n - (1 << 32) if n >= 1 << 31 else n)
-            elif tag in (TAG_STRING, TAG_STRING_ROPE):
-                text = self._arg_string(v)
-                if text is None:  # out of memory while converting: the exception propagates
-                    args[0].i64 = EXCEPTION
-                    return
-                values.append(text)
-            else:
-                values.append(None)
-        op = values[0]
-        reply = self._hooks.bridge(op if isinstance(op, int) else -1, values[1], values[2], values[3])
+            reply = self._other_bridge_call(raw)
         if reply is None or isinstance(reply, int):
             args[0].i64 = _plain_value(reply)
         elif reply is NULL_REPLY:
             args[0].i64 = NULL
         elif isinstance(reply, bytes):
             args[0].i64 = self._nested_new_string(reply)
+        elif reply is _OOM:  # out of memory while converting: the exception propagates
+            args[0].i64 = EXCEPTION
         else:
             args[0].i64 = self._throw_uncatchable(self.layout.ctx)
+
+    def _other_bridge_call(self, raw: tuple[int, ...]) -> HostReply | Exception:
+        values: list[int | str | None] = []
+        for v in raw:
+            tag = v >> 32
+            if tag == TAG_INT:
+                values.append(_int32(v))
+            elif tag in _STRING_TAGS:
+                string = self._arg_string(v)
+                if string is None:
+                    return _OOM
+                values.append(string)
+            else:
+                values.append(None)
+        op = values[0]
+        return self._hooks.bridge(op if isinstance(op, int) else -1, values[1], values[2], values[3])
 
     def _on_normalize(self, args: Any) -> None:
         ctx = args[0].i32

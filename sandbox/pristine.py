@@ -47,6 +47,9 @@ class _SetupHooks:
     def console_text(self, level: int, text: str) -> None:
         return None
 
+    def call(self, slot: int, args_json: str, ident: int) -> None:
+        return None
+
     def bridge(self, op: int, a: int | str | None, b: int | str | None,
                c: int | str | None) -> None:
         return None

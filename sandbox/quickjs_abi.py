@@ -42,6 +42,11 @@ class StopScript:
 STOP_SCRIPT = StopScript()
 EXCEPTION = TAG_EXCEPTION << 32
 
+# What the guest asks its host bridge (bootstrap.js's OP_*), and the turns the host gives it
+# back (TURN_*): both sides must agree.
+OP_CALL, OP_TIMER, OP_CLEAR = 1, 2, 3
+TURN_RESOLVE, TURN_REJECT, TURN_FIRE, TURN_EXPOSE, TURN_RESET = 0, 1, 2, 3, 4
+
 EVAL_GLOBAL = 0
 EVAL_MODULE = 1
 EVAL_STRICT = 1 << 3

@@ -43,7 +43,7 @@ from sandbox.evaluation import (
     module_request,
     script_request,
 )
-from sandbox.host_bridge import TURN_EXPOSE, TURN_RESET, HostBridge, HostFunction, as_host_function
+from sandbox.host_bridge import HostBridge, HostFunction, as_host_function
 from sandbox.image import decode_image, encode_image, installation_key
 from sandbox.instance import GuestInstance
 from sandbox.json_depth import check_depth
@@ -63,7 +63,7 @@ from sandbox.outcome import (
     SessionState,
 )
 from sandbox.pristine import pristine_image
-from sandbox.quickjs_abi import int_value, is_exception
+from sandbox.quickjs_abi import TURN_EXPOSE, TURN_RESET, int_value, is_exception
 from sandbox.rejections import MAX_HELD_REJECTIONS
 from sandbox.wasm_ffi import GuestTrap
 from vocabulary import STATUS_OF_KIND
@@ -88,7 +88,9 @@ class _Hooks:
 
     def __init__(self, sandbox: Sandbox) -> None:
         self._sb = sandbox
-        # The bridge itself, not a method calling it: it runs on every host call and timer.
+        # The bridge's own methods, not methods calling them: they run on every host call and
+        # timer.
+        self.call = sandbox._bridge.call
         self.bridge = sandbox._bridge.bridge
 
     def interrupt(self, stack_pointer: int) -> bool:
