@@ -118,9 +118,21 @@ def evaluate(inst: GuestInstance, req: Request, watch: LimitWatch, bridge: HostB
     immediate = immediate_payload(value)
     if immediate is not None:
         # No pointer: nothing to free, and not a promise (no guest call to ask). The common
-        # case (`1 + 1`) opens no scope, and schedules nothing.
-        ended = _run_pending(inst, bridge, watch)
-        return Value(immediate) if ended is None else ended
+        # case (`1 + 1`) opens no scope, and schedules nothing: _run_pending, inline.
+        if not _drain_jobs(inst):
+            return _thrown(inst, watch)
+        if bridge.timers or bridge.calls:
+            ended = run_loop(inst, bridge, watch)
+            if ended is not None:
+                return ended
+        return Value(immediate)
+    return _value_result(inst, value, module, bridge, watch)
+
+
+def _value_result(inst: GuestInstance, value: int, module: int, bridge: HostBridge,
+                  watch: LimitWatch) -> Result:
+    """The result of an evaluation whose value is a pointer (an object, a string, a promise):
+    its pending work run, its promise's outcome, or its description."""
     with inst.scope() as scope:
         scope.own(value)
         ended = _run_pending(inst, bridge, watch)

@@ -232,7 +232,8 @@ class GuestInstance:
         else:
             self._restore(image, base)
         lay = self.layout
-        self._counter_addr = self._base_addr + lay.interrupt_counter if lay.interrupt_counter else 0
+        # Absolute host address of the interrupt counter (0: unknown), for the ticker's pokes.
+        self.counter_address = self._base_addr + lay.interrupt_counter if lay.interrupt_counter else 0
 
     def adopt_layout(self, layout: Layout, fill_old_stack: bool = False) -> None:
         """Use `layout` from now on, and fill its guard regions (the old stack region too when
@@ -608,10 +609,6 @@ class GuestInstance:
         slot.i32 = self.layout.ctx
         probe()
         return slot.i32 != 0
-
-    def counter_host_address(self) -> int:
-        """Absolute host address of the interrupt counter (0: unknown), for the ticker's pokes."""
-        return self._counter_addr
 
     def _on_console(self, args: Any) -> None:
         ctx = args[0].i32

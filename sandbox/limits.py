@@ -78,8 +78,10 @@ def memory_stop(limits: Limits, used_bytes: int) -> Stop:
 
 def heap_full(used_bytes: int, limits: Limits) -> bool:
     """Whether the guest's memory is close enough to its cap for a small allocation to have
-    failed (memory grows by whole pages: a refused grow leaves it within a few of the cap)."""
-    return used_bytes >= limits.memory_bytes - max(limits.memory_bytes // 10, 1 << 20)
+    failed (memory grows by whole pages: a refused grow leaves it within a few of the cap):
+    within a tenth of it, and at least 1 MiB. Checked after every evaluation: plain integers."""
+    mem_mb = limits.mem_mb
+    return used_bytes >= (mem_mb - (mem_mb // 10 if mem_mb >= 10 else 1)) << 20
 
 
 class _GuestClock:
@@ -187,9 +189,14 @@ class LimitWatch:
         self._cpu_possible = self._wall_start + limits.cpu_ms / 1000
         self.armed = True
 
-    def end(self) -> None:
+    def end(self) -> tuple[float, float]:
+        """The evaluation is over: its wall-clock and CPU milliseconds."""
+        clock = self._clock
+        cpu = (time.thread_time() - clock.paused - self._cpu_start) * 1000  # clock.now(), inline
+        wall = (time.monotonic() - self._wall_start) * 1000
         self.armed = False
-        self._clock.stop()
+        clock.stop()
+        return wall, cpu
 
     @property
     def wall_deadline(self) -> float:

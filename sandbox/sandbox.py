@@ -53,7 +53,7 @@ from sandbox.memory_layout import STACK_BLOCK, MemoryImage
 from sandbox.module_loader import ModuleLoader
 from sandbox.module_loader import load_module as answer_load
 from sandbox.module_loader import resolve_module as answer_resolve
-from sandbox.native_stack import on_roomy_stack
+from sandbox.native_stack import current_thread_is_roomy, on_roomy_stack
 from sandbox.outcome import (
     LEVELS,
     ErrorInfo,
@@ -167,6 +167,7 @@ class Sandbox:
         self._lock = threading.Lock()
         self._owner: int | None = None  # the thread holding _lock, if any
         self._close_pending = False
+        self._exclusive_guard = _Exclusive(self)  # holds no state of its own: one serves all uses
         self._closed = False
         self._events: list[Event] = []
         self._event_cb: EventCallback | None = None
@@ -364,7 +365,7 @@ class Sandbox:
     # ----- internals ------------------------------------------------------------------------
 
     def _exclusive(self) -> _Exclusive:
-        return _Exclusive(self)
+        return self._exclusive_guard
 
     def _take_checkpoint(self, label: str, size: int | None = None) -> None:
         self._checkpoint = Checkpoint(label, self._copies.capture(self._instance, size))
@@ -392,7 +393,10 @@ class Sandbox:
 
     def _run(self, request: Request, limits: Limits | None, on_event: EventCallback | None,
              checkpoint_label: str | None) -> Outcome:
-        with self._exclusive():
+        with self._exclusive_guard:
+            if current_thread_is_roomy():  # on_roomy_stack's own first step, without its calls
+                return self._run_locked(request, limits or self.limits, on_event or self._on_event,
+                                        checkpoint_label)
             return on_roomy_stack(lambda: self._run_locked(request, limits or self.limits,
                                                            on_event or self._on_event,
                                                            checkpoint_label))
@@ -413,11 +417,11 @@ class Sandbox:
             bridge.begin()
         trap: GuestTrap | None = None
         result: Result = STOPPED
-        counter = inst.counter_host_address()
+        counter = inst.counter_address
         guest_started(counter)
         try:
             result = evaluate(inst, request, watch, bridge)
-            if inst.has_rejections:
+            if inst.rejections.any:
                 self._report_rejections(inst)
         except GuestTrap as exc:
             trap = exc
@@ -427,9 +431,7 @@ class Sandbox:
             guest_stopped(counter)
             # Nothing of this evaluation stays scheduled: its tasks are cancelled (and recorded).
             guest_holds_callbacks = bridge.finish() if bridge.timers or bridge.calls else False
-        cpu_ms = watch.cpu_ms()
-        wall_ms = watch.wall_ms()
-        watch.end()
+        wall_ms, cpu_ms = watch.end()
         peak = inst.memory_size()
 
         stop, rollback_reason = _stop_and_rollback(inst, trap, watch.stop, limits, peak)
