@@ -14,7 +14,7 @@ from sandbox.errors import (
     SandboxClosed,
     SandboxError,
 )
-from sandbox.host_bridge import HostError, HostFunction
+from sandbox.host_bridge import HostError, HostFunction, Pending
 from sandbox.image import FORMAT_VERSION, encode_image, installation_key
 from sandbox.limits import Limits
 from sandbox.log import before_first_log
@@ -26,7 +26,7 @@ from sandbox.sandbox import Sandbox
 __all__ = [
     "FORMAT_VERSION", "DirtyPages", "EngineUnavailable", "ErrorInfo", "Event", "GuestCorrupted",
     "GuestEngine", "HostError", "HostFunction", "ImageError", "Limits", "MemoryImage", "Metrics", "ModuleLoader",
-    "ModuleRefused", "Outcome", "Sandbox",
+    "ModuleRefused", "Outcome", "Pending", "Sandbox",
     "SandboxBusy", "SandboxClosed", "SandboxError", "SessionState", "before_first_log",
     "dirty_pages", "encode_image", "guest_engine", "installation_key",
 ]

@@ -111,6 +111,16 @@ def as_host_function(name: str, value: Callable[..., Any] | HostFunction) -> Hos
     return value if isinstance(value, HostFunction) else HostFunction(value)
 
 
+class Pending(NamedTuple):
+    """What a sandbox still has scheduled: its timers, its host calls not yet settled, and
+    the asyncio tasks of its loop not finished. All three are 0 between evaluations, except
+    tasks that ignored their cancel (they get another at close)."""
+
+    timers: int
+    calls: int
+    tasks: int
+
+
 class Turn(NamedTuple):
     """One step for the guest: settle call `ident`, fire timer `ident`, or expose a name."""
 
@@ -464,6 +474,9 @@ class HostBridge:
             task.cancel()
         _, stuck = self._loop.run_until_complete(asyncio.wait(tasks, timeout=CANCEL_GRACE_S))
         return stuck
+
+    def pending(self) -> Pending:
+        return Pending(len(self.timers), len(self.calls), self.pending_tasks())
 
     def pending_tasks(self) -> int:
         """Tasks of this sandbox's loop not finished (0 once `finish` ran)."""

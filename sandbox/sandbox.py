@@ -43,7 +43,7 @@ from sandbox.evaluation import (
     module_request,
     script_request,
 )
-from sandbox.host_bridge import HostBridge, HostFunction, as_host_function
+from sandbox.host_bridge import HostBridge, HostFunction, Pending, as_host_function
 from sandbox.image import decode_image, encode_image, installation_key
 from sandbox.instance import GuestInstance
 from sandbox.json_depth import check_depth
@@ -192,6 +192,11 @@ class Sandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def pending(self) -> Pending:
+        """What is still scheduled (timers, host calls, their asyncio tasks): nothing between
+        evaluations, since an evaluation runs to completion and a stop cancels the rest."""
+        return self._bridge.pending()
 
     def close(self) -> None:
         """Release the instance. A running evaluation is cancelled first."""

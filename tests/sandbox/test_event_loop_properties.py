@@ -121,7 +121,7 @@ def test_any_interleaving_matches_the_model(shape: tuple[Op, ...]) -> None:
         assert out.metrics.host_calls == sum(1 for t, _ in seen if t == "host_call")
         assert out.metrics.timers_fired == _count(program, "timer")
         assert out.metrics.timers_cancelled == 0
-        assert sb._bridge.pending_tasks() == 0
+        assert sb.pending().tasks == 0
 
 
 def _count(ops: tuple[Op, ...], kind: str) -> int:

@@ -145,7 +145,7 @@ def test_an_async_functions_first_step_runs_in_the_call_with_the_loop_running() 
         # context, kept across its awaits; none leaks into the caller's.
         assert out.value["json"] == {"before": 1, "v": [2, "later-2:2", "later-3:3"]}  # type: ignore[index]
         assert _REQUEST.get() == "unset"
-        assert sb._bridge.pending_tasks() == 0
+        assert sb.pending().tasks == 0
 
 
 def test_an_async_function_that_ends_at_once_but_late_is_timed_out_as_a_sync_one_is() -> None:
@@ -173,7 +173,7 @@ def test_a_call_stopped_before_its_task_ever_ran_still_runs_its_cleanup() -> Non
         out = sb.eval("host.hold(); for (;;) {}", limits=Limits(cpu_ms=100))
         assert out.error is not None and out.error.kind == "cpu_limit"
         assert state == ["finally"]
-        assert sb._bridge.pending_tasks() == 0
+        assert sb.pending().tasks == 0
         (call,) = _calls(out)
         assert (call["ok"], call["error"]) == (False, "cancelled")
 
@@ -281,7 +281,7 @@ def test_the_wall_limit_covers_a_pending_call_and_cancels_its_task() -> None:
         out = sb.eval("host.forever()", limits=Limits(wall_ms=200))
         assert out.status == "timeout"
         assert state == ["finally"]
-        assert sb._bridge.pending_tasks() == 0
+        assert sb.pending().tasks == 0
         (call,) = _calls(out)
         assert (call["ok"], call["error"]) == (False, "cancelled")
         assert out.events[-1].type == "limit"
@@ -295,7 +295,7 @@ def test_a_functions_own_timeout_is_a_host_error() -> None:
     with Sandbox(functions={"slow": HostFunction(slow, timeout_ms=50)}) as sb:
         out = sb.eval_module("export const m = await host.slow().catch(e => e.message)")
         assert out.value["json"] == {"m": "host function 'slow' timed out after 50 ms"}  # type: ignore[index]
-        assert sb._bridge.pending_tasks() == 0
+        assert sb.pending().tasks == 0
     with pytest.raises(ValueError):
         HostFunction(slow, timeout_ms=0)
 
@@ -311,7 +311,7 @@ def test_cancel_from_another_thread_ends_a_wait_on_a_host_call() -> None:
         threading.Thread(target=lambda: (started.wait(10), sb.cancel())).start()
         out = sb.eval("host.wait()", limits=Limits(wall_ms=30_000))
         assert out.status == "cancelled"
-        assert sb._bridge.pending_tasks() == 0
+        assert sb.pending().tasks == 0
         assert sb.eval("1 + 1").value["json"] == 2  # type: ignore[index]
 
 
