@@ -653,34 +653,33 @@ class GuestInstance:
             # A host function's call, as the bootstrap makes it: straight to the call.
             args_json = self._arg_string(text)
             reply = _OOM if args_json is None else self._hooks.call(_int32(slot), args_json, _int32(ident))
-        else:
-            reply = self._other_bridge_call(raw)
+        else:  # a timer's request (inline too: one a turn), or one the bridge refuses
+            values: list[int | str | None] = []
+            for v in raw:
+                tag = v >> 32
+                if tag == TAG_INT:
+                    values.append(_int32(v))
+                elif tag in _STRING_TAGS:
+                    string = self._arg_string(v)
+                    if string is None:
+                        break
+                    values.append(string)
+                else:
+                    values.append(None)
+            first = values[0] if values else None
+            # Fewer than four: a string could not be converted (the loop broke off).
+            reply = _OOM if len(values) < 4 else self._hooks.bridge(
+                first if isinstance(first, int) else -1, values[1], values[2], values[3])
         if reply is None or isinstance(reply, int):
             args[0].i64 = _plain_value(reply)
         elif reply is NULL_REPLY:
             args[0].i64 = NULL
         elif isinstance(reply, bytes):
             args[0].i64 = self._nested_new_string(reply)
-        elif reply is _OOM:  # out of memory while converting: the exception propagates
+        elif reply is _OOM:  # out of memory while converting a string: the exception propagates
             args[0].i64 = EXCEPTION
         else:
             args[0].i64 = self._throw_uncatchable(self.layout.ctx)
-
-    def _other_bridge_call(self, raw: tuple[int, ...]) -> HostReply | Exception:
-        values: list[int | str | None] = []
-        for v in raw:
-            tag = v >> 32
-            if tag == TAG_INT:
-                values.append(_int32(v))
-            elif tag in _STRING_TAGS:
-                string = self._arg_string(v)
-                if string is None:
-                    return _OOM
-                values.append(string)
-            else:
-                values.append(None)
-        op = values[0]
-        return self._hooks.bridge(op if isinstance(op, int) else -1, values[1], values[2], values[3])
 
     def _on_normalize(self, args: Any) -> None:
         ctx = args[0].i32
