@@ -1,79 +1,42 @@
-"""A host coroutine's first step, run at once inside the guest's call.
+"""A host coroutine's task, with its first step run at once, inside the guest's call.
 
 An `async def` host function that needs no waiting (it answers from a cache, or computes and
-returns) would otherwise cost a task, a pass of the event loop and two futures before its
-promise could settle. Its first step runs here instead: with the sandbox's loop set as the
-running loop, so that it may create tasks, sleep or read the loop, and in a context copied for
-it, as a task would run it. A coroutine that finished in that step needs no task at all; one
-that suspended goes on in a task, which `Resume` hands what the coroutine yielded, so that it
-continues as if the task had started it (Python 3.12's eager tasks, on 3.11).
+returns) would otherwise wait for a pass of the event loop before its promise could settle,
+and a pass costs more than the whole call. So its task's first step runs here, while the
+guest waits in its call: the task is made as usual (it is the current task while it runs, so
+`asyncio.timeout`, anyio's cancel scopes and `current_task()` work), then the step the loop
+was given for it is taken back off the loop's queue and run now, with the sandbox's loop set as
+the running loop. A task done after it needs no pass of the loop; one that suspended goes on
+as any task does. This is what Python 3.12's `eager_start` does, which needs a running loop:
+the sandbox's loop runs only between turns.
+
+It relies on the loop keeping its ready handles in `_ready` (asyncio's own loops do); on a loop
+that does not, or if the queued handle is not the task's step, the step is left to the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Coroutine, Generator
-from typing import Any, NamedTuple
+from collections.abc import Coroutine
+from typing import Any
 
 
-class Finished(NamedTuple):
-    value: Any
-
-
-class Raised(NamedTuple):
-    error: BaseException  # an Exception, or the CancelledError the coroutine raised itself
-
-
-class Suspended(NamedTuple):
-    rest: Resume
-
-
-Step = Finished | Raised | Suspended
-
-
-def first_step(coro: Coroutine[Any, Any, Any], loop: asyncio.AbstractEventLoop,
-               context: contextvars.Context) -> Step:
-    """Run `coro` until it first suspends or ends. KeyboardInterrupt and SystemExit pass."""
+def start_eagerly(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None],
+                  context: contextvars.Context) -> asyncio.Task[None]:
+    """A task of `loop` for `coro`, its first step already run if the loop allows it."""
+    task = loop.create_task(coro, context=context)
+    ready = getattr(loop, "_ready", None)
+    if not ready:
+        return task
+    handle = ready[-1]  # create_task queued the task's first step last
+    if getattr(getattr(handle, "_callback", None), "__self__", None) is not task:
+        return task
+    ready.pop()
     previous = asyncio.events._get_running_loop()
     asyncio.events._set_running_loop(loop)
     try:
-        yielded = context.run(coro.send, None)
-    except StopIteration as stop:
-        return Finished(stop.value)
-    except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - the caller maps any failure
-        return Raised(exc)
+        handle._run()  # the task's own step: it enters the task, and catches what it raises
     finally:
         asyncio.events._set_running_loop(previous)
-    return Suspended(Resume(coro, yielded))
-
-
-class Resume:
-    """The rest of a coroutine whose first step already ran, as an awaitable: what the
-    coroutine yields goes to the task awaiting this, what the task sends or throws (a result,
-    a cancel) goes back to the coroutine."""
-
-    __slots__ = ("_coro", "_yielded")
-
-    def __init__(self, coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
-        self._coro = coro
-        self._yielded = yielded
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro, yielded = self._coro, self._yielded
-        while True:
-            try:
-                sent = yield yielded
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:  # noqa: BLE001 - everything thrown in goes to the coroutine
-                try:
-                    yielded = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    yielded = coro.send(sent)
-                except StopIteration as stop:
-                    return stop.value
+    return task

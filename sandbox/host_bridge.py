@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sandbox.eager_start import Finished, Suspended, first_step
+from sandbox.eager_start import start_eagerly
 from sandbox.json_depth import check_depth
 from sandbox.limits import LimitWatch
 from sandbox.log import get_logger
@@ -267,23 +267,12 @@ class HostBridge:
                 awaitable.close()
             return b"ethe host bridge was given the id of a call still pending"
         pending = _Pending(name, started, bytes_in, args, awaitable)
-        loop = self._ensure_loop()
         self.calls[ident] = pending
-        if not inspect.iscoroutine(awaitable):
-            pending.task = loop.create_task(self._settle(ident, pending, hf, awaitable))
-            return NULL_REPLY
-        context = contextvars.copy_context()
-        step = first_step(awaitable, loop, context)
-        if isinstance(step, Suspended):
-            pending.task = loop.create_task(self._settle(ident, pending, hf, step.rest), context=context)
-        elif isinstance(step, Finished):
-            pending.result = _encode_result(name, step.value)
-            pending.value = step.value
-            if hf.timeout_ms is not None and time.monotonic() - started > hf.timeout_ms / 1000:
-                pending.result = _Encoded(False, _timed_out(name, hf.timeout_ms))
-            self._ready.append(ident)
-        else:
-            pending.result = _failure(name, hf, step.error)
+        pending.task = start_eagerly(self._ensure_loop(), self._settle(ident, pending, hf, awaitable),
+                                     contextvars.copy_context())
+        if pending.task.done() and self._settled and self._settled[-1] == ident:
+            # It ended in its first step: settled where the loop would have run its task.
+            self._settled.pop()
             self._ready.append(ident)
         return NULL_REPLY
 
@@ -302,6 +291,10 @@ class HostBridge:
         else:
             pending.result = _encode_result(pending.name, value)
             pending.value = value
+            if hf.timeout_ms is not None and time.monotonic() - pending.started > hf.timeout_ms / 1000:
+                # It blocked past its timeout without awaiting (wait_for could not cancel it):
+                # late is late, as for a synchronous function.
+                pending.result = _Encoded(False, _timed_out(pending.name, hf.timeout_ms))
         if self.calls.get(ident) is pending:  # not a task that outlived its evaluation
             self._settled.append(ident)
             self._stop_waiting()
@@ -454,14 +447,8 @@ class HostBridge:
                 self._stubborn.add(task)
         for pending in self.calls.values():
             awaitable = pending.awaitable
-            if inspect.iscoroutine(awaitable) and (
-                    inspect.getcoroutinestate(awaitable) == inspect.CORO_CREATED
-                    or (inspect.getcoroutinestate(awaitable) == inspect.CORO_SUSPENDED
-                        and pending.task is not None and pending.task.done())):
-                # Never started; or started eagerly (eager_start) and its task cancelled
-                # before it ran, so the cancel never reached it: closed here, where its
-                # cleanup runs now, not whenever it is collected.
-                awaitable.close()
+            if inspect.iscoroutine(awaitable) and inspect.getcoroutinestate(awaitable) == inspect.CORO_CREATED:
+                awaitable.close()  # cancelled before it started: never awaited
             ended_by_itself = pending.result is not None
             self._record(pending.name, pending.started, pending.bytes_in, 0, pending.args,
                          "the call ended after its evaluation" if ended_by_itself else "cancelled")
@@ -528,8 +515,8 @@ def _failure(name: str, hf: HostFunction, exc: BaseException) -> _Encoded:
     """What the guest sees of an asynchronous function's failure."""
     if isinstance(exc, HostError):
         return _Encoded(False, _message(exc))
-    if isinstance(exc, TimeoutError):
-        return _Encoded(False, _timed_out(name, hf.timeout_ms or 0))
+    if isinstance(exc, TimeoutError) and hf.timeout_ms is not None:  # wait_for's, in _settle
+        return _Encoded(False, _timed_out(name, hf.timeout_ms))
     return _failed(name, exc)
 
 

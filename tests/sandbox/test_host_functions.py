@@ -9,6 +9,7 @@ import threading
 import time
 from typing import Any
 
+import anyio
 import pytest
 
 from sandbox import HostError, HostFunction, Limits, Sandbox
@@ -148,6 +149,34 @@ def test_an_async_functions_first_step_runs_in_the_call_with_the_loop_running() 
         assert sb.pending().tasks == 0
 
 
+def test_an_async_functions_first_step_runs_inside_its_own_task() -> None:
+    async def bounded() -> str:
+        async with asyncio.timeout(5):  # needs a current task from the first line on
+            await asyncio.sleep(0)
+        return "timeout ok"
+
+    async def scoped() -> str:
+        with anyio.fail_after(5):  # anyio's cancel scopes hold the current task weakly
+            await anyio.sleep(0)
+        return "anyio ok"
+
+    async def current() -> bool:
+        return asyncio.current_task() is not None
+
+    async def cut_short() -> str:
+        async with asyncio.timeout(0.01):
+            await asyncio.sleep(60)
+        return "not reached"
+
+    with Sandbox(functions={"bounded": bounded, "scoped": scoped, "current": current,
+                            "cut": cut_short}) as sb:
+        out = sb.eval_module("export const r = [await host.bounded(), await host.scoped(),"
+                             " await host.current(), await host.cut().catch(e => e.message)]")
+        assert out.value["json"] == {"r": ["timeout ok", "anyio ok", True,  # type: ignore[index]
+                                           "host function 'cut' failed"]}
+        assert sb.pending().tasks == 0
+
+
 def test_an_async_function_that_ends_at_once_but_late_is_timed_out_as_a_sync_one_is() -> None:
     async def slow_start() -> int:
         time.sleep(0.08)
@@ -158,7 +187,7 @@ def test_an_async_function_that_ends_at_once_but_late_is_timed_out_as_a_sync_one
         assert out.value["json"] == {"m": "host function 'slow' timed out after 20 ms"}  # type: ignore[index]
 
 
-def test_a_call_stopped_before_its_task_ever_ran_still_runs_its_cleanup() -> None:
+def test_a_call_stopped_before_the_loop_ever_ran_still_runs_its_cleanup() -> None:
     state: list[str] = []
 
     async def hold() -> None:
@@ -168,8 +197,8 @@ def test_a_call_stopped_before_its_task_ever_ran_still_runs_its_cleanup() -> Non
             state.append("finally")
 
     with Sandbox(functions={"hold": hold}) as sb:
-        # The script never lets the loop run: the call's task is cancelled before its first
-        # step, and the coroutine, suspended in its eager first step, is closed.
+        # The script never lets the loop run: the call's task, suspended after its eager first
+        # step, is cancelled, and its coroutine unwinds.
         out = sb.eval("host.hold(); for (;;) {}", limits=Limits(cpu_ms=100))
         assert out.error is not None and out.error.kind == "cpu_limit"
         assert state == ["finally"]
