@@ -454,11 +454,17 @@ class GuestInstance:
         JS_EnqueueJob's result where a settled promise queues its reactions (`then` on a
         settled promise, settling a promise that has reactions): with the heap full the job is
         dropped, and the out-of-memory error it threw stays pending while the script runs on,
-        its allocations failing and freeing, never ending at the memory limit on its own."""
-        a = self.args
-        a[0].i32 = self.layout.ctx
-        self._f["JS_HasException"]()
-        return a[0].i32 != 0
+        its allocations failing and freeing, never ending at the memory limit on its own.
+
+        Asked between calls and from the interrupt handler, which may come inside any other
+        call, nested or not: so it has an argument array of its own."""
+        probe = self._probe
+        if probe is None:
+            probe = self._probe = self._f["JS_HasException"].with_args(self._probe_args)
+        slot = self._probe_args[0]
+        slot.i32 = self.layout.ctx
+        probe()
+        return slot.i32 != 0
 
     def reset_uncatchable(self) -> None:
         a = self.args
@@ -578,10 +584,6 @@ class GuestInstance:
 
     # ----- rejections ---------------------------------------------------------------------
 
-    @property
-    def has_rejections(self) -> bool:
-        return self.rejections.any
-
     def take_rejections(self) -> tuple[list[tuple[int, int]], int]:
         """Unhandled rejections held (the caller frees both values), and how many more were
         only counted."""
@@ -596,19 +598,9 @@ class GuestInstance:
         self.interrupt_calls += 1
         hooks = self._hooks
         stop = hooks.interrupt(self.stack_pointer())
-        if not stop and self._probe_exception():
+        if not stop and self.exception_waiting():
             stop = hooks.dropped_job(self.memory_size())
         args[0].i32 = 1 if stop else 0
-
-    def _probe_exception(self) -> bool:
-        # Its own argument array: an interrupt may come inside any other call, nested or not.
-        probe = self._probe
-        if probe is None:
-            probe = self._probe = self._f["JS_HasException"].with_args(self._probe_args)
-        slot = self._probe_args[0]
-        slot.i32 = self.layout.ctx
-        probe()
-        return slot.i32 != 0
 
     def _on_console(self, args: Any) -> None:
         ctx = args[0].i32
@@ -654,6 +646,7 @@ class GuestInstance:
             args_json = self._arg_string(text)
             reply = _OOM if args_json is None else self._hooks.call(_int32(slot), args_json, _int32(ident))
         else:  # a timer's request (inline too: one a turn), or one the bridge refuses
+            reply = _OOM  # unless every string argument converts
             values: list[int | str | None] = []
             for v in raw:
                 tag = v >> 32
@@ -666,10 +659,10 @@ class GuestInstance:
                     values.append(string)
                 else:
                     values.append(None)
-            first = values[0] if values else None
-            # Fewer than four: a string could not be converted (the loop broke off).
-            reply = _OOM if len(values) < 4 else self._hooks.bridge(
-                first if isinstance(first, int) else -1, values[1], values[2], values[3])
+            else:
+                first = values[0]
+                reply = self._hooks.bridge(first if isinstance(first, int) else -1,
+                                           values[1], values[2], values[3])
         if reply is None or isinstance(reply, int):
             args[0].i64 = _plain_value(reply)
         elif reply is NULL_REPLY:

@@ -244,7 +244,7 @@ class Sandbox:
         message reaches the guest as a `HostError`; any other exception only as "host function
         'name' failed". See `HostFunction` for a timeout and argument logging."""
         hf = as_host_function(name, fn)
-        with self._exclusive():
+        with self._exclusive_guard:
             self._bridge.functions[name] = hf
             on_roomy_stack(lambda: self._expose(name))
 
@@ -320,7 +320,7 @@ class Sandbox:
 
     def checkpoint(self, label: str | None = None) -> str:
         """Take a checkpoint of the current state; a later trap rolls back to it."""
-        with self._exclusive():
+        with self._exclusive_guard:
             label = label or f"checkpoint-{self._evaluations}"
             self._take_checkpoint(label)
             return label
@@ -328,7 +328,7 @@ class Sandbox:
     def snapshot(self) -> MemoryImage:
         """A copy of the current state (between evaluations), to encode with `encode_image`
         later, outside whatever lock the caller holds while the sandbox must stay still."""
-        with self._exclusive():
+        with self._exclusive_guard:
             return self._instance.capture()
 
     def image(self, key: bytes | None = None, context: str = "") -> bytes:
@@ -355,7 +355,7 @@ class Sandbox:
         """An independent sandbox starting from this one's current state (~0.5 ms), offering
         the same host functions; its initial checkpoint is named after this one's when the
         state is that checkpoint."""
-        with self._exclusive():
+        with self._exclusive_guard:
             if self._at_checkpoint:
                 image, label = self._checkpoint.image, self._checkpoint.label
             else:
@@ -368,9 +368,6 @@ class Sandbox:
         return self._instance.memory_size()
 
     # ----- internals ------------------------------------------------------------------------
-
-    def _exclusive(self) -> _Exclusive:
-        return self._exclusive_guard
 
     def _take_checkpoint(self, label: str, size: int | None = None) -> None:
         self._checkpoint = Checkpoint(label, self._copies.capture(self._instance, size))
