@@ -209,9 +209,13 @@ _libc_unshare: Callable[[int], int] | None = None
 def _unshare_function() -> Callable[[int], int] | None:
     """libc's unshare(2), bound before any fork: looking a symbol up in the forked child would
     take the dynamic loader's lock, which another thread may have held at fork time."""
-    if hasattr(os, "unshare"):  # Python 3.12+
+    native = getattr(os, "unshare", None)  # Python 3.12+
+    if native is not None:
         def call(flags: int) -> int:
-            os.unshare(flags)
+            try:
+                native(flags)
+            except OSError:
+                return -1
             return 0
         return call
     try:
@@ -221,7 +225,7 @@ def _unshare_function() -> Callable[[int], int] | None:
         return None
     function.argtypes = [ctypes.c_int]
     function.restype = ctypes.c_int
-    return function  # type: ignore[no-any-return]
+    return function
 
 
 def network_namespaces_usable() -> bool:
@@ -314,6 +318,16 @@ class _PidsCgroups:
 
 
 _cgroups = _PidsCgroups()
+
+
+def pids_cgroup_usable() -> bool:
+    """Whether commands run in a pids cgroup of their own here (see the module's docstring)."""
+    made = _cgroups.create(1)
+    if made is None:
+        return False
+    os.close(made[1])
+    _remove_cgroup(made[0])
+    return True
 
 
 def _cgroup_pids(path: str) -> list[int]:
@@ -614,7 +628,7 @@ def run_command(policy: CommandPolicy, cmd: str, args: list[str], cwd: str, *, d
     start = time.monotonic()
     end = min(start + policy.timeout_ms / 1000, deadline)
     if end <= start:
-        raise ModuleError("ETIMEDOUT", f"{cmd} timed out after 0 ms")
+        raise ModuleError("ETIMEDOUT", f"{cmd} ran past the execution's time limit")
     proc, cgroup = _spawn(policy, cmd, path, argv, cwd, data, isolate)
     run = _Run(proc, _Streams(policy.max_output_bytes), data, cgroup)
     stop: str | None = None
@@ -650,7 +664,9 @@ def _outcome(policy: CommandPolicy, cmd: str, streams: _Streams, returncode: int
         stdout=b"".join(streams.stdout), stderr=b"".join(streams.stderr), output=b"".join(streams.output),
         ms=ms, timed_out=stop == "timeout", truncated=truncated, network_isolated=isolate)
     if stop == "timeout":
-        raise CommandStopped("ETIMEDOUT", f"{cmd} timed out after {round((end - start) * 1000)} ms", result)
+        if end < start + policy.timeout_ms / 1000:
+            raise CommandStopped("ETIMEDOUT", f"{cmd} ran past the execution's time limit", result)
+        raise CommandStopped("ETIMEDOUT", f"{cmd} timed out after {policy.timeout_ms} ms", result)
     if stop == "abort":
         raise CommandStopped(ABORTED, f"{cmd}: the execution was stopped", result)
     if truncated:
