@@ -27,6 +27,7 @@ from supervisor.modules.errors import ModuleError
 
 NAMES = ["sh", "cat", "env", "pwd", "sleep", "dd", "python3", "true", "echo"]
 PATH_ENV = {"PATH": "/usr/bin:/bin"}
+REFUSED = "is refused: it changes what the loader runs"
 
 
 def _policy(**overrides: object) -> CommandPolicy:
@@ -114,9 +115,9 @@ def test_a_file_without_the_execute_bit_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    ({"env": {"LD_PRELOAD": "/tmp/x.so"}}, "environment variable LD_PRELOAD is refused: it changes what the loader runs"),
-    ({"env": {"LD_LIBRARY_PATH": "/tmp"}}, "environment variable LD_LIBRARY_PATH is refused: it changes what the loader runs"),
-    ({"env": {"GCONV_PATH": "/tmp"}}, "environment variable GCONV_PATH is refused: it changes what the loader runs"),
+    ({"env": {"LD_PRELOAD": "/tmp/x.so"}}, f"environment variable LD_PRELOAD {REFUSED}"),
+    ({"env": {"LD_LIBRARY_PATH": "/tmp"}}, f"environment variable LD_LIBRARY_PATH {REFUSED}"),
+    ({"env": {"GCONV_PATH": "/tmp"}}, f"environment variable GCONV_PATH {REFUSED}"),
     ({"env": {"A=B": "1"}}, "environment variable name 'A=B' is not valid"),
     ({"env": {"A": "1\0"}}, "environment variable A must be a string without NUL"),
     ({"timeout_ms": 0}, "timeout_ms must be an integer from 1 to 3600000, not 0"),
@@ -346,7 +347,8 @@ def test_a_binary_gone_since_the_allowlist_was_made_is_enoent(tmp_path: Path) ->
 def test_a_missing_working_directory_is_enoent(tmp_path: Path) -> None:
     with pytest.raises(ModuleError) as caught:
         _run("true", [], tmp_path / "gone")
-    assert (caught.value.code, caught.value.message) == ("ENOENT", "spawn true ENOENT: the working directory is missing")
+    assert caught.value.code == "ENOENT"
+    assert caught.value.message == "spawn true ENOENT: the working directory is missing"
 
 
 def test_no_cgroup_is_left_behind(tmp_path: Path) -> None:
