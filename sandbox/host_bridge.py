@@ -59,7 +59,9 @@ MAX_PENDING_TIMERS = 10_000
 # How long a cancelled host task may take to unwind before it is given up on (and logged).
 CANCEL_GRACE_S = 1.0
 
-_IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*\Z")
+# A JavaScript identifier, or two joined by a dot: a module's functions are named for it
+# (`fs.readFileSync` is `host["fs.readFileSync"]`, and its events say so).
+_IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(?:\.[A-Za-z_$][A-Za-z0-9_$]*)?\Z")
 _JSON_DEPTH_GUARD = (dict, list, tuple)
 # One encoder and one scanner for every call: json.dumps with options, and json.loads, build
 # or look up theirs on each call, which costs more than a small call's whole encoding.
@@ -104,7 +106,8 @@ class HostFunction:
 def as_host_function(name: str, value: Callable[..., Any] | HostFunction) -> HostFunction:
     """Check a name and wrap a plain callable."""
     if not isinstance(name, str) or not _IDENTIFIER.match(name):
-        raise ValueError(f"a host function's name must be a JavaScript identifier, got {name!r}")
+        raise ValueError("a host function's name must be a JavaScript identifier, or two joined "
+                         f"by a dot, got {name!r}")
     if name == "then":
         # `host` would be a thenable: `await host` would call it, and resolve to whatever.
         raise ValueError("a host function may not be named 'then'")

@@ -203,6 +203,11 @@ class LimitWatch:
         """When the wall limit ends the evaluation, on time.monotonic()'s clock."""
         return self._wall_deadline
 
+    @property
+    def cancelled(self) -> bool:
+        """The evaluation was cancelled (from any thread), or a stop is held."""
+        return self._cancelled or self.stop is not None
+
     def poll_stop(self) -> bool:
         """Between turns of the event loop (no guest code running): True, with the stop set, if
         the evaluation must end now (a stop already held, a cancel, a time limit)."""

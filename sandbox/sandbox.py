@@ -268,6 +268,18 @@ class Sandbox:
             raise GuestCorrupted(f"the guest gave no slot for host.{name}")
         self._bridge.bind(slot, name)
 
+    @property
+    def wall_deadline(self) -> float:
+        """When the running evaluation's wall limit ends it, on time.monotonic()'s clock: what
+        a synchronous host function that may block (a subprocess, a query) must end by, since
+        nothing can interrupt it while it runs."""
+        return self._watch.wall_deadline
+
+    def stopping(self) -> bool:
+        """True once the running evaluation is cancelled (from any thread) or stopped by a
+        limit: a blocking host function polls it to give up early."""
+        return self._watch.cancelled
+
     # ----- evaluations ----------------------------------------------------------------------
 
     def eval(self, code: str, *, filename: str = "<input>", strict: bool = False,
@@ -351,18 +363,26 @@ class Sandbox:
         return cls(limits, on_event=on_event, auto_checkpoint=auto_checkpoint,
                    functions=functions, modules=modules, _image=snapshot, _label=checkpoint_label)
 
-    def clone(self, limits: Limits | None = None, *, on_event: EventCallback | None = None) -> Sandbox:
+    def clone(self, limits: Limits | None = None, *, on_event: EventCallback | None = None,
+              functions: HostFunctions | None = None,
+              modules: ModuleLoader | None = None) -> Sandbox:
         """An independent sandbox starting from this one's current state (~0.5 ms), offering
         the same host functions; its initial checkpoint is named after this one's when the
-        state is that checkpoint."""
+        state is that checkpoint.
+
+        `functions` are offered besides (or instead of, name for name) this one's: a base
+        that exposed placeholders gives each clone its own functions in the same slots.
+        `modules` replaces this one's loader."""
         with self._exclusive_guard:
             if self._at_checkpoint:
                 image, label = self._checkpoint.image, self._checkpoint.label
             else:
                 image, label = self._instance.capture(), "clone"
             return Sandbox(limits or self.limits, on_event=on_event,
-                           auto_checkpoint=self.auto_checkpoint, functions=self._bridge.functions,
-                           modules=self._modules, _image=image, _label=label)
+                           auto_checkpoint=self.auto_checkpoint,
+                           functions={**self._bridge.functions, **(functions or {})},
+                           modules=modules if modules is not None else self._modules,
+                           _image=image, _label=label)
 
     def memory_size(self) -> int:
         return self._instance.memory_size()

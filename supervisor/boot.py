@@ -84,6 +84,12 @@ def key_path(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".key")
 
 
+def data_dir(db_path: Path) -> Path:
+    """`<db>.data/`, beside the database: the files sessions' modules keep (their SQLite
+    databases), which travel with the database as its key does."""
+    return db_path.with_name(db_path.name + ".data")
+
+
 def open_database(config: BootConfig) -> tuple[Store, bytes]:
     """The store, and the key session images are signed with (`config.image_key`, or the
     one at `key_path`)."""

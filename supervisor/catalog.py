@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from supervisor.errors import ModuleNotAllowed, ValidationError
+from supervisor.modules.capabilities import KINDS
 
 # JavaScript built-ins and globals every sandbox already has: listing them as a module is a
 # mistake the Go original let through silently.
@@ -14,9 +15,10 @@ BUILTINS = frozenset({
     "weakset", "error", "globalthis", "atomics", "arraybuffer", "dataview", "eval",
 })
 
-# Modules a template may grant. Each is a capability the guest lacks by default; granting it
-# is recorded on the template (see docs/supervisor.md for what each will provide).
-CATALOG = frozenset({"crypto", "timers", "url", "util", "path", "assert", "events", "buffer"})
+# Modules a template may grant: each one gives the guest something it lacks by default, and
+# is scoped by the capability of its kind (supervisor/modules, docs/api.md "Modules"). Names an
+# older catalog listed (crypto, util, ...) granted nothing and are refused now.
+CATALOG = frozenset(KINDS)
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 

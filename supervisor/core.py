@@ -25,7 +25,7 @@ from sandbox import ImageError, Limits, Sandbox
 from store import Store
 from supervisor.api import RuntimeSummary, SupervisorApi
 from supervisor.base_images import BaseImages
-from supervisor.boot import BootConfig, OpenOptions, Shard, open_database, reconcile
+from supervisor.boot import BootConfig, OpenOptions, Shard, data_dir, open_database, reconcile
 from supervisor.durability import ImageWriter
 from supervisor.errors import (
     SessionBusy,
@@ -38,6 +38,7 @@ from supervisor.errors import (
 from supervisor.host import ExecRequest, InThreadHost
 from supervisor.ids import check_uuid, execution_label
 from supervisor.live import LiveSession, acquire_for_execution
+from supervisor.modules.grants import SessionGrants
 from supervisor.pipeline import ExecSpec, Pipeline
 from supervisor.process_memory import rss_bytes
 from supervisor.reads import StoreReads
@@ -78,12 +79,13 @@ def _request(runtime: dict[str, Any], limits: Limits, code: str, filename: str,
 class Supervisor(StoreReads):
     def __init__(self, store: Store, *, library_dir: Path | None, ceilings: Ceilings,
                  image_key: bytes, run_root: Path, image_interval: float,
-                 shard: Shard | None = None) -> None:
+                 data_dir: Path, shard: Shard | None = None) -> None:
         self.store = store
         self.shard = shard
         self.ceilings = ceilings
         self.library_dir = library_dir
         self.run_root = run_root
+        self.data_dir = data_dir
         self.templates = Templates(store, ceilings, library_dir)
         self._pipeline = Pipeline(store)
         self._bases = BaseImages(library_dir, effective_limits({}, ceilings))
@@ -115,7 +117,8 @@ class Supervisor(StoreReads):
         """`open`, from options already gathered (a worker process is handed them)."""
         store, key = open_database(config)
         sup = cls(store, library_dir=config.library_dir, ceilings=config.ceilings, image_key=key,
-                  run_root=config.run_root, image_interval=config.image_interval, shard=shard)
+                  run_root=config.run_root, image_interval=config.image_interval,
+                  data_dir=data_dir(config.db_path), shard=shard)
         sup._recover()
         sup._images.start()
         return sup
@@ -144,17 +147,29 @@ class Supervisor(StoreReads):
         if image is None:
             self._crash(session.id, "no image of this session was persisted before the daemon stopped")
             return
+        grants = self._grants(session.id, session.template_id, session.worktree_path,
+                              session.settings)
         try:
             sandbox = Sandbox.from_image(image.data, key=self._images_key, context=session.id,
                                          limits=limits, auto_checkpoint=True,
-                                         checkpoint_label=image.execution_id or "spawn")
+                                         checkpoint_label=image.execution_id or "spawn",
+                                         functions=grants.functions(), modules=grants.loader())
         except ImageError as exc:
             self._crash(session.id, f"the session's image failed its integrity check: {exc}")
             return
+        grants.attach(sandbox)
         self._add_live(LiveSession(session.id, session.template_id, session.worktree_path,
-                                   InThreadHost(sandbox), limits, session.settings.get("runtime", {}),
-                                   last_execution_id=image.execution_id))
+                                   InThreadHost(sandbox, grants.begin_execution), limits,
+                                   session.settings.get("runtime", {}),
+                                   last_execution_id=image.execution_id, grants=grants))
         log.info("session_restored", image_bytes=image.size)
+
+    def _grants(self, session_id: str, template_id: str, worktree: str,
+                settings: dict[str, Any]) -> SessionGrants:
+        """What the session's modules may do: as the settings it was spawned with say."""
+        return SessionGrants(settings.get("modules") or [], settings.get("capabilities") or [],
+                             worktree=worktree, session_id=session_id, template_id=template_id,
+                             data_dir=self.data_dir)
 
     @property
     def _images_key(self) -> bytes:
@@ -206,17 +221,24 @@ class Supervisor(StoreReads):
         worktree = str(check_worktree(worktree_path))
         self._refuse_if_draining()
         detail = self.store.get_template_detail(template_id)
+        # The modules and their grants are taken now, with the settings: a session keeps what
+        # it was spawned with (also across restarts), whatever the template says later.
         settings = {"limits": detail.settings.limits, "runtime": detail.settings.runtime,
-                    "resolver": detail.settings.resolver}
+                    "resolver": detail.settings.resolver,
+                    "modules": [m.name for m in detail.modules],
+                    "capabilities": [{"id": c.id, "kind": c.kind, "name": c.name, "config": c.config}
+                                     for c in detail.capabilities if c.enabled]}
         session = self.store.create_session(template_id, workspace_id, base_commit_oid, worktree,
                                             settings=settings)
         structlog.contextvars.bind_contextvars(session_id=session.id)
         live: LiveSession | None = None
         try:
             limits = effective_limits(settings["limits"], self.ceilings)
-            sandbox = self._bases.sandbox([lib.name for lib in detail.libraries], limits)
-            live = LiveSession(session.id, template_id, worktree, InThreadHost(sandbox), limits,
-                               settings["runtime"])
+            grants = self._grants(session.id, template_id, worktree, settings)
+            sandbox = self._bases.sandbox([lib.name for lib in detail.libraries], limits, grants)
+            live = LiveSession(session.id, template_id, worktree,
+                               InThreadHost(sandbox, grants.begin_execution), limits,
+                               settings["runtime"], grants=grants)
             for startup in detail.startup_files:
                 self._run_startup(live, startup.path)
             # The first image is written by the background writer, woken now: spawning stays
@@ -233,6 +255,8 @@ class Supervisor(StoreReads):
                 self._live.pop(session.id, None)
             if live is not None:
                 live.host.close()
+                if live.grants is not None:
+                    live.grants.discard()
             reason = (getattr(exc, "reason", None) or exc.message if isinstance(exc, SupervisorError)
                       else f"{type(exc).__name__}: {exc}")
             self._crash(session.id, reason)
@@ -277,6 +301,8 @@ class Supervisor(StoreReads):
                 live.host.resume()
                 raise
             live.host.close()
+            if live.grants is not None:
+                live.grants.discard()
             with self._live_lock:
                 self._live.pop(session_id, None)
         finally:
@@ -442,6 +468,8 @@ class Supervisor(StoreReads):
         for session in live:
             acquired = session.lock.acquire(timeout=CLOSE_WAIT_S)
             session.host.close()
+            if session.grants is not None:
+                session.grants.close()
             if acquired:
                 session.lock.release()
         with self._live_lock:

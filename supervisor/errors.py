@@ -71,6 +71,12 @@ class ModuleNotAllowed(SupervisorError):
     code = "MODULE_NOT_ALLOWED"
 
 
+class CapabilityInvalid(SupervisorError):
+    """A capability of an unknown kind, or whose config this daemon cannot honour (422)."""
+
+    code = "INVALID_CAPABILITY"
+
+
 class LibraryNotFound(SupervisorError):
     code = "LIBRARY_NOT_FOUND"
 

@@ -49,11 +49,15 @@ class SessionHost(Protocol):
 class InThreadHost:
     """A sandbox driven by whichever thread calls `execute`."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: Sandbox, before_execution: Callable[[], None] | None = None) -> None:
         self._sandbox = sandbox
+        # The session's per-execution budgets (its modules') start again here.
+        self._before = before_execution
 
     def execute(self, request: ExecRequest, on_event: EventSink) -> Outcome:
         sb = self._sandbox
+        if self._before is not None:
+            self._before()
         for name, value in request.globals.items():
             sb.define_global(name, value)
         if request.kind == "module":

@@ -8,6 +8,7 @@ from typing import Any
 
 from sandbox import Limits
 from supervisor.host import SessionHost
+from supervisor.modules.grants import SessionGrants
 
 
 @dataclass
@@ -30,6 +31,8 @@ class LiveSession:
     # execution arriving then waits for it instead of answering SESSION_BUSY.
     imaging: bool = False
     last_execution_id: str | None = None
+    # What its modules hold (released on close; a private database removed with the session).
+    grants: SessionGrants | None = None
 
 
 # How long an execution waits for the image writer's snapshot before giving up.

@@ -8,15 +8,17 @@ libraries against the library directory.
 from __future__ import annotations
 
 import builtins  # the method `list` shadows the builtin in the class body's annotations
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import store as store_mod
 from store import Store
 from supervisor.catalog import check_module
-from supervisor.errors import EngineUnsupported, StartupModeUnsupported, ValidationError
+from supervisor.errors import CapabilityInvalid, EngineUnsupported, StartupModeUnsupported, ValidationError
 from supervisor.ids import check_uuid
 from supervisor.libraries import check_library_name, load_library
+from supervisor.modules.capabilities import check_config, redacted
 from supervisor.settings import Ceilings, validate_patch
 from supervisor.worktree import check_relative
 
@@ -39,9 +41,6 @@ class Templates:
                                     engine=engine if isinstance(engine, str) else None)
         return self._store.create_template(name.strip(), engine=engine)
 
-    def get(self, template_id: str) -> store_mod.TemplateDetail:
-        return self._store.get_template_detail(check_uuid(template_id, "template_id"))
-
     def list(self) -> list[store_mod.Template]:
         return self._store.list_templates()
 
@@ -57,8 +56,15 @@ class Templates:
         self._store.get_template(template_id)  # an unknown template is 404 even for an empty patch
         return self._store.update_settings(template_id, **sections)
 
+    def get(self, template_id: str) -> store_mod.TemplateDetail:
+        detail = self._store.get_template_detail(check_uuid(template_id, "template_id"))
+        return replace(detail, capabilities=[_shown(c) for c in detail.capabilities])
+
     def add_capability(self, template_id: str, kind: Any, name: Any, enabled: Any = True,
                        config: Any = None) -> store_mod.Capability:
+        """A capability of one of the modules' kinds, its config checked and completed with
+        the defaults (INVALID_CAPABILITY, naming the field, otherwise). A template has at most
+        one enabled capability of each kind: it is the one that scopes the module."""
         template_id = check_uuid(template_id, "template_id")
         for value, field in ((kind, "kind"), (name, "name")):
             if not isinstance(value, str) or not value.strip():
@@ -67,10 +73,16 @@ class Templates:
             raise ValidationError("enabled must be a boolean", field="enabled")
         if config is not None and not isinstance(config, dict):
             raise ValidationError("config must be an object", field="config")
-        return self._store.add_capability(template_id, kind, name, enabled=enabled, config=config)
+        checked = check_config(kind, config)
+        if enabled and any(c.enabled and c.kind == kind
+                           for c in self._store.list_capabilities(template_id)):
+            raise CapabilityInvalid(f"the template already has an enabled {kind} capability: "
+                                    "remove it first", field="kind", kind=kind)
+        return _shown(self._store.add_capability(template_id, kind, name, enabled=enabled,
+                                                 config=checked))
 
     def list_capabilities(self, template_id: str) -> builtins.list[store_mod.Capability]:
-        return self._store.list_capabilities(check_uuid(template_id, "template_id"))
+        return [_shown(c) for c in self._store.list_capabilities(check_uuid(template_id, "template_id"))]
 
     def delete_capability(self, template_id: str, capability_id: str) -> bool:
         return self._store.delete_capability(check_uuid(template_id, "template_id"),
@@ -119,3 +131,8 @@ class Templates:
 
     def remove_library(self, template_id: str, name: str) -> bool:
         return self._store.remove_library(check_uuid(template_id, "template_id"), name)
+
+
+def _shown(capability: store_mod.Capability) -> store_mod.Capability:
+    """A capability as clients see it: secrets in its config hidden."""
+    return replace(capability, config=redacted(capability.kind, capability.config))

@@ -427,3 +427,42 @@ def test_values_answered_as_they_are_or_as_json_are_the_same_to_the_guest(value:
         assert got["same"] == [True, True]
         kind = {bool: "boolean", int: "number", float: "number", str: "string"}.get(type(value), "object")
         assert got["types"] == [kind, kind]
+
+
+@pytest.mark.parametrize("name", ["fs.readFile", "a.b", "_x.$y"])
+def test_a_name_may_be_two_identifiers_joined_by_a_dot(name: str) -> None:
+    with Sandbox(functions={name: lambda x: x * 2}) as sb:
+        out = sb.eval(f"host[{json.dumps(name)}](21)")
+        assert out.value["json"] == 42  # type: ignore[index]
+        assert [e.payload["name"] for e in out.events if e.type == "host_call"] == [name]
+
+
+@pytest.mark.parametrize("name", ["a.", ".a", "a.b.c", "a..b", "1a.b", "a-b", "a .b"])
+def test_other_dotted_names_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="JavaScript identifier"):
+        Sandbox(functions={name: lambda: None})
+
+
+def test_a_clone_gets_its_own_functions_in_the_slots_its_base_exposed() -> None:
+    """A base image exposes placeholders; each clone offers its own function under the same
+    name, and a function the base's guest code kept calls the clone's."""
+    with Sandbox(functions={"f": lambda: "base"}) as base:
+        base.eval("globalThis.kept = host.f")
+        with base.clone(functions={"f": lambda: "clone", "g": lambda: "extra"}) as clone:
+            assert clone.eval("[kept(), host.f(), host.g()]").value["json"] == [  # type: ignore[index]
+                "clone", "clone", "extra"]
+        assert base.eval("kept()").value["json"] == "base"  # type: ignore[index]
+
+
+def test_a_blocking_host_function_sees_the_deadline_and_the_cancel() -> None:
+    seen: list[tuple[float, bool]] = []
+    with Sandbox(limits=Limits(wall_ms=5000)) as sb:
+        def probe() -> None:
+            seen.append((sb.wall_deadline - time.monotonic(), sb.stopping()))
+            sb.cancel()
+            seen.append((0.0, sb.stopping()))
+        sb.expose("probe", probe)
+        out = sb.eval("host.probe(); for (;;) {}")
+    assert out.status == "cancelled"
+    assert 0 < seen[0][0] <= 5.0
+    assert [s for _, s in seen] == [False, True]

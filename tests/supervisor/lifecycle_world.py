@@ -197,7 +197,8 @@ def open_supervisor(db_path: Path, faults: FaultInjector, run_root: Path) -> Sup
     """What `Supervisor.open` does, around a store opened with the fault-injection seam."""
     store = Store.open(db_path, faults=faults)
     sup = Supervisor(store, library_dir=None, ceilings=Ceilings(), image_key=KEY,
-                     run_root=run_root, image_interval=IMAGE_INTERVAL)
+                     run_root=run_root, image_interval=IMAGE_INTERVAL,
+                     data_dir=db_path.with_name(db_path.name + ".data"))
     try:
         sup._recover()
         sup._images.start()

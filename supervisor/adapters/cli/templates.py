@@ -83,9 +83,12 @@ def add_parser(subparsers: Any) -> None:
 
     p = command(sub, "add-capability", _add_capability, help="add a capability to a template")
     p.add_argument("template", metavar="TEMPLATE")
-    p.add_argument("--kind", default="module", metavar="KIND", help="capability kind (default: module)")
-    p.add_argument("--name", required=True, metavar="NAME", help="capability name")
-    p.add_argument("--config", metavar="JSON", help="capability config, a JSON object (default {})")
+    p.add_argument("--kind", required=True, metavar="KIND",
+                   help="the module it scopes: fs, database, exec or fetch")
+    p.add_argument("--name", metavar="NAME", help="capability name (default: the kind)")
+    p.add_argument("--config", metavar="JSON",
+                   help="capability config, a JSON object (default {}: the module's defaults; "
+                        "docs/api.md, \"Modules\", lists each field)")
     p.add_argument("--disabled", action="store_true", help="add it disabled")
 
     p = command(sub, "list-capabilities", _list_capabilities, help="list a template's capabilities")
@@ -273,7 +276,7 @@ def _lister(kind: str) -> Any:
 
 def _add_capability(api: Any, args: argparse.Namespace, out: Output) -> int:
     config = json_object(args.config, "--config") if args.config is not None else None
-    cap = api.add_capability(resolve_template(api, args.template), args.kind, args.name,
+    cap = api.add_capability(resolve_template(api, args.template), args.kind, args.name or args.kind,
                              enabled=not args.disabled, config=config)
     state = "enabled" if cap.get("enabled") else "disabled"
     return out.result(cap, lambda: out.line(
