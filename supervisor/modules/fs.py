@@ -35,6 +35,7 @@ _DIR_MODE = 0o755
 _STOP_EVERY = 64  # entries of a recursive rm between two looks at the deadline and stop flag
 _KEEP_OPEN = 32  # descriptors a recursive rm holds beyond its every 16th level
 _RETRIES = 3  # a file swapped between the look and the open: look again, this many times
+_CHECKED_KEPT = 1024  # paths whose lexical check is remembered
 
 # libuv's texts, which Node puts in its messages.
 _DESCRIPTIONS = {
@@ -113,6 +114,22 @@ def _shown(text: str) -> str:
     return "".join(out)
 
 
+def _lexical_refusal(raw: bytes) -> str | None:
+    """ENAMETOOLONG for a name longer than NAME_MAX, EACCES for a `..` that climbs above where
+    the path started (even `a/../../x`), by the text alone."""
+    depth = 0
+    for part in raw.split(b"/"):
+        if len(part) > _NAME_MAX:
+            return "ENAMETOOLONG"
+        if part == b"..":
+            depth -= 1
+            if depth < 0:
+                return "EACCES"
+        elif part and part != b".":
+            depth += 1
+    return None
+
+
 def _split(raw: bytes) -> tuple[bytes, bytes]:
     """(parent, last name) of a checked path, trailing slashes dropped; (b".", b"") for the root."""
     trimmed = raw.rstrip(b"/")
@@ -174,6 +191,7 @@ class ConfinedFs:
         self._should_stop: Callable[[], bool] | None = None
         self._fd = -1
         self._closed = False
+        self._checked: dict[str, bytes] = {}
         top = os.open(worktree, _O_DIR)
         try:
             self._mount = kernel.Mount(top)
@@ -185,6 +203,9 @@ class ConfinedFs:
         finally:
             os.close(top)
         self._mount = kernel.Mount(self._fd)
+        # On a nodev mount no device can be opened as one, and nothing beneath the root lies on
+        # another mount: a file may then be opened for reading without looking at it first.
+        self._look_first = not os.fstatvfs(self._fd).f_flag & os.ST_NODEV
 
     @property
     def uses_openat2(self) -> bool:
@@ -209,14 +230,16 @@ class ConfinedFs:
         raw = self._check(path, "open")
         try:
             for _ in range(_RETRIES):
-                # Looked at through O_PATH first: opening a device or a FIFO for reading can
-                # block or act, so only a regular file is ever opened to be read.
-                seen = self._lstat_target(raw)
-                self._check_file(seen, path, reading=True)
+                # Looked at through O_PATH first: opening a device can act (a watchdog's open
+                # arms it), so only what was a regular file a moment ago is opened to be read,
+                # and O_NONBLOCK keeps a FIFO swapped in since from blocking the open.
+                seen = self._stat_target(raw) if self._look_first else None
+                if seen is not None:
+                    self._check_file(seen, path, reading=True)
                 fd = self._resolve(raw, _O_READ)
                 try:
                     info = os.fstat(fd)
-                    if (info.st_dev, info.st_ino) != (seen.st_dev, seen.st_ino):
+                    if seen is not None and (info.st_dev, info.st_ino) != (seen.st_dev, seen.st_ino):
                         continue
                     self._check_file(info, path, reading=True)
                     return self._read_all(fd, info.st_size, path)
@@ -318,8 +341,8 @@ class ConfinedFs:
             raise _from_os(exc, "rm", path) from None
 
     def rename(self, src: str, dst: str) -> None:
-        raw_src = self._check(src, "rename", argument="oldPath")
-        raw_dst = self._check(dst, "rename", argument="newPath")
+        raw_src = self._check(src, "rename", argument="oldPath", pair=(src, dst))
+        raw_dst = self._check(dst, "rename", argument="newPath", pair=(src, dst))
         self._check_writable("rename", src, dst)
         (src_parent, src_name), (dst_parent, dst_name) = _split(raw_src), _split(raw_dst)
         if not src_name or not dst_name:
@@ -343,13 +366,21 @@ class ConfinedFs:
 
     # -- the parts -----------------------------------------------------------------------
 
-    def _check(self, path: str, syscall: str, *, argument: str = "path") -> bytes:
+    def _check(self, path: str, syscall: str, *, argument: str = "path",
+               pair: tuple[str, str] | None = None) -> bytes:
         """The path as bytes for the kernel, refused before any file is touched when it is not
-        relative text or climbs out of the root by itself."""
-        if self._closed:
-            raise _system_error("EBADF", syscall, path if isinstance(path, str) else "")
+        relative text or climbs out of the root by itself. `pair`: rename's two paths, which
+        its messages name both."""
+        def refused(code: str) -> ModuleError:
+            return _system_error(code, syscall, *pair) if pair else _system_error(code, syscall, path)
+
         if not isinstance(path, str):
             raise ModuleError("ERR_INVALID_ARG_TYPE", f'The "{argument}" argument must be of type string.')
+        if self._closed:
+            raise refused("EBADF")
+        known = self._checked.get(path)
+        if known is not None:
+            return known
         if "\0" in path:
             raise ModuleError("ERR_INVALID_ARG_VALUE", f"The argument '{argument}' must be a string without "
                                                        f"null bytes. Received '{_shown(path)}'")
@@ -359,21 +390,19 @@ class ConfinedFs:
             raise ModuleError("ERR_INVALID_ARG_VALUE", f"The argument '{argument}' must be Unicode text (it "
                                                        f"holds a lone surrogate). Received '{_shown(path)}'") from None
         if raw.startswith(b"/"):
-            raise _system_error("EACCES", syscall, path)
+            raise refused("EACCES")
         if len(raw) > _PATH_MAX:
-            raise _system_error("ENAMETOOLONG", syscall, path)
+            raise refused("ENAMETOOLONG")
         if len(raw) > _NAME_MAX or b".." in raw:
-            depth = 0
-            for part in raw.split(b"/"):
-                if len(part) > _NAME_MAX:
-                    raise _system_error("ENAMETOOLONG", syscall, path)
-                if part == b"..":
-                    depth -= 1
-                    if depth < 0:
-                        raise _system_error("EACCES", syscall, path)
-                elif part and part != b".":
-                    depth += 1
-        return raw or b"."
+            code = _lexical_refusal(raw)
+            if code:
+                raise refused(code)
+        # The check reads nothing but the text, so its answer can be kept: a script reads the
+        # same few paths over and over. Bounded by forgetting all at once.
+        if len(self._checked) >= _CHECKED_KEPT:
+            self._checked.clear()
+        self._checked[path] = raw = raw or b"."
+        return raw
 
     def _resolve(self, raw: bytes, flags: int, mode: int = 0, *, base: int | None = None) -> int:
         dirfd = self._fd if base is None else base
@@ -381,7 +410,7 @@ class ConfinedFs:
             return kernel.openat2(dirfd, raw, flags, mode)
         return kernel.walk(dirfd, self._mount, raw, flags, mode)
 
-    def _lstat_target(self, raw: bytes) -> os.stat_result:
+    def _stat_target(self, raw: bytes) -> os.stat_result:
         fd = self._resolve(raw, _O_PATH)
         try:
             return os.fstat(fd)
@@ -405,14 +434,12 @@ class ConfinedFs:
                                                     f"({self._max_file} bytes), {syscall} '{path}'")
 
     def _read_all(self, fd: int, size: int, path: str) -> bytes:
-        # Asked for one byte more than fstat said, so a file that grew since is seen growing.
+        # One byte more than fstat said is asked for, so a file that grew since is seen growing;
+        # a regular file reads short only at its end, so fewer bytes than asked is all of it.
         limit = self._max_file + 1
         first = os.read(fd, min(size + 1, limit))
         if len(first) <= size:
-            rest = os.read(fd, 1)
-            if not rest:
-                return first
-            first += rest
+            return first
         chunks, total = [first], len(first)
         while total < limit:
             chunk = os.read(fd, min(1 << 16, limit - total))
@@ -442,7 +469,7 @@ class ConfinedFs:
             for _ in range(_RETRIES):
                 seen: os.stat_result | None
                 try:
-                    seen = self._lstat_target(raw)
+                    seen = self._stat_target(raw)
                 except FileNotFoundError:
                     seen = None
                 if seen is not None:
