@@ -245,7 +245,8 @@ CASES = [
     Escape("name-too-long", nothing, lambda fs: fs.write_file("src/" + "n" * 256, b"x"), "ENAMETOOLONG",
            "ENAMETOOLONG: name too long, open 'src/" + "n" * 256 + "'"),
     # The root itself.
-    Escape("rm-root", nothing, lambda fs: fs.rm(".", recursive=True), "EPERM", "EPERM: operation not permitted, rm '.'"),
+    Escape("rm-root", nothing, lambda fs: fs.rm(".", recursive=True), "EPERM",
+           "EPERM: operation not permitted, rm '.'"),
     Escape("rm-root-empty", nothing, lambda fs: fs.rm("", recursive=True, force=True), "EPERM",
            "EPERM: operation not permitted, rm ''"),
     Escape("rm-root-slash-dot", nothing, lambda fs: fs.rm("./", recursive=True), "EPERM",
