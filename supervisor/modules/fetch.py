@@ -446,11 +446,13 @@ class Fetcher:
                     return await self._answer(call, target, response, redirected=hops > 0)
             finally:
                 await response.aclose()
-            following = self._parsed(call, _joined(call, target, location))
+            # Messages name the hop as the server wrote it (resolved against this hop's URL).
+            call.hop = _joined(call, target, location)
+            following = self._parsed(call, call.hop)
             method, own, body = _redirected(response.status_code, method, own, body,
                                             same_origin=(following.scheme, following.host, following.port)
                                             == (target.scheme, target.host, target.port))
-            target, call.hop = following, following.text
+            target = following
         raise AssertionError("unreachable: the redirect count is checked in the loop")
 
     def _parsed(self, call: _Call, text: str) -> _Url:
@@ -595,7 +597,7 @@ def _connect_error(call: _Call, target: _Url, exc: BaseException) -> ModuleError
                               f"the certificate of {target.host.text} is not valid for it or not trusted")
         if isinstance(cause, ssl.SSLError):
             return call.error("ERR_FETCH_TLS", f"TLS with {target.host.text} failed")
-        if isinstance(cause, OSError) and cause.errno in errno_names.errorcode:
+        if isinstance(cause, OSError) and cause.errno is not None and cause.errno in errno_names.errorcode:
             name = errno_names.errorcode[cause.errno]
             return call.error(name, f"connect {name} {where}")
         cause = cause.__cause__ or cause.__context__

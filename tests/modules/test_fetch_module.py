@@ -8,7 +8,6 @@ import asyncio
 import gzip
 import http.server
 import json
-import os
 import select
 import shutil
 import socket
@@ -29,9 +28,9 @@ import pytest
 from supervisor.modules.errors import ModuleError
 from supervisor.modules.fetch import (
     MAX_RESPONSE_BYTES,
+    Fetcher,
     FetchPolicy,
     FetchResponse,
-    Fetcher,
     Origin,
     parse_origin,
     system_resolve,
@@ -75,7 +74,7 @@ class Server:
 
         self._httpd = Httpd((self.host, port), Bound)
         self.port = self._httpd.server_address[1]
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True).start()
         return self
 
     def wrap_tls(self, context: ssl.SSLContext) -> None:
@@ -111,7 +110,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             route(self)
         self.close_connection = True
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
 
     def reply(self, status: int, body: bytes, headers: Sequence[tuple[str, str]] = ()) -> None:
         self.send_response(status)
@@ -574,13 +583,17 @@ def _in_netns(folder: Path) -> dict[str, Any]:
     public = Server(host=NETNS_ADDRESS).start()
     private = Server(host="127.0.0.1").start(public.port)  # where a rebinding would land
     tls = Server(host=NETNS_ADDRESS).start()
-    for running, label in ((public, b"public"), (private, b"private")):
-        running.routes["/"] = lambda h, label=label: h.reply(200, label)
+    public.routes["/"] = lambda h: h.reply(200, b"public")
+    private.routes["/"] = lambda h: h.reply(200, b"private")
     tls.routes["/"] = echo
     sni: list[str | None] = []
     server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_context.load_cert_chain(folder / "leaf.pem", folder / "leaf.key")
-    server_context.sni_callback = lambda _sock, name, _ctx: sni.append(name)  # type: ignore[assignment,func-returns-value]
+
+    def record_sni(_sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
+        sni.append(name)
+
+    server_context.sni_callback = record_sni
     tls.wrap_tls(server_context)
     client_context = ssl.create_default_context(cafile=str(folder / "ca.pem"))
 
