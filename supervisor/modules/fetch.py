@@ -387,6 +387,7 @@ class Fetcher:
         self._injected = policy.injected_names()
         self._requests = 0
         self._transport: httpx.AsyncHTTPTransport | None = None
+        self._transport_loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
     def begin_execution(self) -> None:
@@ -483,9 +484,11 @@ class Fetcher:
             extensions: dict[str, object] = {"timeout": dict.fromkeys(("connect", "read", "write", "pool"), remaining)}
             if target.scheme == "https" and target.host.kind == "name":
                 extensions["sni_hostname"] = target.host.text
+            # Latin-1, as HTTP/1.1 fields are: httpx would encode text as ASCII and fail on "é".
             request = httpx.Request(method, httpx.URL(scheme=target.scheme, host=str(address), port=target.port,
                                                       raw_path=target.target.encode("ascii")),
-                                    headers=headers, content=body, extensions=extensions)
+                                    headers=[(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers],
+                                    content=body, extensions=extensions)
             try:
                 return await self._transport_for_loop().handle_async_request(request)
             except httpx.ConnectError as exc:
@@ -498,11 +501,16 @@ class Fetcher:
         raise failure
 
     def _transport_for_loop(self) -> httpx.AsyncHTTPTransport:
-        if self._transport is None:
-            verify: ssl.SSLContext | bool = self._ssl if self._ssl is not None else True
+        # The pool's locks belong to the loop that made them; it holds no connection between
+        # calls, so a new loop simply gets a new pool (the TLS context, costly to load, is kept).
+        loop = asyncio.get_running_loop()
+        if self._transport is None or self._transport_loop is not loop:
+            if self._ssl is None:
+                self._ssl = httpx.create_ssl_context(trust_env=False)
             self._transport = httpx.AsyncHTTPTransport(
-                verify=verify, trust_env=False, http1=True, http2=False, retries=0,
+                verify=self._ssl, trust_env=False, http1=True, http2=False, retries=0,
                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=0))
+            self._transport_loop = loop
         return self._transport
 
     async def _addresses(self, call: _Call, target: _Url) -> list[IPAddress]:

@@ -310,6 +310,28 @@ def test_proxy_variables_of_the_daemon_do_not_apply(server: Server, monkeypatch:
         proxy.stop()
 
 
+def test_latin1_header_values_are_sent_as_latin1(server: Server) -> None:
+    server.routes["/"] = echo
+    run(fetch_once(policy(parse_origin(server.origin)), f"{server.origin}/", headers=[("X-Name", "café")]))
+    assert dict(server.seen[0].headers)["X-Name"] == "café"  # http.server reads fields as Latin-1
+
+
+def test_one_fetcher_serves_executions_on_different_event_loops(server: Server) -> None:
+    server.routes["/"] = echo
+    fetcher = Fetcher(policy(parse_origin(server.origin)))
+
+    async def once() -> int:
+        fetcher.begin_execution()
+        return (await fetcher.fetch(f"{server.origin}/", deadline=time.monotonic() + 30)).status
+
+    assert [run(once()), run(once())] == [200, 200]
+    run(fetcher.aclose())
+    with pytest.raises(ModuleError) as caught:
+        run(once())
+    assert (caught.value.code, caught.value.message) == (
+        "ERR_FETCH_CLOSED", f"fetch {server.origin}/: fetch is no longer available in this session")
+
+
 # --- redirects ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("status", "method", "expect_method", "expect_body"), [
