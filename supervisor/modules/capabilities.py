@@ -107,12 +107,21 @@ class FetchOrigin(_Config):
 
 
 class FetchConfig(_Config):
-    origins: list[StrictStr | FetchOrigin] = Field(default_factory=list, max_length=256)
+    # Each an origin ("https://api.example.com") or {"origin", "headers"}.
+    origins: list[FetchOrigin] = Field(default_factory=list, max_length=256)
     max_response_bytes: StrictInt = _bounded(8 * MiB, 256 * MiB)
     max_request_bytes: StrictInt = _bounded(8 * MiB, 256 * MiB, floor=0)
     timeout_ms: StrictInt = _bounded(10_000, 300_000)
     max_requests: StrictInt = _bounded(100, 100_000)
     max_redirects: StrictInt = _bounded(5, 20, floor=0)
+
+
+    @field_validator("origins", mode="before")
+    @classmethod
+    def _plain_origins(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"origin": o} if isinstance(o, str) else o for o in value]
+        return value
 
 
 CONFIGS: dict[str, type[_Config]] = {"fs": FsConfig, "database": DatabaseConfig,
@@ -174,9 +183,8 @@ def command_policy(config: dict[str, Any]) -> commands.CommandPolicy:
 
 def _check_origins(model: FetchConfig) -> None:
     for index, entry in enumerate(model.origins):
-        text, headers = (entry, {}) if isinstance(entry, str) else (entry.origin, entry.headers)
         try:
-            fetch.parse_origin(text, headers)
+            fetch.parse_origin(entry.origin, entry.headers)
         except ValueError as exc:
             raise CapabilityInvalid(f"invalid fetch capability: config.origins.{index}: {exc}",
                                     field=f"config.origins.{index}") from None
@@ -187,6 +195,6 @@ def redacted(kind: str, config: dict[str, Any]) -> dict[str, Any]:
     if kind != "fetch" or not isinstance(config.get("origins"), list):
         return config
     origins = [{**o, "headers": dict.fromkeys(o.get("headers") or {}, REDACTED)}
-               if isinstance(o, dict) else o for o in config["origins"]]
+               for o in config["origins"] if isinstance(o, dict)]
     return {**config, "origins": origins}
 

@@ -399,8 +399,7 @@ class SessionGrants:
     def _client(self) -> Fetcher:
         if self._fetcher is None:
             c = self.config("fetch")
-            origins = tuple(parse_origin(o, {}) if isinstance(o, str) else
-                            parse_origin(o["origin"], o["headers"]) for o in c["origins"])
+            origins = tuple(parse_origin(o["origin"], o["headers"]) for o in c["origins"])
             self._fetcher = Fetcher(FetchPolicy(
                 origins=origins, max_response_bytes=c["max_response_bytes"],
                 timeout_ms=c["timeout_ms"], max_requests=c["max_requests"],

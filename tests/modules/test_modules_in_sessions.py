@@ -110,11 +110,12 @@ def test_a_granted_module_survives_a_script_that_tampers_with_host_and_require(
     ("exec", {"allow": ["./local-script"]}, "config.allow"),
     ("exec", {"allow": ["no-such-command-anywhere"]}, "config.allow"),
     ("exec", {"timeout_ms": 10**9}, "config.timeout_ms"),
-    ("exec", {"env": {"1BAD": "x"}}, "config"),
+    ("exec", {"env": {"1BAD": "x"}}, "config.env"),
+    ("exec", {"env": {"LD_PRELOAD": "/tmp/x.so"}}, "config"),
     ("fetch", {"origins": ["ftp://example.com"]}, "config.origins.0"),
     ("fetch", {"origins": ["http://example.com/path"]}, "config.origins.0"),
     ("fetch", {"origins": [{"origin": "https://api.example.com", "headers": {"A": 1}}]},
-     "config.origins.0.FetchOrigin.headers.A"),
+     "config.origins.0.headers.A"),
 ])
 def test_an_invalid_capability_is_refused_naming_the_field(sup: Supervisor, kind: str,
                                                            config: dict[str, Any], field: str) -> None:
@@ -194,8 +195,8 @@ def test_fs_escapes_through_javascript_are_refused(sup: Supervisor, worktree: Pa
     assert code in ("EACCES", "ELOOP", "EXDEV")
     assert not (tmp_path / "planted.txt").exists()
     # Straight at the host function, past the guest half: the host checks the same.
-    code, _ = caught(sup, sid, "host['fs.readFile']('/etc/passwd', 'utf8')")
-    assert code == "EACCES"
+    raw = value(sup, sid, "try { host['fs.readFile']('/etc/passwd', 'utf8') } catch (e) { [e.name, e.message] }")
+    assert raw == ["HostError", "EACCES\x1fEACCES: permission denied, open '/etc/passwd'"]
 
 
 def test_fs_calls_are_host_calls_in_the_events_without_their_arguments(sup: Supervisor, worktree: Path) -> None:
