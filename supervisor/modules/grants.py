@@ -49,7 +49,7 @@ FUNCTIONS: dict[str, tuple[str, ...]] = {
 # What `import ... from "fs"` offers besides the default export (the module object).
 EXPORTS: dict[str, tuple[str, ...]] = {
     "fs": ("readFileSync", "writeFileSync", "appendFileSync", "readdirSync", "statSync",
-           "existsSync", "mkdirSync", "rmSync", "renameSync", "promises"),
+           "lstatSync", "existsSync", "mkdirSync", "rmSync", "renameSync", "promises"),
     "database": ("configure", "query", "exec", "close", "queryAsync", "execAsync"),
     "exec": ("run", "spawn"),
     "fetch": ("fetch", "Headers", "Response"),
@@ -233,7 +233,9 @@ class SessionGrants:
     def begin_execution(self) -> None:
         """Budgets that are per execution start again."""
         if self._fs is not None:
-            self._fs.begin_execution()
+            # A recursive rm gives up once the execution is cancelled (its wall deadline is
+            # not known yet here; the sandbox's stop check is read when the rm runs).
+            self._fs.begin_execution(should_stop=self._sandbox.stopping if self._sandbox else None)
         if self._fetcher is not None:
             self._fetcher.begin_execution()
 
@@ -290,8 +292,10 @@ class SessionGrants:
     def _fs_readdir(self, path: Any) -> list[str]:
         return self._confined().readdir(_text(path, "path"))
 
-    def _fs_stat(self, path: Any) -> dict[str, Any]:
-        return _stat_json(self._confined().stat(_text(path, "path")))
+    def _fs_stat(self, path: Any, follow: Any) -> dict[str, Any]:
+        # statSync follows a last symlink (within the root), as Node's does; lstatSync not.
+        return _stat_json(self._confined().stat(_text(path, "path"),
+                                                follow_symlinks=_flag(follow, "follow")))
 
     def _fs_exists(self, path: Any) -> bool:
         return isinstance(path, str) and self._confined().exists(path)

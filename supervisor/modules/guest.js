@@ -174,6 +174,17 @@
       isDirectory() { return this._kind === 'directory'; }
       isSymbolicLink() { return this._link === true; }
     }
+    function stats(s) {
+      const out = new Stats();
+      const names = ['size', 'mode', 'mtimeMs', 'atimeMs', 'ctimeMs'];
+      for (let i = 0; i < names.length; i++) out[names[i]] = s[names[i]];
+      out.mtime = new DateCtor(s.mtimeMs);
+      out.atime = new DateCtor(s.atimeMs);
+      out.ctime = new DateCtor(s.ctimeMs);
+      defineProperty(out, '_kind', { value: s.kind });
+      defineProperty(out, '_link', { value: s.isSymbolicLink });
+      return out;
+    }
     const fs = {
       // Go's readFileSync gives text: so does this one, unless an encoding says otherwise.
       readFileSync(path, options) {
@@ -184,18 +195,8 @@
       writeFileSync(path, data) { const p = payload(data, 'data'); writeFile(text(path, 'path'), p[0], p[1]); },
       appendFileSync(path, data) { const p = payload(data, 'data'); appendFile(text(path, 'path'), p[0], p[1]); },
       readdirSync(path) { return readdir(text(path === undefined ? '.' : path, 'path')); },
-      statSync(path) {
-        const s = stat(text(path, 'path'));
-        const out = new Stats();
-        const names = ['size', 'mode', 'mtimeMs', 'atimeMs', 'ctimeMs'];
-        for (let i = 0; i < names.length; i++) out[names[i]] = s[names[i]];
-        out.mtime = new DateCtor(s.mtimeMs);
-        out.atime = new DateCtor(s.atimeMs);
-        out.ctime = new DateCtor(s.ctimeMs);
-        defineProperty(out, '_kind', { value: s.kind });
-        defineProperty(out, '_link', { value: s.isSymbolicLink });
-        return out;
-      },
+      statSync(path) { return stats(stat(text(path, 'path'), true)); },
+      lstatSync(path) { return stats(stat(text(path, 'path'), false)); },
       existsSync(path) { return typeof path === 'string' && exists(path); },
       mkdirSync(path, options) { mkdir(text(path, 'path'), flag(options, 'recursive')); },
       rmSync(path, options) { rm(text(path, 'path'), flag(options, 'recursive'), flag(options, 'force')); },
@@ -204,7 +205,7 @@
     fs.promises = {
       readFile: promised(fs.readFileSync), writeFile: promised(fs.writeFileSync),
       appendFile: promised(fs.appendFileSync), readdir: promised(fs.readdirSync),
-      stat: promised(fs.statSync), mkdir: promised(fs.mkdirSync), rm: promised(fs.rmSync),
+      stat: promised(fs.statSync), lstat: promised(fs.lstatSync), mkdir: promised(fs.mkdirSync), rm: promised(fs.rmSync),
       rename: promised(fs.renameSync),
     };
     modules.fs = fs;
