@@ -14,9 +14,9 @@ import re
 from typing import Any
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator, model_validator
 
-from supervisor.errors import CapabilityInvalid
+from supervisor.errors import CapabilityInvalid, InvalidPath
 from supervisor.modules import commands, fetch
 from supervisor.worktree import check_relative
 
@@ -34,10 +34,15 @@ def _bounded(default: int, ceiling: int, floor: int = 1) -> Any:
     return Field(default=default, ge=floor, le=ceiling)
 
 
+def _relative(value: str) -> str:
+    try:
+        return check_relative(value)
+    except InvalidPath as exc:  # pydantic names the field of a ValueError, not of our errors
+        raise ValueError(exc.message) from None
+
+
 def _relative_or_root(value: str) -> str:
-    if value in (".", "./", ""):
-        return "."
-    return check_relative(value)
+    return "." if value in (".", "./", "") else _relative(value)
 
 
 class FsConfig(_Config):
@@ -45,7 +50,7 @@ class FsConfig(_Config):
     root: StrictStr = "."
     write: StrictBool = False
     max_file_bytes: StrictInt = _bounded(8 * MiB, 256 * MiB)
-    max_total_write_bytes: StrictInt = _bounded(16 * MiB, 1024 * MiB, floor=0)
+    max_total_write_bytes: StrictInt = _bounded(64 * MiB, 1024 * MiB, floor=0)
 
     @field_validator("root")
     @classmethod
@@ -64,12 +69,14 @@ class DatabaseConfig(_Config):
     @field_validator("file")
     @classmethod
     def _file(cls, value: str | None) -> str | None:
-        return None if value is None else check_relative(value)
+        return None if value is None else _relative(value)
 
-    def model_post_init(self, context: Any) -> None:
+    @model_validator(mode="after")
+    def _where(self) -> DatabaseConfig:
         if self.file is not None and self.shared:
             raise ValueError("a database in the worktree is the worktree's: 'shared' applies "
                              "only to a database in the data directory")
+        return self
 
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -109,8 +116,8 @@ class FetchOrigin(_Config):
 class FetchConfig(_Config):
     # Each an origin ("https://api.example.com") or {"origin", "headers"}.
     origins: list[FetchOrigin] = Field(default_factory=list, max_length=256)
-    max_response_bytes: StrictInt = _bounded(8 * MiB, 256 * MiB)
-    max_request_bytes: StrictInt = _bounded(8 * MiB, 256 * MiB, floor=0)
+    max_response_bytes: StrictInt = _bounded(8 * MiB, 64 * MiB)
+    max_request_bytes: StrictInt = _bounded(1 * MiB, 64 * MiB, floor=0)
     timeout_ms: StrictInt = _bounded(10_000, 300_000)
     max_requests: StrictInt = _bounded(100, 100_000)
     max_redirects: StrictInt = _bounded(5, 20, floor=0)
@@ -147,9 +154,6 @@ def check_config(kind: str, config: Any) -> dict[str, Any]:
     except pydantic.ValidationError as exc:
         message, found = _problems(exc, kind)
         raise CapabilityInvalid(message, field=found[0]["field"], errors=found) from None
-    except Exception as exc:  # a validator's own check (InvalidPath, ValueError)
-        message = getattr(exc, "message", None) or str(exc)
-        raise CapabilityInvalid(f"invalid {kind} capability: {message}", field="config") from None
     if isinstance(model, ExecConfig):
         model = _resolve_commands(model)
     if isinstance(model, FetchConfig):
@@ -188,6 +192,16 @@ def _check_origins(model: FetchConfig) -> None:
         except ValueError as exc:
             raise CapabilityInvalid(f"invalid fetch capability: config.origins.{index}: {exc}",
                                     field=f"config.origins.{index}") from None
+    fetch_policy(model.model_dump())  # the same bounds: a stored config always makes a policy
+
+
+def fetch_policy(config: dict[str, Any]) -> fetch.FetchPolicy:
+    """A fetch capability's completed config as the policy its session's fetches run under."""
+    return fetch.FetchPolicy(
+        origins=tuple(fetch.parse_origin(o["origin"], o["headers"]) for o in config["origins"]),
+        max_response_bytes=config["max_response_bytes"], timeout_ms=config["timeout_ms"],
+        max_requests=config["max_requests"], max_redirects=config["max_redirects"],
+        max_request_bytes=config["max_request_bytes"])
 
 
 def redacted(kind: str, config: dict[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from supervisor.modules import capabilities as caps
 from supervisor.modules.commands import CommandPolicy, CommandResult, run_command, run_command_async
 from supervisor.modules.database import SessionDatabase
 from supervisor.modules.errors import ModuleError
-from supervisor.modules.fetch import Fetcher, FetchPolicy, FetchResponse, parse_origin
+from supervisor.modules.fetch import Fetcher, FetchResponse
 from supervisor.modules.fs import ConfinedFs, FileStat
 
 log = structlog.get_logger("supervisor.modules")
@@ -402,12 +402,7 @@ class SessionGrants:
 
     def _client(self) -> Fetcher:
         if self._fetcher is None:
-            c = self.config("fetch")
-            origins = tuple(parse_origin(o["origin"], o["headers"]) for o in c["origins"])
-            self._fetcher = Fetcher(FetchPolicy(
-                origins=origins, max_response_bytes=c["max_response_bytes"],
-                timeout_ms=c["timeout_ms"], max_requests=c["max_requests"],
-                max_redirects=c["max_redirects"], max_request_bytes=c["max_request_bytes"]))
+            self._fetcher = Fetcher(caps.fetch_policy(self.config("fetch")))
         return self._fetcher
 
     async def _fetch_request(self, url: Any, method: Any, headers: Any, body: Any) -> dict[str, Any]:

@@ -417,11 +417,13 @@ def test_template_commands(daemon: Daemon) -> None:
     listing = vm("template", "list-startup", name, url=daemon.url).stdout.splitlines()
     assert listing[0].split() == ["ORDER", "MODE", "PATH", "ID"] and "init.js" in listing[1]
 
-    assert vm("template", "add-module", name, "crypto", url=daemon.url).stdout == "added module crypto\n"
+    assert vm("template", "add-module", name, "fetch", url=daemon.url).stdout == "added module fetch\n"
+    retired = vm("template", "add-module", name, "crypto", url=daemon.url)
+    assert one_line(retired).startswith("vm-system: error: MODULE_NOT_ALLOWED: crypto is not in the module catalog")
     builtin = vm("template", "add-module", name, "json", url=daemon.url)
     assert one_line(builtin).startswith("vm-system: error: MODULE_NOT_ALLOWED: ")
-    assert [m["name"] for m in ok_json(vm("template", "list-modules", name, "--json", url=daemon.url))] == ["crypto"]
-    assert vm("template", "remove-module", name, "crypto", url=daemon.url).returncode == 0
+    assert [m["name"] for m in ok_json(vm("template", "list-modules", name, "--json", url=daemon.url))] == ["fetch"]
+    assert vm("template", "remove-module", name, "fetch", url=daemon.url).returncode == 0
     assert ok_json(vm("template", "list-modules", name, "--json", url=daemon.url)) == []
 
     assert vm("template", "add-library", name, "greet@1.0", url=daemon.url).returncode == 0
@@ -429,11 +431,17 @@ def test_template_commands(daemon: Daemon) -> None:
     assert one_line(missing).startswith("vm-system: error: LIBRARY_NOT_FOUND: ")
     assert "greet@1.0" in vm("template", "list-libraries", name, url=daemon.url).stdout
 
-    cap = ok_json(vm("template", "add-capability", name, "--kind", "env", "--name", "HOME",
-                     "--config", '{"read": true}', "--json", url=daemon.url))
-    assert (cap["kind"], cap["name"], cap["enabled"], cap["config"]) == ("env", "HOME", True, {"read": True})
+    cap = ok_json(vm("template", "add-capability", name, "--kind", "fs", "--name", "docs",
+                     "--config", '{"root": "docs", "write": true}', "--json", url=daemon.url))
+    assert (cap["kind"], cap["name"], cap["enabled"]) == ("fs", "docs", True)
+    assert (cap["config"]["root"], cap["config"]["write"], cap["config"]["max_file_bytes"]) == (
+        "docs", True, 8 * 1024 * 1024)
     caps = vm("template", "list-capabilities", name, url=daemon.url).stdout
-    assert "HOME" in caps and "yes" in caps
+    assert "docs" in caps and "yes" in caps
+    bad = vm("template", "add-capability", name, "--kind", "fs", "--config", '{"write": 1}', url=daemon.url)
+    assert one_line(bad).startswith("vm-system: error: INVALID_CAPABILITY: invalid fs capability: config.write")
+    unknown = vm("template", "add-capability", name, "--kind", "env", url=daemon.url)
+    assert one_line(unknown).startswith("vm-system: error: INVALID_CAPABILITY: capability kind must be one of")
     assert vm("template", "remove-capability", name, cap["id"], url=daemon.url).returncode == 0
     assert ok_json(vm("template", "list-capabilities", name, "--json", url=daemon.url)) == []
 
@@ -620,3 +628,18 @@ def test_run_with_server_url_runs_on_the_daemon(daemon: Daemon) -> None:
     assert ok_json(vm("exec", "get", as_json["execution_id"], "--json", url=daemon.url))["kind"] == "run"
     module = vm("run", "examples/async.mjs", "--server-url", daemon.url)
     assert module.returncode == 2 and "embedded only" in one_line(module)
+
+
+def test_the_inventory_example_runs_as_its_comment_says(daemon: Daemon) -> None:
+    """examples/inventory.mjs: its header's commands, word for word (fs and database)."""
+    name = f"inventory-{uuid.uuid4().hex[:8]}"
+    assert vm("template", "create", name, url=daemon.url).returncode == 0
+    for module in ("fs", "database"):
+        assert vm("template", "add-module", name, module, url=daemon.url).returncode == 0
+    session = ok_json(vm("session", "create", "--template", name, "--worktree", "examples", "--json",
+                         url=daemon.url))
+    run = vm("exec", "run-file", session["id"], "inventory.mjs", url=daemon.url)
+    assert run.returncode == 0, run.stderr
+    assert "3 lines, 432 pieces, worth 45" in run.stdout
+    assert "low: [ 'B-300' ]" in run.stdout
+    assert not list((ROOT / "examples").glob("*.sqlite"))

@@ -98,14 +98,14 @@ def test_a_granted_module_survives_a_script_that_tampers_with_host_and_require(
 
 @pytest.mark.parametrize(("kind", "config", "field"), [
     ("net", {}, "kind"),
-    ("fs", {"root": "/etc"}, "config"),
-    ("fs", {"root": "../up"}, "config"),
+    ("fs", {"root": "/etc"}, "config.root"),
+    ("fs", {"root": "../up"}, "config.root"),
     ("fs", {"write": "yes"}, "config.write"),
     ("fs", {"max_file_bytes": 0}, "config.max_file_bytes"),
     ("fs", {"max_file_bytes": 2**40}, "config.max_file_bytes"),
     ("fs", {"surprise": 1}, "config.surprise"),
     ("database", {"max_rows": -1}, "config.max_rows"),
-    ("database", {"file": "/var/db.sqlite"}, "config"),
+    ("database", {"file": "/var/db.sqlite"}, "config.file"),
     ("database", {"file": "db.sqlite", "shared": True}, "config"),
     ("exec", {"allow": ["./local-script"]}, "config.allow"),
     ("exec", {"allow": ["no-such-command-anywhere"]}, "config.allow"),
