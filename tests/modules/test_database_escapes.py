@@ -80,9 +80,13 @@ ESCAPES: list[tuple[str, list[str], str, str, str, str]] = [
     ("vacuum", [], "exec", "VACUUM", "SQLITE_AUTH", ONE_DB),
     ("load-extension", [], "query", "SELECT load_extension('/usr/lib/x86_64-linux-gnu/libc.so.6')",
      "SQLITE_AUTH", "SQLITE_AUTH: the function load_extension() is not available"),
-    # trusted_schema is off: a view may not call a function with side effects, whoever wrote it.
+    # In a view, SQLite's own direct-only rule refuses these before the authorizer is asked.
     ("load-extension-in-view", ["CREATE VIEW v AS SELECT load_extension('x') AS y"], "query", "SELECT * FROM v",
      "SQLITE_ERROR", "SQLITE_ERROR: unsafe use of load_extension()"),
+    ("dbstat-in-view", ["CREATE VIEW v AS SELECT * FROM dbstat"], "query", "SELECT * FROM v",
+     "SQLITE_ERROR", 'SQLITE_ERROR: unsafe use of virtual table "dbstat"'),
+    ("fts3-tokenizer-in-default", ["CREATE TABLE d(x DEFAULT (fts3_tokenizer('simple')))"], "exec",
+     "INSERT INTO d DEFAULT VALUES", "SQLITE_ERROR", "SQLITE_ERROR: unsafe use of fts3_tokenizer()"),
     ("fts3-tokenizer-pointer-leak", [], "query", "SELECT fts3_tokenizer('simple')",
      "SQLITE_AUTH", "SQLITE_AUTH: the function fts3_tokenizer() is not available"),
     ("fts3-tokenizer-install", [], "query", "SELECT fts3_tokenizer('evil', x'4141414141414141')",
