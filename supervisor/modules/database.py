@@ -23,7 +23,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from itertools import repeat
+from operator import is_not
 from typing import Any
 
 from supervisor.modules.errors import ModuleError
@@ -36,11 +38,12 @@ DEFAULT_MAX_COLUMNS = 100
 
 # What one batch of rows may hold in host memory at most before it is measured, if every value
 # were as large as a value may be (max_value_bytes).
-FETCH_MEMORY = 64 * 1024 * 1024
+FETCH_MEMORY = 128 * 1024 * 1024
 
-# VM steps between two deadline checks: a check costs a Python call (~0.2 µs) and a step a few
-# tens of ns, so this keeps the handler near 1 % of a statement's time and fires every ~50 µs.
-PROGRESS_STEPS = 1000
+# VM steps between two deadline checks. A check is a Python call (~0.3 µs here), a step tens of
+# ns: at 200 a short query pays a few checks, and a runaway statement ends within ~0.2 ms of
+# the deadline (a few ms when each step makes a large value; scratch/db/overshoot_db.py).
+PROGRESS_STEPS = 200
 
 # JavaScript's Number.MAX_SAFE_INTEGER: an integer beyond it would arrive in the script changed.
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -76,7 +79,7 @@ VTABLE_MODULES = frozenset({"fts5", "rtree", "rtree_i32"})
 DENIED_TABLES = frozenset({"dbstat", "sqlite_dbpage", "sqlite_stmt"})
 
 _OK, _DENY = sqlite3.SQLITE_OK, sqlite3.SQLITE_DENY
-_NONE = type(None)
+_not_none = partial(is_not, None)
 
 
 @dataclass(frozen=True)
@@ -245,6 +248,7 @@ class SessionDatabase:
             chunk = cursor.fetchmany(batch)
             if not chunk:
                 return rows
+            done = len(chunk) < batch  # SQLite had no more: no call just to hear that
             chunk, chunk_size = _convert(chunk)
             rows += chunk
             size += chunk_size
@@ -256,6 +260,8 @@ class SessionDatabase:
                 raise ModuleError("ERR_DATABASE_RESULT_TOO_LARGE",
                                   f"the result holds more than {limits.max_result_bytes} bytes: "
                                   "narrow it with WHERE or LIMIT/OFFSET")
+            if done:
+                return rows
 
     # -- SQLite's callbacks (run on the calling thread, inside sqlite3_prepare / step) -------
 
@@ -397,45 +403,45 @@ def _encodes(text: str) -> bool:
 
 def _convert(rows: list[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], int]:
     """The rows with every value JSON can carry, and their size (text in characters, a BLOB in
-    bytes, any other value 8).
-
-    Checked a column at a time with C-speed built-ins, because a Python step per value would
-    cost more than SQLite took to produce it: max() of a column succeeds only when its values
-    compare with each other (all text, all BLOBs or all numbers), and then max() and min() say
-    whether an integer or an infinity needs a tagged form. Only a column that holds NULLs
-    among other values, mixed types, BLOBs, big integers or infinities goes value by value."""
+    bytes, any other value 8). Checked a column at a time: only a column that needs it is
+    converted value by value."""
     columns = list(zip(*rows, strict=True))
     size = 0
-    converted: dict[int, list[Any]] = {}
+    converted = False
     for index, column in enumerate(columns):
-        try:
-            highest = max(column)
-        except TypeError:  # NULLs or values of kinds that do not compare
-            size += _slow_size(column)
-            converted[index] = [_value(value) for value in column]
+        plain = _plain_size(column)
+        if plain is None:
+            present = tuple(filter(_not_none, column))
+            if len(present) < len(column):
+                plain = _plain_size(present)
+                if plain is not None:
+                    plain += 8 * (len(column) - len(present))
+        if plain is not None:
+            size += plain
             continue
-        kind = type(highest)
-        if kind is str:
-            size += sum(map(len, column))
-        elif kind is bytes:
-            size += sum(map(len, column))
-            converted[index] = [_value(value) for value in column]
-        elif kind is not _NONE:  # numbers, ints and floats alike
-            size += 8 * len(column)
-            lowest = min(column)
-            if lowest < -MAX_SAFE_INTEGER or highest > MAX_SAFE_INTEGER:
-                converted[index] = [_value(value) for value in column]
-        else:
-            size += 8 * len(column)
-    if converted:
-        for index, values in converted.items():
-            columns[index] = tuple(values)
-        rows = list(zip(*columns, strict=True))
-    return rows, size
+        size += sum(len(value) if isinstance(value, str | bytes) else 8 for value in column)
+        columns[index] = tuple(map(_value, column))
+        converted = True
+    return (list(zip(*columns, strict=True)) if converted else rows), size
 
 
-def _slow_size(column: Sequence[Any]) -> int:
-    return sum(len(value) if isinstance(value, str | bytes) else 8 for value in column)
+def _plain_size(column: Sequence[Any]) -> int | None:
+    """The size of a column that JSON carries as it is (all text, or all numbers within
+    ±(2^53 - 1)), else None.
+
+    A Python step per value would cost more than SQLite took to make it, so the test is two
+    C-speed built-ins that fail on anything else: join() takes only text; abs() takes only
+    numbers, and a sum of magnitudes within the safe range bounds every one of them (a larger
+    sum only sends the column the slow way, which is exact)."""
+    try:
+        return len("".join(column))
+    except TypeError:
+        pass
+    try:
+        magnitude = sum(map(abs, column))
+    except TypeError:  # NULLs, BLOBs, or kinds mixed
+        return None
+    return 8 * len(column) if magnitude <= MAX_SAFE_INTEGER else None  # also False for inf
 
 
 def _value(value: Any) -> Any:
