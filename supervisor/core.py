@@ -223,7 +223,7 @@ class Supervisor(StoreReads):
         detail = self.store.get_template_detail(template_id)
         # The modules and their grants are taken now, with the settings: a session keeps what
         # it was spawned with (also across restarts), whatever the template says later.
-        settings = {"limits": detail.settings.limits, "runtime": detail.settings.runtime,
+        settings: dict[str, Any] = {"limits": detail.settings.limits, "runtime": detail.settings.runtime,
                     "resolver": detail.settings.resolver,
                     "modules": [m.name for m in detail.modules],
                     "capabilities": [{"id": c.id, "kind": c.kind, "name": c.name, "config": c.config}

@@ -221,10 +221,35 @@
       for (let i = 1; i < args.length; i++) out[out.length] = args[i];
       return out;
     }
+    // What JSON cannot carry comes as a one-key tag (the value of a column is never an object
+    // otherwise): a BLOB, an integer beyond 2^53, an infinite REAL.
+    const BigIntCtor = BigInt;
+    function untag(v) {
+      if (v === null || typeof v !== 'object') return v;
+      if (typeof v.$blob === 'string') return bytesOfBase64(v.$blob);
+      if (typeof v.$bigint === 'string') return BigIntCtor(v.$bigint);
+      if (v.$number === 'Infinity') return Infinity;
+      if (v.$number === '-Infinity') return -Infinity;
+      return v;
+    }
+    function untagRows(rows) {
+      for (let i = 0; i < rows.length; i++) {
+        const row = rows[i], keys = ObjectKeys(row);
+        for (let k = 0; k < keys.length; k++) {
+          const v = row[keys[k]];
+          if (v !== null && typeof v === 'object') row[keys[k]] = untag(v);
+        }
+      }
+      return rows;
+    }
     const database = {
       configure(driver, dsn) { configure(text(driver, 'driver'), dsn === undefined ? '' : text(dsn, 'dsn')); },
-      query(sql) { return query(text(sql, 'sql'), params(arguments)); },
-      exec(sql) { return exec(text(sql, 'sql'), params(arguments)); },
+      query(sql) { return untagRows(query(text(sql, 'sql'), params(arguments))); },
+      exec(sql) {
+        const r = exec(text(sql, 'sql'), params(arguments));
+        r.lastInsertId = untag(r.lastInsertId);
+        return r;
+      },
       close() { close(); },
     };
     database.queryAsync = promised(database.query);

@@ -339,3 +339,11 @@ def test_fetch_reaches_an_allowed_origin_with_its_secret_and_nothing_else(
     other = server.replace("127.0.0.1", "localhost")
     code = value(sup, sid, f"fetch('{other}/').then(() => 'fetched', (e) => e.code)")
     assert code != "fetched"
+
+
+def test_database_values_json_cannot_carry_arrive_as_javascript_values(sup: Supervisor, worktree: Path) -> None:
+    sid = session(sup, worktree, {"database": None})
+    got = value(sup, sid, "const r = require('database').query(\"SELECT x'00ff' AS b, 9007199254740993 AS big,"
+                          " 1e999 AS inf, -1e999 AS ninf\")[0];"
+                          "[Array.from(r.b), typeof r.big, String(r.big), r.inf === Infinity, r.ninf === -Infinity]")
+    assert got == [[0, 255], "bigint", "9007199254740993", True, True]
