@@ -124,8 +124,10 @@ def setup_for(case: ModuleCase) -> Callable[[ExitStack, Path, bool], Setup]:
             sup.templates.add_capability(template.id, case.module, case.module, config=config)
         sid = sup.create_session(template.id, WORKSPACE, BASE_COMMIT, str(tree)).id
         if case.module == "database":
-            sup.repl(sid, "const d = require('database'); d.exec('CREATE TABLE t (a INTEGER, b TEXT, c REAL)');"
-                          "for (let i = 0; i < 100; i++) d.exec('INSERT INTO t VALUES (?, ?, ?)', i, 'row ' + i, i / 3)")
+            sup.repl(sid, "const d = require('database');"
+                          "d.exec('CREATE TABLE t (a INTEGER, b TEXT, c REAL)');"
+                          "for (let i = 0; i < 100; i++)"
+                          "  d.exec('INSERT INTO t VALUES (?, ?, ?)', i, 'row ' + i, i / 3)")
         busy = BusyCounter()
         direct = _direct(case, tree, stack, origin)
         expected = direct(None)

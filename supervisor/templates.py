@@ -20,6 +20,7 @@ from supervisor.ids import check_uuid
 from supervisor.libraries import check_library_name, load_library
 from supervisor.modules.capabilities import check_config, redacted
 from supervisor.settings import Ceilings, validate_patch
+from supervisor.unicode_text import holds_lone_surrogate, shown
 from supervisor.worktree import check_relative
 
 ENGINES = frozenset({"quickjs"})
@@ -69,6 +70,9 @@ class Templates:
         for value, field in ((kind, "kind"), (name, "name")):
             if not isinstance(value, str) or not value.strip():
                 raise ValidationError(f"{field} must be a non-empty string", field=field)
+            if holds_lone_surrogate(value):
+                raise ValidationError(f"{field} must be Unicode text (it holds a lone surrogate)",
+                                      field=field, value=shown(value))
         if not isinstance(enabled, bool):
             raise ValidationError("enabled must be a boolean", field="enabled")
         if config is not None and not isinstance(config, dict):

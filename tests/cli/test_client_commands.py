@@ -266,7 +266,7 @@ def test_the_url_comes_from_the_environment_when_not_given() -> None:
     (["template", "settings", "t", "--set", "cpu_ms=5"], "expected SECTION.KEY=VALUE"),
     (["template", "settings", "t", "--set", "limit.cpu_ms=5"], "section must be one of"),
     (["template", "settings", "t", "--limits", "3"], "--limits: expected a JSON object"),
-    (["template", "add-capability", "t", "--name", "x", "--config", "[]"], "--config"),
+    (["template", "add-capability", "t", "--kind", "fs", "--config", "[]"], "--config"),
     (["exec", "list", "S", "--limit", "0"], "--limit must be at least 1"),
     (["exec", "events", "E", "--after-seq", "-1"], "--after-seq"),
     (["exec", "events", "E", "--after-seq", "soon"], "invalid int value"),

@@ -189,13 +189,14 @@ def test_capabilities(api: httpx.Client) -> None:
     template = new_template(api)
     base = f"/templates/{template['id']}/capabilities"
     assert api.get(base).json() == []
-    r = api.post(base, json={"kind": "net", "name": "fetch", "config": {"hosts": ["example.org"]}})
+    r = api.post(base, json={"kind": "fetch", "name": "api", "config": {"origins": ["https://example.org"]}})
     assert r.status_code == 201, r.text
     cap = r.json()
-    assert cap["kind"] == "net" and cap["name"] == "fetch" and cap["enabled"] is True
-    assert cap["config"] == {"hosts": ["example.org"]} and cap["template_id"] == template["id"]
+    assert cap["kind"] == "fetch" and cap["name"] == "api" and cap["enabled"] is True
+    assert cap["config"]["origins"] == [{"origin": "https://example.org", "headers": {}}]
+    assert cap["config"]["max_requests"] == 100 and cap["template_id"] == template["id"]
     r = api.post(base, json={"kind": "fs", "name": "read", "enabled": False})
-    assert r.status_code == 201 and r.json()["enabled"] is False and r.json()["config"] == {}
+    assert r.status_code == 201 and r.json()["enabled"] is False and r.json()["config"]["write"] is False
     listed = api.get(base).json()
     assert {c["id"] for c in listed} == {cap["id"], r.json()["id"]}
     assert {c["id"] for c in api.get(f"/templates/{template['id']}").json()["capabilities"]} == \
@@ -237,17 +238,17 @@ def test_modules(api: httpx.Client) -> None:
     template = new_template(api)
     base = f"/templates/{template['id']}/modules"
     assert api.get(base).json() == []
-    r = api.post(base, json={"name": "crypto"})
-    assert r.status_code == 201 and r.json()["name"] == "crypto"
-    assert api.post(base, json={"name": "crypto"}).status_code == 409
-    assert [m["name"] for m in api.get(base).json()] == ["crypto"]
-    assert [m["name"] for m in api.get(f"/templates/{template['id']}").json()["modules"]] == ["crypto"]
-    assert api.delete(f"{base}/crypto").status_code == 200
+    r = api.post(base, json={"name": "fs"})
+    assert r.status_code == 201 and r.json()["name"] == "fs"
+    assert api.post(base, json={"name": "fs"}).status_code == 409
+    assert [m["name"] for m in api.get(base).json()] == ["fs"]
+    assert [m["name"] for m in api.get(f"/templates/{template['id']}").json()["modules"]] == ["fs"]
+    assert api.delete(f"{base}/fs").status_code == 200
     assert api.get(base).json() == []
-    assert api.delete(f"{base}/crypto").status_code == 404
+    assert api.delete(f"{base}/fs").status_code == 404
 
 
-@pytest.mark.parametrize("name", ["json", "math", "console", "leftpad"])
+@pytest.mark.parametrize("name", ["json", "math", "console", "leftpad", "crypto", "util"])
 def test_module_not_allowed(api: httpx.Client, tpl: dict[str, Any], name: str) -> None:
     error_of(api.post(f"/templates/{tpl['id']}/modules", json={"name": name}), 422, "MODULE_NOT_ALLOWED")
 
@@ -286,14 +287,14 @@ SUB_RESOURCE_ROUTES = [
     ("GET", "/templates/{t}/settings", None),
     ("PATCH", "/templates/{t}/settings", {"limits": {"wall_ms": 100}}),
     ("GET", "/templates/{t}/capabilities", None),
-    ("POST", "/templates/{t}/capabilities", {"kind": "net", "name": "x"}),
+    ("POST", "/templates/{t}/capabilities", {"kind": "fs", "name": "x"}),
     ("DELETE", f"/templates/{{t}}/capabilities/{NIL}", None),
     ("GET", "/templates/{t}/startup-files", None),
     ("POST", "/templates/{t}/startup-files", {"path": "main.js"}),
     ("DELETE", f"/templates/{{t}}/startup-files/{NIL}", None),
     ("GET", "/templates/{t}/modules", None),
-    ("POST", "/templates/{t}/modules", {"name": "crypto"}),
-    ("DELETE", "/templates/{t}/modules/crypto", None),
+    ("POST", "/templates/{t}/modules", {"name": "fs"}),
+    ("DELETE", "/templates/{t}/modules/fs", None),
     ("GET", "/templates/{t}/libraries", None),
     ("POST", "/templates/{t}/libraries", {"name": "greet@1.0.0"}),
     ("DELETE", "/templates/{t}/libraries/greet@1.0.0", None),

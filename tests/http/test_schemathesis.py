@@ -72,9 +72,9 @@ def seeded(st_daemon: Daemon) -> dict[str, Any]:
     with httpx.Client(base_url=st_daemon.api, timeout=30) as api:
         template = new_template(api)
         tid = template["id"]
-        capability = api.post(f"/templates/{tid}/capabilities", json={"kind": "net", "name": "x"}).json()
+        capability = api.post(f"/templates/{tid}/capabilities", json={"kind": "fs", "name": "x"}).json()
         startup = api.post(f"/templates/{tid}/startup-files", json={"path": "first.js"}).json()
-        assert api.post(f"/templates/{tid}/modules", json={"name": "crypto"}).status_code == 201
+        assert api.post(f"/templates/{tid}/modules", json={"name": "fs"}).status_code == 201
         assert api.post(f"/templates/{tid}/libraries", json={"name": "greet@1.0.0"}).status_code == 201
         session = new_session(api, tid, st_daemon.worktree)  # type: ignore[attr-defined]
         execution = repl(api, session["id"], "console.log('seed'); 1")
@@ -109,9 +109,9 @@ def test_success_responses_conform(st_schema: Any, st_daemon: Daemon, seeded: di
         sid = new_session(api, tid, Path(seeded["worktree"]))["id"]
         eid = repl(api, sid, "console.log('x'); 2")["id"]
         extra_tpl = new_template(api)["id"]
-        api.post(f"/templates/{extra_tpl}/modules", json={"name": "util"})
+        api.post(f"/templates/{extra_tpl}/modules", json={"name": "exec"})
         api.post(f"/templates/{extra_tpl}/libraries", json={"name": "greet@1.0.0"})
-        cap = api.post(f"/templates/{extra_tpl}/capabilities", json={"kind": "k", "name": "n"}).json()["id"]
+        cap = api.post(f"/templates/{extra_tpl}/capabilities", json={"kind": "exec", "name": "n"}).json()["id"]
         sf = api.post(f"/templates/{extra_tpl}/startup-files", json={"path": "main.js"}).json()["id"]
         to_close = new_session(api, tid, Path(seeded["worktree"]))["id"]
         to_delete = new_session(api, tid, Path(seeded["worktree"]))["id"]
@@ -126,7 +126,7 @@ def test_success_responses_conform(st_schema: Any, st_daemon: Daemon, seeded: di
         ("PATCH", "/api/v1/templates/{template_id}/settings", {"template_id": tid}, None,
          {"limits": {"wall_ms": 4000}, "runtime": {"strict": True}}),
         ("POST", "/api/v1/templates/{template_id}/capabilities", {"template_id": tid}, None,
-         {"kind": "fs", "name": "read", "enabled": True, "config": {"a": 1}}),
+         {"kind": "database", "name": "read", "enabled": True, "config": {"max_rows": 10}}),
         ("GET", "/api/v1/templates/{template_id}/capabilities", {"template_id": tid}, None, None),
         ("DELETE", "/api/v1/templates/{template_id}/capabilities/{capability_id}",
          {"template_id": extra_tpl, "capability_id": cap}, None, None),
@@ -137,7 +137,7 @@ def test_success_responses_conform(st_schema: Any, st_daemon: Daemon, seeded: di
          {"template_id": extra_tpl, "startup_file_id": sf}, None, None),
         ("POST", "/api/v1/templates/{template_id}/modules", {"template_id": tid}, None, {"name": "url"}),
         ("GET", "/api/v1/templates/{template_id}/modules", {"template_id": tid}, None, None),
-        ("DELETE", "/api/v1/templates/{template_id}/modules/{name}", {"template_id": extra_tpl, "name": "util"},
+        ("DELETE", "/api/v1/templates/{template_id}/modules/{name}", {"template_id": extra_tpl, "name": "exec"},
          None, None),
         ("GET", "/api/v1/templates/{template_id}/libraries", {"template_id": tid}, None, None),
         ("DELETE", "/api/v1/templates/{template_id}/libraries/{name}",

@@ -19,7 +19,7 @@ def test_deep_and_nan_rows_are_served_as_strict_json(tmp_path: Path, worktree: P
             template = new_template(client)
             session = new_session(client, template["id"], worktree)
             execution = repl(client, session["id"], "[1]")
-            cap = client.post(f"/templates/{template['id']}/capabilities", json={"kind": "net", "name": "n"})
+            cap = client.post(f"/templates/{template['id']}/capabilities", json={"kind": "fs", "name": "n"})
             assert cap.status_code == 201
             deep = nested_list(depth)
             conn = sqlite3.connect(daemon.db)

@@ -283,9 +283,65 @@ def test_exec_sleep_is_stopped_at_the_wall_limit_and_leaves_no_process(sup: Supe
     t = template(sup, {"exec": {"allow": ["sleep"]}})
     sup.templates.patch_settings(t, {"limits": {"wall_ms": 500}})
     sid = sup.create_session(t, "ws", "abc", str(worktree)).id
-    ex = sup.repl(sid, "require('exec').run('sleep', ['10'])")
-    assert ex.status in ("timeout", "error"), ex.status
-    assert not _processes_named("sleep", "10")
+    for code in ["require('exec').run('sleep', ['10'])",
+                 # A script that catches the command's ETIMEDOUT still ends at the wall limit.
+                 "try { require('exec').run('sleep', ['10']) } catch (e) { 'caught' }",
+                 "require('exec').spawn('sleep', ['10'])"]:
+        ex = sup.repl(sid, code)
+        assert (ex.status, ex.error and ex.error["message"]) == ("timeout", "wall-clock limit of 500 ms exceeded")
+        assert not _processes_named("sleep", "10")
+
+
+def test_a_runaway_query_is_stopped_at_the_wall_limit_and_the_database_still_answers(
+        sup: Supervisor, worktree: Path) -> None:
+    t = template(sup, {"database": None})
+    sup.templates.patch_settings(t, {"limits": {"wall_ms": 300}})
+    sid = sup.create_session(t, "ws", "abc", str(worktree)).id
+    ex = sup.repl(sid, "require('database').query('WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+                       "SELECT x + 1 FROM c) SELECT count(*) AS n FROM c')")
+    assert ex.status == "timeout"
+    assert value(sup, sid, "require('database').query('SELECT 41 + 1 AS n')") == [{"n": 42}]
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    """Answers one byte a tenth of a second, for ever; notes when the client went away."""
+
+    gone = threading.Event()
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "1000000")
+        self.end_headers()
+        try:
+            while True:
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                threading.Event().wait(0.1)
+        except OSError:
+            _Trickle.gone.set()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_slow_server_is_cut_off_at_the_wall_limit_and_its_socket_closed(
+        sup: Supervisor, worktree: Path) -> None:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    origin = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        t = template(sup, {"fetch": {"origins": [origin]}})
+        sup.templates.patch_settings(t, {"limits": {"wall_ms": 400}})
+        sid = sup.create_session(t, "ws", "abc", str(worktree)).id
+        ex = sup.repl(sid, f"fetch('{origin}/').then((r) => r.text())")
+        assert ex.status == "timeout"
+        assert _Trickle.gone.wait(10), "the server still had its client 10 s after the stop (hang guard)"
+        peers = [line for line in Path("/proc/self/net/tcp").read_text().splitlines()[1:]
+                 if line.split()[2].endswith(f":{httpd.server_address[1]:04X}") and line.split()[3] == "01"]
+        assert peers == [], peers
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def _processes_named(program: str, *args: str) -> list[int]:

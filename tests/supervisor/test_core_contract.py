@@ -274,7 +274,9 @@ def test_template_validation(sup: Supervisor, worktree: Path) -> None:
         sup.templates.add_module(template.id, "json")
     with pytest.raises(ModuleNotAllowed):
         sup.templates.add_module(template.id, "left-pad")
-    assert sup.templates.add_module(template.id, "path").name == "path"
+    with pytest.raises(ModuleNotAllowed, match="not in the module catalog"):
+        sup.templates.add_module(template.id, "path")  # an old catalog's name that granted nothing
+    assert sup.templates.add_module(template.id, "fs").name == "fs"
     with pytest.raises(StartupModeUnsupported):
         sup.templates.add_startup_file(template.id, "x.js", mode="module")
     with pytest.raises(InvalidPath):

@@ -25,7 +25,7 @@ CALLS: dict[str, Callable[[Supervisor, Any, Any, str, str], Any]] = {
     "run_file path": lambda sup, t, s, wt, x: sup.run_file(s.id, f"{x}.js"),
     "template name": lambda sup, t, s, wt, x: sup.templates.create(f"t{x}"),
     "capability kind": lambda sup, t, s, wt, x: sup.templates.add_capability(t.id, f"k{x}", "n"),
-    "capability name": lambda sup, t, s, wt, x: sup.templates.add_capability(t.id, "k", f"n{x}"),
+    "capability name": lambda sup, t, s, wt, x: sup.templates.add_capability(t.id, "fs", f"n{x}"),
     "startup path": lambda sup, t, s, wt, x: sup.templates.add_startup_file(t.id, f"{x}.js"),
     "session workspace": lambda sup, t, s, wt, x: sup.create_session(t.id, f"w{x}", "c", wt),
     "session commit": lambda sup, t, s, wt, x: sup.create_session(t.id, "w", f"c{x}", wt),

@@ -62,7 +62,7 @@ def template_detail(detail: TemplateDetail) -> dict[str, Any]:
 
 def session(value: Session) -> dict[str, Any]:
     out = record(value)
-    out.pop("settings", None)  # internal: the limits captured at spawn
+    out.pop("settings", None)  # internal: what was captured at spawn (its grants hold secrets)
     return out
 
 
