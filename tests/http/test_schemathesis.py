@@ -135,7 +135,7 @@ def test_success_responses_conform(st_schema: Any, st_daemon: Daemon, seeded: di
         ("GET", "/api/v1/templates/{template_id}/startup-files", {"template_id": tid}, None, None),
         ("DELETE", "/api/v1/templates/{template_id}/startup-files/{startup_file_id}",
          {"template_id": extra_tpl, "startup_file_id": sf}, None, None),
-        ("POST", "/api/v1/templates/{template_id}/modules", {"template_id": tid}, None, {"name": "url"}),
+        ("POST", "/api/v1/templates/{template_id}/modules", {"template_id": tid}, None, {"name": "database"}),
         ("GET", "/api/v1/templates/{template_id}/modules", {"template_id": tid}, None, None),
         ("DELETE", "/api/v1/templates/{template_id}/modules/{name}", {"template_id": extra_tpl, "name": "exec"},
          None, None),
