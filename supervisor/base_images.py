@@ -1,10 +1,11 @@
 """Template base images: the guest half of a template's modules and its libraries evaluated
 once, cloned into every session.
 
-Sessions of a template with libraries spawn by copying a sandbox that already ran them
-(~0.5 ms), instead of evaluating the libraries again. The cache key is the modules and the list of
-libraries with the sha256 of each file, so editing a library file, or the template's list, makes a new
-base; sessions already running keep the state they were cloned from.
+Sessions spawn by copying a sandbox that already ran them (~0.5 ms), instead of evaluating them
+again. The cache key is the enabled modules and the libraries with the sha256 of each file, so
+editing a library file, or the template's lists, makes a new base; sessions already running
+keep the state they were cloned from. A base exposes placeholder host functions for its
+modules (the guest half keeps them); each clone is given its session's own in the same slots.
 """
 
 from __future__ import annotations
