@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sandbox.eager_start import start_eagerly
-from sandbox.json_depth import check_depth
+from sandbox.json_depth import JSON_MAX_DEPTH, check_depth, too_deep
 from sandbox.limits import LimitWatch
 from sandbox.log import get_logger
 from sandbox.outcome import Event
@@ -62,7 +62,6 @@ CANCEL_GRACE_S = 1.0
 # A JavaScript identifier, or two joined by a dot: a module's functions are named for it
 # (`fs.readFileSync` is `host["fs.readFileSync"]`, and its events say so).
 _IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(?:\.[A-Za-z_$][A-Za-z0-9_$]*)?\Z")
-_JSON_DEPTH_GUARD = (dict, list, tuple)
 # One encoder and one scanner for every call: json.dumps with options, and json.loads, build
 # or look up theirs on each call, which costs more than a small call's whole encoding.
 _ENCODER = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":"))
@@ -559,12 +558,20 @@ def _encode_result(name: str, value: Any) -> _Encoded:
         return _Encoded(True, int.__repr__(value))
     if kind is float and math.isfinite(value):
         return _Encoded(True, float.__repr__(value))
-    if isinstance(value, _JSON_DEPTH_GUARD):
-        try:
-            check_depth(value)
-        except ValueError as exc:
-            return _Encoded(False, f"host function {name!r} returned a value {exc}")
     try:
-        return _Encoded(True, _ENCODER.encode(value))
+        text = _ENCODER.encode(value)
     except (TypeError, ValueError, RecursionError):
-        return _Encoded(False, f"host function {name!r} returned a value that is not JSON")
+        return _Encoded(False, _refusal(name, value))
+    if too_deep(value, text):  # after encoding: a walk of a wide value costs more than that
+        return _Encoded(False, f"host function {name!r} returned a value nested deeper than "
+                               f"{JSON_MAX_DEPTH} levels")
+    return _Encoded(True, text)
+
+
+def _refusal(name: str, value: Any) -> str:
+    """Why a result could not be encoded: too deep (also a cycle), or not JSON at all."""
+    try:
+        check_depth(value)
+    except ValueError as exc:
+        return f"host function {name!r} returned a value {exc}"
+    return f"host function {name!r} returned a value that is not JSON"
