@@ -8,7 +8,9 @@ taken off in the notes, so the overhead per call is
     (repl of CALLS calls − repl of 1+1) / CALLS − the direct call
 
 and it includes everything a session pays per call: the host call, its JSON both ways, its
-budget, and its `host_call` event persisted with the execution.
+budget, and its `host_call` event persisted with the execution. The ratios are against native
+QuickJS calling the same direct operation through `add_callable`, with a result of the same
+shape as JSON text it parses (an embedding with no isolation at all).
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from typing import Any
 
 import httpx
 
-from benchmarks.engines import VM
+from benchmarks.engines import NATIVE, VM, NativeQuickJS
 from benchmarks.harness import Measured, Scenario, Setup
 from benchmarks.supervised import BASE_COMMIT, WORKSPACE, BusyCounter, open_supervisor, repl_retrying
 from benchmarks.timing import CheckFailed, Plan, Sampler, Stats, format_seconds
+from benchmarks.workloads import HostCallable, Workload
 
 PYTHON = "Python, directly"
 TRIVIAL_REPL = "vm-system: sup.repl(sid, '1+1') (the repl's own cost)"
@@ -44,6 +47,10 @@ class ModuleCase:
     what: str  # the operation, for the labels
     js: str  # one call, in the guest (`m` is the module); its result feeds `check`
     goal_s: float | None
+    # Native QuickJS's row: the direct call behind `add_callable`, its result as JSON text
+    # (`r` once parsed), and the number the guest takes from it.
+    native_number: str
+    native_result: Callable[[Any], Any]
 
 
 class _Quiet(BaseHTTPRequestHandler):
@@ -135,12 +142,22 @@ def setup_for(case: ModuleCase) -> Callable[[ExitStack, Path, bool], Setup]:
         code = (f"(async () => {{ const m = require('{case.module}'); const out = [];"
                 f" for (let i = 0; i < {case.calls}; i++) out.push(await ({js})); return out; }})()")
         calls_label = f"vm-system: {case.what} ×{case.calls} in one repl"
+        native = NativeQuickJS()
+        found = native.availability()
+        loop = (f"{{ let s = 0; for (let i = 0; i < {case.calls}; i++) {{ const r = JSON.parse(host.op());"
+                f" s += {case.native_number}; }} s }}")
+        workload = Workload(case.name, case.what, loop, case.calls * _number(expected), Plan(1, 1),
+                            units=case.calls, unit="call",
+                            host=(HostCallable("op", lambda: json.dumps(case.native_result(direct(None)))),))
         rows = [
+            Measured(NATIVE, f"{NATIVE}: the same call behind add_callable, its result as JSON, ×{case.calls}",
+                     native.sampler(workload, stack) if found.present else None, found.note,
+                     baseline=True, version=found.version),
             Measured(VM, calls_label, Sampler(lambda _: repl_retrying(sup, sid, code, busy),
                                               check=_expect(case, expected), units=case.calls)),
             Measured(VM, TRIVIAL_REPL, Sampler(lambda _: repl_retrying(sup, sid, "1+1", busy))),
             Measured(PYTHON, f"{PYTHON}: {case.what}",
-                     Sampler(direct, check=lambda got: _same(got, expected)), baseline=True),
+                     Sampler(direct, check=lambda got: _same(got, expected))),
         ]
 
         def details(stats: Mapping[str, Stats]) -> dict[str, Any]:
@@ -152,6 +169,10 @@ def setup_for(case: ModuleCase) -> Callable[[ExitStack, Path, bool], Setup]:
 
         return Setup(rows, details=details)
     return setup
+
+
+def _number(value: Any) -> int:
+    return int(value)  # True (a fetch's ok) counts as 1
 
 
 def _same(got: Any, expected: Any) -> None:
@@ -174,12 +195,13 @@ def module_scenario(case: ModuleCase) -> Scenario:
 
 
 FS = ModuleCase("module-fs", "fs", {}, 100, "readFileSync of 1 KB",
-                "m.readFileSync('1k.txt').length", 20e-6)
+                "m.readFileSync('1k.txt').length", 20e-6, "r.length", lambda n: "x" * n)
 DATABASE = ModuleCase("module-database", "database", {}, 20, "a query of 100 rows × 3 columns",
-                      "m.query('SELECT a, b, c FROM t').length", 20e-6)
+                      "m.query('SELECT a, b, c FROM t').length", 20e-6, "r.length",
+                      lambda n: [{"a": i, "b": f"row {i}", "c": i / 3} for i in range(n)])
 EXEC = ModuleCase("module-exec", "exec", {"allow": ["true"]}, 5, "exec.run of /bin/true",
-                  "(m.run('true', []), 0)", 2e-3)
+                  "(m.run('true', []), 0)", 2e-3, "r.code", lambda code: {"code": code, "output": ""})
 FETCH = ModuleCase("module-fetch", "fetch", {"origins": ["ORIGIN"]}, 10,
                    "a GET of a local server (a new connection each)",
-                   "m.fetch(ORIGIN + '/').then((r) => r.json()).then((j) => j.ok)",
-                   None)
+                   "m.fetch(ORIGIN + '/').then((r) => r.json()).then((j) => j.ok)", None,
+                   "(r.ok ? 1 : 0)", lambda ok: {"ok": ok})

@@ -176,10 +176,12 @@ def test_the_runner_reports_machine_versions_engines_and_fails_on_a_wrong_answer
 def test_scenarios_are_chosen_by_name_layer_or_group() -> None:
     suite = all_scenarios()
     names = [s.name for s in suite]
-    assert len(names) == len(set(names)) == 20
+    assert len(names) == len(set(names)) == 24
     assert [s.name for s in select(suite, ["eval-fib-25"])] == ["eval-fib-25"]
     assert {s.name for s in select(suite, ["host-call"])} == {"host-call-sync", "host-call-async"}
     assert [s.name for s in select(suite, ["timer-turn"])] == ["timer-turn"]
+    assert {s.name for s in select(suite, ["module"])} == {"module-fs", "module-database", "module-exec",
+                                                          "module-fetch"}
     assert {s.name for s in select(suite, ["http"])} == {"http-repl", "http-throughput"}
     assert {s.name for s in select(suite, ["sandbox"])} == {"sandbox-spawn", "sandbox-big-heap"}
     assert len(select(suite, ["eval"])) == 7 and select(suite, None) == suite
