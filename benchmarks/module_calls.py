@@ -157,7 +157,7 @@ def setup_for(case: ModuleCase) -> Callable[[ExitStack, Path, bool], Setup]:
                                               check=_expect(case, expected), units=case.calls)),
             Measured(VM, TRIVIAL_REPL, Sampler(lambda _: repl_retrying(sup, sid, "1+1", busy))),
             Measured(PYTHON, f"{PYTHON}: {case.what}",
-                     Sampler(direct, check=lambda got: _same(got, expected))),
+                     Sampler(direct, check=lambda got: _same(got, expected), inner=case.calls)),
         ]
 
         def details(stats: Mapping[str, Stats]) -> dict[str, Any]:

@@ -132,7 +132,11 @@ def verify(api_url: str, results: Results) -> list[str]:
     def check(item: tuple[str, str, str, dict[str, Any]], client: httpx.Client) -> list[str]:
         kind, _, execution_id, body = item
         out = []
-        if body["status"] not in EXPECTED_STATUS[kind]:
+        # A tight session's 100 ms wall limit can end any script when the loaded machine stalls
+        # for longer than that: a timeout at that limit is a right answer for every kind there.
+        limit = (body.get("error") or {}).get("limit") or {}
+        stalled = body["status"] == "timeout" and (limit.get("name"), limit.get("value")) == ("wall_ms", 100)
+        if body["status"] not in EXPECTED_STATUS[kind] and not stalled:
             out.append(f"{execution_id} ({kind}): status {body['status']} {body.get('error')}")
         r = client.get(f"/executions/{execution_id}/events")
         if r.status_code != 200:
@@ -149,7 +153,7 @@ def verify(api_url: str, results: Results) -> list[str]:
             out.append(f"{execution_id} ({kind}): terminal events {terminals} for status {body['status']}")
         if types.count("console") != EXPECTED_CONSOLE[kind]:
             out.append(f"{execution_id} ({kind}): {types.count('console')} console events")
-        if kind == "fast" and body.get("result", {}).get("json") != 2:
+        if kind == "fast" and not stalled and (body.get("result") or {}).get("json") != 2:
             out.append(f"{execution_id}: result {body.get('result')}")
         return out
 
