@@ -29,7 +29,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -88,11 +88,13 @@ class HostFunction:
     `timeout_ms` bounds an asynchronous function (its task is cancelled and the guest sees a
     HostError); a synchronous one cannot be interrupted, so its result is discarded if it took
     longer. `log_args` records the arguments' JSON in each `host_call` event (off by default:
-    arguments may hold secrets)."""
+    arguments may hold secrets). `detail`, given a successful call's result, returns what its
+    event should also say about it (`{"exit": 0}` for a command), recorded as `detail`."""
 
     fn: Callable[..., Any]
     timeout_ms: int | None = None
     log_args: bool = False
+    detail: Callable[[Any], Mapping[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if not callable(self.fn):
@@ -146,6 +148,7 @@ class _Pending:
     task: asyncio.Task[None] | None = None
     result: _Encoded | None = None  # filled when the task ends
     value: Any = None  # and the value it returned
+    detail: dict[str, Any] | None = None  # what HostFunction.detail said of it
 
 
 class HostBridge:
@@ -242,7 +245,8 @@ class HostBridge:
                     encoded = _Encoded(False, _timed_out(name, hf.timeout_ms))
             finally:
                 watch.host_ended(mark)
-        text = self._deliver(name, started, bytes_in, logged, encoded)
+        detail = _detail_of(name, hf, result) if hf.detail is not None and encoded.ok else None
+        text = self._deliver(name, started, bytes_in, logged, encoded, detail)
         if text is None:
             return STOP_SCRIPT
         if not encoded.ok:
@@ -251,13 +255,13 @@ class HostBridge:
         return b"v" + answer if type(answer) is bytes else answer
 
     def _deliver(self, name: str, started: float, bytes_in: int, args: str | None,
-                 encoded: _Encoded) -> bytes | None:
+                 encoded: _Encoded, detail: dict[str, Any] | None = None) -> bytes | None:
         """A call's answer on its way to the guest, sync or async: recorded, counted against
         max_host_out_kb (a result's JSON, or an error's message: a host function's own text is
         no more free than its results); its UTF-8 bytes, or None when that stopped the script."""
         text = encoded.text.encode("utf-8", "surrogatepass")
         out = len(text)
-        self._record(name, started, bytes_in, out, args, None if encoded.ok else encoded.text)
+        self._record(name, started, bytes_in, out, args, None if encoded.ok else encoded.text, detail)
         if not self._watch.account_host_out(out):
             return None
         return text
@@ -293,6 +297,8 @@ class HostBridge:
         else:
             pending.result = _encode_result(pending.name, value)
             pending.value = value
+            if hf.detail is not None and pending.result.ok:
+                pending.detail = _detail_of(pending.name, hf, value)
             if hf.timeout_ms is not None and time.monotonic() - pending.started > hf.timeout_ms / 1000:
                 # It blocked past its timeout without awaiting (wait_for could not cancel it):
                 # late is late, as for a synchronous function.
@@ -335,7 +341,7 @@ class HostBridge:
                 pending = self.calls.pop(ident)
                 encoded = pending.result or _Encoded(False, "")
                 text = self._deliver(pending.name, pending.started, pending.bytes_in,
-                                     pending.args, encoded)
+                                     pending.args, encoded, pending.detail)
                 if text is None:
                     return None
                 if not encoded.ok:
@@ -494,14 +500,27 @@ class HostBridge:
         return self._loop
 
     def _record(self, name: str, started: float, bytes_in: int, bytes_out: int,
-                args: str | None, error: str | None) -> None:
+                args: str | None, error: str | None, detail: dict[str, Any] | None = None) -> None:
         payload: dict[str, Any] = {"name": name, "ms": round((time.monotonic() - started) * 1000, 3),
                                    "ok": error is None, "bytes_in": bytes_in, "bytes_out": bytes_out}
         if error is not None:
             payload["error"] = error
         if args is not None:
             payload["args"] = args
+        if detail is not None:
+            payload["detail"] = detail
         self._emit(Event("host_call", payload, time.time()))
+
+
+def _detail_of(name: str, hf: HostFunction, result: Any) -> dict[str, Any] | None:
+    """What `hf.detail` says of a result, if it is a small JSON object; else nothing (logged)."""
+    try:
+        detail = dict(hf.detail(result))  # type: ignore[misc]
+        if len(_ENCODER.encode(detail)) <= 4096:
+            return detail
+    except Exception as exc:  # noqa: BLE001 - the event loses its detail, the call its nothing
+        log.warning("host_function_detail_failed", function=name, error=repr(exc))
+    return None
 
 
 def _message(exc: HostError) -> str:

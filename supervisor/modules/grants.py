@@ -221,11 +221,11 @@ class SessionGrants:
         if "database" in self.modules:
             table.update({"database.configure": self._db_configure, "database.query": self._db_query,
                           "database.exec": self._db_exec, "database.close": self._db_close})
-        if "exec" in self.modules:
-            table["exec.run"] = self._exec_run
         out = {name: HostFunction(_guarded(fn)) for name, fn in table.items()}
         if "exec" in self.modules:
-            out["exec.spawn"] = HostFunction(_guarded_async(self._exec_spawn))
+            # The daemon records every run: the command and how it ended (never its arguments).
+            out["exec.run"] = HostFunction(_guarded(self._exec_run), detail=_command_detail)
+            out["exec.spawn"] = HostFunction(_guarded_async(self._exec_spawn), detail=_command_detail)
         if "fetch" in self.modules:
             out["fetch.request"] = HostFunction(_guarded_async(self._fetch_request))
         return out
@@ -388,7 +388,7 @@ class SessionGrants:
         deadline, stop = self._deadline()
         result = run_command(self._policy(), _text(cmd, "cmd"), _argv(args), self._worktree,
                              deadline=deadline, should_stop=stop)
-        return _command_json(result)
+        return _command_json(cmd, result)
 
     async def _exec_spawn(self, cmd: Any, args: Any, data: Any = None, encoding: Any = None) -> dict[str, Any]:
         deadline, stop = self._deadline()
@@ -396,7 +396,7 @@ class SessionGrants:
         result = await run_command_async(self._policy(), _text(cmd, "cmd"), _argv(args),
                                          self._worktree, deadline=deadline, should_stop=stop,
                                          stdin=stdin)
-        return _command_json(result)
+        return _command_json(cmd, result)
 
     # ----- fetch ------------------------------------------------------------------------------
 
@@ -449,10 +449,14 @@ def _text_of(data: bytes) -> str:
     return data.decode("utf-8", "replace")
 
 
-def _command_json(result: CommandResult) -> dict[str, Any]:
-    return {"code": result.exit_code, "signal": result.signal, "stdout": _text_of(result.stdout),
+def _command_json(cmd: str, result: CommandResult) -> dict[str, Any]:
+    return {"command": cmd, "code": result.exit_code, "signal": result.signal, "stdout": _text_of(result.stdout),
             "stderr": _text_of(result.stderr), "output": _text_of(result.output),
             "timedOut": result.timed_out, "truncated": result.truncated}
+
+
+def _command_detail(result: dict[str, Any]) -> dict[str, Any]:
+    return {"command": result["command"], "exit": result["code"], "signal": result["signal"]}
 
 
 def _response_json(response: FetchResponse) -> dict[str, Any]:

@@ -403,3 +403,15 @@ def test_database_values_json_cannot_carry_arrive_as_javascript_values(sup: Supe
                           " 1e999 AS inf, -1e999 AS ninf\")[0];"
                           "[Array.from(r.b), typeof r.big, String(r.big), r.inf === Infinity, r.ninf === -Infinity]")
     assert got == [[0, 255], "bigint", "9007199254740993", True, True]
+
+
+def test_every_command_run_is_recorded_with_how_it_ended_but_not_its_arguments(
+        sup: Supervisor, worktree: Path) -> None:
+    sid = session(sup, worktree, {"exec": {"allow": ["false", "echo"]}})
+    ex = sup.repl(sid, "(async () => { try { require('exec').run('false', ['s3cret']) } catch (e) {}"
+                       " await require('exec').spawn('echo', ['hidden']); })()")
+    calls = [e.payload for e in sup.list_events(ex.id) if e.type == "host_call"]
+    assert [(c["name"], c["ok"], c["detail"]) for c in calls] == [
+        ("exec.run", True, {"command": "false", "exit": 1, "signal": None}),
+        ("exec.spawn", True, {"command": "echo", "exit": 0, "signal": None})]
+    assert "s3cret" not in json.dumps(calls) and "hidden" not in json.dumps(calls)

@@ -466,3 +466,23 @@ def test_a_blocking_host_function_sees_the_deadline_and_the_cancel() -> None:
     assert out.status == "cancelled"
     assert 0 < seen[0][0] <= 5.0
     assert [s for _, s in seen] == [False, True]
+
+
+def test_a_functions_detail_of_its_result_is_recorded_in_its_event() -> None:
+    async def later(n: int) -> dict[str, int]:
+        await asyncio.sleep(0)
+        return {"n": n, "secret": 7}
+
+    def broken(result: Any) -> dict[str, Any]:
+        raise RuntimeError("no detail")
+
+    with Sandbox(functions={
+            "now": HostFunction(lambda n: {"n": n, "secret": 7}, detail=lambda r: {"n": r["n"]}),
+            "later": HostFunction(later, detail=lambda r: {"n": r["n"]}),
+            "bad": HostFunction(lambda: 1, detail=broken),
+            "fails": HostFunction(lambda: 1 / 0, detail=lambda r: {"never": True})}) as sb:
+        out = sb.eval_module("host.now(1); await host.later(2); host.bad();"
+                             " try { host.fails() } catch (e) {}")
+    calls = [e.payload for e in out.events if e.type == "host_call"]
+    assert [c.get("detail") for c in calls] == [{"n": 1}, {"n": 2}, None, None]
+    assert [c["ok"] for c in calls] == [True, True, True, False]
