@@ -245,7 +245,7 @@ class HostBridge:
                     encoded = _Encoded(False, _timed_out(name, hf.timeout_ms))
             finally:
                 watch.host_ended(mark)
-        detail = _detail_of(name, hf, result) if hf.detail is not None and encoded.ok else None
+        detail = _detail_of(name, hf.detail, result) if hf.detail is not None and encoded.ok else None
         text = self._deliver(name, started, bytes_in, logged, encoded, detail)
         if text is None:
             return STOP_SCRIPT
@@ -297,12 +297,12 @@ class HostBridge:
         else:
             pending.result = _encode_result(pending.name, value)
             pending.value = value
-            if hf.detail is not None and pending.result.ok:
-                pending.detail = _detail_of(pending.name, hf, value)
             if hf.timeout_ms is not None and time.monotonic() - pending.started > hf.timeout_ms / 1000:
                 # It blocked past its timeout without awaiting (wait_for could not cancel it):
                 # late is late, as for a synchronous function.
                 pending.result = _Encoded(False, _timed_out(pending.name, hf.timeout_ms))
+            if hf.detail is not None and pending.result.ok:  # a detail only of what succeeded
+                pending.detail = _detail_of(pending.name, hf.detail, value)
         if self.calls.get(ident) is pending:  # not a task that outlived its evaluation
             self._settled.append(ident)
             self._stop_waiting()
@@ -512,13 +512,15 @@ class HostBridge:
         self._emit(Event("host_call", payload, time.time()))
 
 
-def _detail_of(name: str, hf: HostFunction, result: Any) -> dict[str, Any] | None:
-    """What `hf.detail` says of a result, if it is a small JSON object; else nothing (logged)."""
+def _detail_of(name: str, describe: Callable[[Any], Mapping[str, Any]],
+               result: Any) -> dict[str, Any] | None:
+    """What a function's `detail` says of its result, if that is a small JSON object; else
+    nothing (logged)."""
     try:
-        detail = dict(hf.detail(result))  # type: ignore[misc]
+        detail = dict(describe(result))
         if len(_ENCODER.encode(detail)) <= 4096:
             return detail
-    except Exception as exc:  # noqa: BLE001 - the event loses its detail, the call its nothing
+    except Exception as exc:  # noqa: BLE001 - host code: the event goes without its detail
         log.warning("host_function_detail_failed", function=name, error=repr(exc))
     return None
 
