@@ -317,6 +317,13 @@ class LimitWatch:
         self.output_bytes += size
         return True
 
+    def account_output(self, size: int) -> bool:
+        """Count output that is not a console line (what a command a host function ran
+        printed); False (and a stop) when it crosses max_output_kb."""
+        self.output_bytes += size
+        return not self._kib_crossed("output_limit", "max_output_kb", self.limits.max_output_kb,
+                                     self.output_bytes, "output limit of {} KiB exceeded")
+
     def _kib_crossed(self, kind: str, name: str, cap_kb: int, used_bytes: int, message: str) -> bool:
         """True if `used_bytes` is over `cap_kb` KiB, with a stop (`message` formatted with the
         cap) unless one is held already."""

@@ -280,6 +280,13 @@ class Sandbox:
         limit: a blocking host function polls it to give up early."""
         return self._watch.cancelled
 
+    def count_output(self, size: int) -> bool:
+        """Count `size` bytes against the running evaluation's max_output_kb, as console output
+        is: what a host function hands the script as output of its own (a command's stdout and
+        stderr). False once the cap is crossed: the evaluation then ends as `output_limit`
+        when the host function returns."""
+        return self._watch.account_output(size)
+
     # ----- evaluations ----------------------------------------------------------------------
 
     def eval(self, code: str, *, filename: str = "<input>", strict: bool = False,

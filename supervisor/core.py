@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Unpack
 
@@ -65,6 +66,12 @@ def _check_text(value: Any, name: str) -> str:
     if "\0" in value:
         raise ValidationError(f"{name} must not contain NUL", field=name)
     return value
+
+
+def _enabled_capabilities(detail: store_mod.TemplateDetail) -> list[dict[str, Any]]:
+    """What a template's enabled capabilities grant, as sessions keep it in their settings."""
+    return [{"id": c.id, "kind": c.kind, "name": c.name, "config": c.config}
+            for c in detail.capabilities if c.enabled]
 
 
 def _request(runtime: dict[str, Any], limits: Limits, code: str, filename: str,
@@ -226,8 +233,7 @@ class Supervisor(StoreReads):
         settings: dict[str, Any] = {"limits": detail.settings.limits, "runtime": detail.settings.runtime,
                     "resolver": detail.settings.resolver,
                     "modules": [m.name for m in detail.modules],
-                    "capabilities": [{"id": c.id, "kind": c.kind, "name": c.name, "config": c.config}
-                                     for c in detail.capabilities if c.enabled]}
+                    "capabilities": _enabled_capabilities(detail)}
         session = self.store.create_session(template_id, workspace_id, base_commit_oid, worktree,
                                             settings=settings)
         structlog.contextvars.bind_contextvars(session_id=session.id)
@@ -369,11 +375,20 @@ class Supervisor(StoreReads):
         runtime: dict[str, Any] = {"strict": False, "esm": True}
         libraries: list[str] = []
         limit_values: dict[str, Any] = {}
+        grants: SessionGrants | None = None
         if template_id is not None:
-            detail = self.store.get_template_detail(check_uuid(template_id, "template_id"))
+            template_id = check_uuid(template_id, "template_id")
+            detail = self.store.get_template_detail(template_id)
             runtime = detail.settings.runtime
             libraries = [lib.name for lib in detail.libraries]
             limit_values = dict(detail.settings.limits)
+            modules = [m.name for m in detail.modules]
+            if modules:
+                # The worktree of a one-shot run is the run root; its private database is
+                # its own, and goes with it.
+                grants = SessionGrants(modules, _enabled_capabilities(detail),
+                                       worktree=str(self.run_root), session_id=f"run-{uuid.uuid4()}",
+                                       template_id=template_id, data_dir=self.data_dir)
         if limits is not None:
             limit_values.update(validate_patch({"limits": limits}, self.ceilings).get("limits", {}))
         if code is not None:
@@ -383,9 +398,14 @@ class Supervisor(StoreReads):
             filename, code = read_worktree_file(str(self.run_root), path)
             echo, stored_path = filename, filename
         effective = effective_limits(limit_values, self.ceilings)
-        sandbox = self._bases.sandbox(libraries, effective)
+        try:
+            sandbox = self._bases.sandbox(libraries, effective, grants)
+        except BaseException:
+            if grants is not None:
+                grants.discard()
+            raise
         sandbox.auto_checkpoint = False
-        host = InThreadHost(sandbox)
+        host = InThreadHost(sandbox, grants.begin_execution if grants is not None else None)
         spec = ExecSpec("run", None, code if stored_path is None else None, stored_path, {}, {}, echo)
         try:
             with self._live_lock:
@@ -398,6 +418,8 @@ class Supervisor(StoreReads):
                 self._oneshots.discard(host)
                 self._oneshots_done.notify_all()
             host.close()
+            if grants is not None:
+                grants.discard()
 
     # ----- ops --------------------------------------------------------------------------------
 

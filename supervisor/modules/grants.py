@@ -388,7 +388,7 @@ class SessionGrants:
         deadline, stop = self._deadline()
         result = run_command(self._policy(), _text(cmd, "cmd"), _argv(args), self._worktree,
                              deadline=deadline, should_stop=stop)
-        return _command_json(cmd, result)
+        return self._command_output(cmd, result)
 
     async def _exec_spawn(self, cmd: Any, args: Any, data: Any = None, encoding: Any = None) -> dict[str, Any]:
         deadline, stop = self._deadline()
@@ -396,6 +396,12 @@ class SessionGrants:
         result = await run_command_async(self._policy(), _text(cmd, "cmd"), _argv(args),
                                          self._worktree, deadline=deadline, should_stop=stop,
                                          stdin=stdin)
+        return self._command_output(cmd, result)
+
+    def _command_output(self, cmd: str, result: CommandResult) -> dict[str, Any]:
+        """What a command printed is the script's output too: it counts against max_output_kb."""
+        if self._sandbox is not None:
+            self._sandbox.count_output(len(result.stdout) + len(result.stderr))
         return _command_json(cmd, result)
 
     # ----- fetch ------------------------------------------------------------------------------

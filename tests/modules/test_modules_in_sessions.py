@@ -279,6 +279,24 @@ def test_exec_run_throws_on_a_non_zero_exit_and_spawn_reports_it(sup: Supervisor
     assert got == [0, "piped"]
 
 
+@pytest.mark.parametrize("call", [
+    "require('exec').run('head', ['-c', '3000', 'big.txt'])",
+    "require('exec').spawn('head', ['-c', '3000', 'big.txt']).then(r => r.stdout.length)",
+    # Caught or not, the command's output has been counted.
+    "try { require('exec').run('head', ['-c', '3000', 'big.txt']); } catch (e) {} 'done'",
+])
+def test_what_a_command_prints_counts_against_the_output_limit(sup: Supervisor, worktree: Path,
+                                                                call: str) -> None:
+    (worktree / "big.txt").write_text("x" * 5000)
+    t = template(sup, {"exec": {"allow": ["head"]}})
+    sup.templates.patch_settings(t, {"limits": {"max_output_kb": 2}})
+    sid = sup.create_session(t, "ws", "abc", str(worktree)).id
+    ex = sup.repl(sid, call)
+    assert (ex.status, ex.error and ex.error["kind"]) == ("limit_exceeded", "output_limit"), ex.error
+    small = sup.repl(sid, "require('exec').run('head', ['-c', '1000', 'big.txt']).length")
+    assert (small.status, small.result and small.result["json"]) == ("ok", 1000)
+
+
 def test_exec_sleep_is_stopped_at_the_wall_limit_and_leaves_no_process(sup: Supervisor, worktree: Path) -> None:
     t = template(sup, {"exec": {"allow": ["sleep"]}})
     sup.templates.patch_settings(t, {"limits": {"wall_ms": 500}})
@@ -415,3 +433,40 @@ def test_every_command_run_is_recorded_with_how_it_ended_but_not_its_arguments(
         ("exec.run", True, {"command": "false", "exit": 1, "signal": None}),
         ("exec.spawn", True, {"command": "echo", "exit": 0, "signal": None})]
     assert "s3cret" not in json.dumps(calls) and "hidden" not in json.dumps(calls)
+
+
+# ----- one-shot runs -------------------------------------------------------------------------
+
+def test_a_one_shot_run_gets_its_templates_modules_in_the_run_root(sup: Supervisor,
+                                                                      tmp_path: Path) -> None:
+    (tmp_path / "input.txt").write_text("from the run root")
+    tid = template(sup, {"fs": None, "database": None})
+    ex = sup.run(code="const fs = require('fs'); const db = require('database');"
+                      "db.exec('CREATE TABLE t (x)'); db.exec('INSERT INTO t VALUES (?)', 7);"
+                      "[fs.readFileSync('input.txt', 'utf8'), db.query('SELECT x FROM t')[0].x]",
+                 template_id=tid)
+    assert ex.status == "ok", ex.error
+    assert ex.result is not None and ex.result["json"] == ["from the run root", 7]
+    names = [e.payload["name"] for e in sup.store.list_events(ex.id) if e.type == "host_call"]
+    assert {"fs.readFile", "database.exec", "database.query"} <= set(names)
+    # The run's private database went with it: the next run starts empty.
+    again = sup.run(code="require('database').query(\"SELECT name FROM sqlite_master\").length",
+                    template_id=tid)
+    assert again.result is not None and again.result["json"] == 0
+    assert not list((sup.data_dir / "sessions").glob("*.sqlite"))
+
+
+def test_a_one_shot_run_without_a_template_gets_no_module(sup: Supervisor) -> None:
+    ex = sup.run(code=CATCH.format(code="require('fs')"))
+    assert ex.result is not None
+    assert ex.result["json"] == ["ERR_MODULE_NOT_ENABLED", "module 'fs' is not enabled for this template"]
+
+
+def test_one_shot_runs_share_a_templates_shared_database(sup: Supervisor) -> None:
+    tid = template(sup, {"database": {"shared": True}})
+    first = sup.run(code="const db = require('database'); db.exec('CREATE TABLE t (x)');"
+                         "db.exec('INSERT INTO t VALUES (1)').rowsAffected", template_id=tid)
+    assert first.result is not None and first.result["json"] == 1
+    second = sup.run(code="require('database').query('SELECT count(*) AS n FROM t')[0].n",
+                     template_id=tid)
+    assert second.result is not None and second.result["json"] == 1
