@@ -30,6 +30,7 @@ from .errors import (
 )
 from .faults import FaultInjector
 from .maintenance import DAEMON_STOPPED_ERROR
+from .packages import Package, PackageFile
 from .records import (
     Capability,
     Event,
@@ -79,6 +80,8 @@ __all__ = [
     "ExecutionProgress",
     "NewEvent",
     "NotFound",
+    "Package",
+    "PackageFile",
     "PruneReport",
     "ReconcileReport",
     "SchemaTooNew",

@@ -147,8 +147,42 @@ _V1_STATEMENTS = [
 ]
 
 
+def _v2_packages(conn: sqlite3.Connection) -> None:
+    # The npm package store (store/packages.py): the index; the files' contents live in the
+    # data directory, content-addressed.
+    for statement in _V2_STATEMENTS:
+        conn.execute(statement)
+
+
+_V2_STATEMENTS = [
+    """CREATE TABLE IF NOT EXISTS packages (
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        integrity TEXT NOT NULL,
+        tarball_url TEXT NOT NULL,
+        manifest TEXT NOT NULL,
+        file_count INTEGER NOT NULL,
+        unpacked_size INTEGER NOT NULL,
+        added_at TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    )""",
+    """CREATE TABLE IF NOT EXISTS package_files (
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        path TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        PRIMARY KEY (name, version, path),
+        FOREIGN KEY (name, version) REFERENCES packages (name, version) ON DELETE CASCADE
+    ) WITHOUT ROWID""",
+    # The blob collector asks "does anything else still hold this content?" per removed file.
+    "CREATE INDEX IF NOT EXISTS package_files_by_sha256 ON package_files (sha256)",
+]
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _v1_initial),
+    Migration(2, "npm package store", _v2_packages),
 ]
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -1,7 +1,7 @@
 """`Store`: the one object the rest of vm-system uses to persist things.
 
 The operations live in topical modules (templates, sessions, executions, images,
-maintenance) as mixins; this module only opens, composes and closes.
+maintenance, packages) as mixins; this module only opens, composes and closes.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from .executions import ExecutionsMixin
 from .faults import FaultInjector
 from .images import ImagesMixin
 from .maintenance import MaintenanceMixin
+from .packages import PackagesMixin
 from .sessions import SessionsMixin
 from .templates import TemplatesMixin
 
 
-class Store(TemplatesMixin, SessionsMixin, ExecutionsMixin, ImagesMixin, MaintenanceMixin):
+class Store(TemplatesMixin, SessionsMixin, ExecutionsMixin, ImagesMixin, MaintenanceMixin, PackagesMixin):
     """Thread-safe: one Store can be shared by every thread of a process (writes are
     serialised, reads run in parallel). Several processes may open the same file."""
 

@@ -98,3 +98,41 @@ class ShuttingDown(SupervisorError):
 
     code = "SHUTTING_DOWN"
     public = True
+
+
+# ----- the package store (supervisor/packages) -----------------------------------------------
+
+
+class PackageNotFound(SupervisorError):
+    """No such package or version: on the registry (libs add), or in the store (get, remove)."""
+
+    code = "PACKAGE_NOT_FOUND"
+
+
+class RegistryUnreachable(SupervisorError):
+    """The registry could not be reached (refused, unknown host, timed out) or failed (5xx)."""
+
+    code = "REGISTRY_UNREACHABLE"
+    public = True  # a 502 written for the client: it names the registry, never a traceback
+
+
+class RegistryBadResponse(SupervisorError):
+    """The registry answered something unusable: metadata that is not JSON, too large, without
+    the fields a release needs, or a tarball on another origin."""
+
+    code = "REGISTRY_BAD_RESPONSE"
+    public = True
+
+
+class IntegrityMismatch(SupervisorError):
+    """A tarball whose sha512 is not the one its metadata gives, or a stored file whose bytes
+    are no longer the ones indexed."""
+
+    code = "INTEGRITY_MISMATCH"
+
+
+class PackageRefused(SupervisorError):
+    """A package that is not stored because it is unsafe or unusable: links, paths leading out,
+    a tar bomb, no sha512 integrity, a `main` outside the package, ..."""
+
+    code = "PACKAGE_REFUSED"
