@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Self
 
 if TYPE_CHECKING:
     import store as store_mod
+    from supervisor.packages import StoredPackage, VerifyReport
 
 
 @dataclass(frozen=True)
@@ -120,10 +121,27 @@ class EventsApi(Protocol):
         ...
 
 
+class PackagesApi(Protocol):
+    """The npm package store (supervisor/packages): only `add` reaches the registry."""
+
+    def add(self, spec: Any, with_deps: bool = False) -> builtins.list[StoredPackage]: ...
+
+    def list(self) -> builtins.list[StoredPackage]: ...
+
+    def get(self, name: str, version: str) -> StoredPackage | None: ...
+
+    def remove(self, name: str, version: str) -> bool: ...
+
+    def verify(self) -> VerifyReport: ...
+
+
 class SupervisorApi(SessionsApi, ExecutionsApi, EventsApi, Protocol):
     # Read-only: an implementation may hold any object that answers `TemplatesApi`.
     @property
     def templates(self) -> TemplatesApi: ...
+
+    @property
+    def packages(self) -> PackagesApi: ...
 
     def runtime_summary(self) -> RuntimeSummary: ...
 

@@ -32,6 +32,7 @@ class OpenOptions(TypedDict, total=False):
     image_key: bytes | None  # signs session images; by default the key beside the database
     run_root: str | Path | None  # one-shot runs' paths are relative to it (default: the cwd)
     image_interval: float  # seconds between background image writes
+    npm_registry: str | None  # the package store's registry (default: $VM_SYSTEM_NPM_REGISTRY, npm's)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class BootConfig:
     image_key: bytes | None  # None: read (or created) at `key_path(db_path)`
     run_root: Path
     image_interval: float
+    npm_registry: str | None = None
 
     @classmethod
     def of(cls, db_path: str | Path, **options: Unpack[OpenOptions]) -> BootConfig:
@@ -53,7 +55,7 @@ class BootConfig:
         return cls(Path(db_path), Path(library_dir) if library_dir else None,
                    options.get("ceilings") or Ceilings(), options.get("image_key"),
                    Path(run_root) if run_root else Path.cwd(),
-                   options.get("image_interval", DEFAULT_IMAGE_INTERVAL_S))
+                   options.get("image_interval", DEFAULT_IMAGE_INTERVAL_S), options.get("npm_registry"))
 
     def resolved(self) -> BootConfig:
         """The same, every path absolute: what a worker process is handed."""

@@ -40,6 +40,7 @@ from supervisor.host import ExecRequest, InThreadHost
 from supervisor.ids import check_uuid, execution_label
 from supervisor.live import LiveSession, acquire_for_execution
 from supervisor.modules.grants import SessionGrants
+from supervisor.packages import open_package_library
 from supervisor.pipeline import ExecSpec, Pipeline
 from supervisor.process_memory import rss_bytes
 from supervisor.reads import StoreReads
@@ -86,7 +87,7 @@ def _request(runtime: dict[str, Any], limits: Limits, code: str, filename: str,
 class Supervisor(StoreReads):
     def __init__(self, store: Store, *, library_dir: Path | None, ceilings: Ceilings,
                  image_key: bytes, run_root: Path, image_interval: float,
-                 data_dir: Path, shard: Shard | None = None) -> None:
+                 data_dir: Path, shard: Shard | None = None, npm_registry: str | None = None) -> None:
         self.store = store
         self.shard = shard
         self.ceilings = ceilings
@@ -94,6 +95,7 @@ class Supervisor(StoreReads):
         self.run_root = run_root
         self.data_dir = data_dir
         self.templates = Templates(store, ceilings, library_dir)
+        self.packages = open_package_library(store, data_dir, npm_registry)
         self._pipeline = Pipeline(store)
         self._bases = BaseImages(library_dir, effective_limits({}, ceilings))
         self._live: dict[str, LiveSession] = {}
@@ -125,7 +127,7 @@ class Supervisor(StoreReads):
         store, key = open_database(config)
         sup = cls(store, library_dir=config.library_dir, ceilings=config.ceilings, image_key=key,
                   run_root=config.run_root, image_interval=config.image_interval,
-                  data_dir=data_dir(config.db_path), shard=shard)
+                  data_dir=data_dir(config.db_path), shard=shard, npm_registry=config.npm_registry)
         sup._recover()
         sup._images.start()
         return sup
@@ -497,6 +499,7 @@ class Supervisor(StoreReads):
         with self._live_lock:
             self._live.clear()
         self._bases.close()
+        self.packages.close()
         self.store.close()
         log.info("supervisor_closed", sessions=len(live))
 

@@ -39,9 +39,10 @@ import structlog
 import store as store_mod
 from store import Store
 from supervisor.api import RuntimeSummary, SupervisorApi
-from supervisor.boot import BootConfig, OpenOptions, Shard, open_database, reconcile
+from supervisor.boot import BootConfig, OpenOptions, Shard, data_dir, open_database, reconcile
 from supervisor.errors import SupervisorError
 from supervisor.ids import check_uuid
+from supervisor.packages import PackageLibrary, open_package_library
 from supervisor.process_memory import rss_bytes
 from supervisor.reads import StoreReads
 from supervisor.settings import Ceilings
@@ -209,10 +210,12 @@ class ShardedSupervisor(StoreReads):
     """The `Supervisor` API, served by `workers` processes (see the module docstring)."""
 
     def __init__(self, store: Store, configs: list[WorkerConfig], ceilings: Ceilings,
-                 library_dir: Path | None) -> None:
+                 library_dir: Path | None, packages: PackageLibrary) -> None:
         self.store = store
         self.ceilings = ceilings
         self.templates = Templates(store, ceilings, library_dir)
+        # The package store is the router's: adding and removing packages runs no JavaScript.
+        self.packages = packages
         self._configs = configs
         self._workers: list[_Worker] = []
         self._owner: dict[str, _Worker] = {}
@@ -238,7 +241,8 @@ class ShardedSupervisor(StoreReads):
         # The workers are handed the key: none of them reads or creates the key file.
         configs = [WorkerConfig(replace(config, image_key=key), Shard(i, workers), log_format, log_level)
                    for i in range(workers)]
-        sup = cls(store, configs, config.ceilings, config.library_dir)
+        sup = cls(store, configs, config.ceilings, config.library_dir,
+                  open_package_library(store, data_dir(config.db_path), config.npm_registry))
         try:
             reconcile(store)
             sup._start_workers()
@@ -458,6 +462,7 @@ class ShardedSupervisor(StoreReads):
             time.sleep(0.01)
         self._closed = True
         self._stop_workers(grace)
+        self.packages.close()
         self.store.close()
         log.info("supervisor_closed", workers=len(self._configs))
 

@@ -121,9 +121,8 @@ class BlobStore:
     def delete(self, digest: str) -> None:
         shard, rest = self._split(digest)
         try:
-            with self._dir(shard, create=False) as fd:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(rest, dir_fd=fd)
+            with self._dir(shard, create=False) as fd, contextlib.suppress(FileNotFoundError):
+                os.unlink(rest, dir_fd=fd)
         except (FileNotFoundError, NotADirectoryError):
             return
 

@@ -30,7 +30,7 @@ from supervisor.errors import LibraryNotFound, PackageRefused
 from supervisor.packages.blobs import BlobDamaged, BlobMissing, BlobStore
 from supervisor.packages.manifest import check_manifest, dependencies_of
 from supervisor.packages.names import LibrarySpec, check_package_name, check_version, package_id, parse_spec
-from supervisor.packages.registry import Release, RegistryClient
+from supervisor.packages.registry import RegistryClient, Release
 from supervisor.packages.semver import Range, Version, parse_range, parse_version
 from supervisor.packages.tarball import UnpackLimits, unpack
 from supervisor.packages.tree import PackageTree

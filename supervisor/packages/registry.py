@@ -17,14 +17,15 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
-
-import httpx
 
 from supervisor.errors import PackageNotFound, RegistryBadResponse, RegistryUnreachable, ValidationError
 from supervisor.packages.names import package_id
 from supervisor.packages.semver import Range, Version, parse_version
+
+if TYPE_CHECKING:  # imported when the first request is made: opening a daemon need not pay for it
+    import httpx
 
 DEFAULT_REGISTRY = "https://registry.npmjs.org"
 REGISTRY_ENV = "VM_SYSTEM_NPM_REGISTRY"
@@ -61,17 +62,31 @@ class RegistryClient:
         self._origin = _origin(self.base_url)
         self.max_metadata_bytes = max_metadata_bytes
         self.max_tarball_bytes = max_tarball_bytes
-        self._http = httpx.Client(timeout=httpx.Timeout(timeout_s), follow_redirects=False,
-                                  trust_env=False, transport=transport,
-                                  headers={"User-Agent": "vm-system-packages"})
+        self._timeout_s = timeout_s
+        self._transport = transport
+        self._client: httpx.Client | None = None
+
+    @property
+    def _http(self) -> httpx.Client:
+        # Made on first use: a daemon that never adds a package never opens one.
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.Client(timeout=httpx.Timeout(self._timeout_s), follow_redirects=False,
+                                        trust_env=False, transport=self._transport,
+                                        headers={"User-Agent": "vm-system-packages"})
+        return self._client
 
     def close(self) -> None:
-        self._http.close()
+        if self._client is not None:
+            self._client.close()
 
     # ----- requests -----
 
     @contextmanager
     def _get(self, url: str, what: str, accept: str) -> Iterator[httpx.Response]:
+        import httpx
+
         try:
             with self._http.stream("GET", url, headers={"Accept": accept}) as response:
                 if response.status_code == 404:
@@ -178,6 +193,8 @@ def _versions(versions: dict[str, Any]) -> list[Version]:
 
 
 def _reason(exc: httpx.HTTPError) -> str:
+    import httpx
+
     text = str(exc).lower()
     if "refused" in text:
         return "connection refused"
