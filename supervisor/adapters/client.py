@@ -367,6 +367,24 @@ class Client:
     def remove_library(self, template_id: str, name: str) -> Any:
         return self._request("DELETE", f"/templates/{_seg(template_id)}/libraries/{_seg(name)}")
 
+    # ----- the package store -----
+
+    def add_package(self, spec: str, *, with_deps: bool = False) -> list[dict[str, Any]]:
+        # Fetching from the registry (a closure, with its dependencies) may take a while.
+        return self._request("POST", "/libraries", body={"name": spec, "with_deps": with_deps}, long=True)
+
+    def list_packages(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/libraries")
+
+    def get_package(self, name: str, version: str) -> dict[str, Any]:
+        return self._request("GET", f"/libraries/{_seg(name)}/{_seg(version)}")
+
+    def remove_package(self, name: str, version: str) -> dict[str, Any]:
+        return self._request("DELETE", f"/libraries/{_seg(name)}/{_seg(version)}")
+
+    def verify_packages(self) -> dict[str, Any]:
+        return self._request("POST", "/libraries/verify", long=True)
+
     # ----- sessions -----
 
     def create_session(self, template_id: str, workspace_id: str, base_commit_oid: str,

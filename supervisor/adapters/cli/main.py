@@ -8,7 +8,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from supervisor.adapters.cli import bench, executions, exit_codes, ops, run, serve, sessions, templates
+from supervisor.adapters.cli import bench, executions, exit_codes, libs, ops, run, serve, sessions, templates
 from supervisor.adapters.cli.common import UsageError, error_line
 from supervisor.adapters.client import ClientError, DaemonUnreachable
 from supervisor.adapters.http.server import ServeError
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(sub)
     # The daemon's client side: each group talks to `vm-system serve` over the REST API.
     templates.add_parser(sub)
+    libs.add_parser(sub)
     sessions.add_parser(sub)
     executions.add_parser(sub)
     ops.add_parser(sub)

@@ -24,6 +24,9 @@ def add_parser(subparsers: Any) -> None:
                    help="require 'Authorization: Bearer TOKEN' on every route but /api/v1/health "
                         "(default: $VM_SYSTEM_TOKEN)")
     p.add_argument("--library-dir", metavar="DIR", help="where template libraries (NAME.js) live")
+    p.add_argument("--registry", metavar="URL", default=None,
+                   help="the npm registry `libs add` fetches from (default: $VM_SYSTEM_NPM_REGISTRY, "
+                        "else https://registry.npmjs.org)")
     p.add_argument("--max-body-kb", type=int, default=1024, metavar="N",
                    help="largest request body accepted (default 1024 KiB)")
     p.add_argument("--shutdown-grace", type=float, default=10.0, metavar="S",

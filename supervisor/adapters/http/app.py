@@ -24,6 +24,7 @@ from supervisor.adapters.http import models as m
 from supervisor.adapters.http.event_stream import EventStreams, StreamSettings
 from supervisor.adapters.http.exception_handlers import install_error_handlers
 from supervisor.adapters.http.middleware import BearerAuth, BodyLimit, RequestIdAndAccessLog, StrictJsonBody
+from supervisor.adapters.http.packages import add_package_routes
 from supervisor.adapters.http.run_stream import stream_run, wants_event_stream
 
 PREFIX = "/api/v1"
@@ -33,6 +34,8 @@ _EVENT_ID = re.compile(r"[0-9]{1,19}")
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": m.ErrorOut}, 404: {"model": m.ErrorOut}, 409: {"model": m.ErrorOut},
     413: {"model": m.ErrorOut}, 422: {"model": m.ErrorOut}}
+# The package store's add reaches the registry: a registry down or answering nonsense is a 502.
+REGISTRY_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 502: {"model": m.ErrorOut}}
 
 def create_app(sup: SupervisorApi, *, token: str | None = None, max_body: int = DEFAULT_MAX_BODY,
                streams: StreamSettings | None = None,
@@ -52,6 +55,7 @@ def create_app(sup: SupervisorApi, *, token: str | None = None, max_body: int = 
     for add_routes in (_ops_routes, _template_routes, _session_routes):
         add_routes(app, sup)
     _execution_routes(app, sup, EventStreams(sup, streams))
+    add_package_routes(app, sup, PREFIX, ERRORS, REGISTRY_ERRORS)
     # Starlette runs the middleware added last first: this is innermost to outermost.
     app.add_middleware(StrictJsonBody)
     app.add_middleware(BodyLimit, max_body=max_body)

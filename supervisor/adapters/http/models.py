@@ -191,3 +191,42 @@ class SummaryOut(Out):
     rss_bytes: int | None
     worker_threads: int
     executions_running: int
+
+
+# ----- the package store (/libraries) ----------------------------------------------------------
+
+
+class LibraryAdd(Body):
+    name: StrictStr
+    with_deps: StrictBool = False
+
+
+class PackageOut(Out):
+    id: str
+    name: str
+    version: str
+    integrity: str
+    tarball: str
+    dependencies: dict[str, str]
+    files: int
+    unpacked_size: int
+    added_at: str
+
+
+class PackageDetailOut(PackageOut):
+    manifest: dict[str, Any]
+    paths: list[str]
+
+
+class DamageOut(Out):
+    package: str
+    path: str
+    sha256: str
+    problem: str
+
+
+class VerifyOut(Out):
+    ok: bool
+    packages: int
+    files: int
+    damaged: list[DamageOut]

@@ -116,9 +116,16 @@ def serve(args: argparse.Namespace) -> None:
     library_dir = Path(args.library_dir) if args.library_dir else None
     if library_dir is not None and not library_dir.is_dir():
         raise ServeError(f"--library-dir {library_dir} is not a directory")
+    from supervisor.errors import ValidationError
+    from supervisor.packages import registry_url
+
+    try:
+        registry = registry_url(args.registry)
+    except ValidationError as exc:
+        raise ServeError(f"--registry: {exc.message}") from exc
     try:
         sup = open_supervisor(db, workers=args.workers, library_dir=library_dir,
-                              log_format=args.log_format)
+                              log_format=args.log_format, npm_registry=registry)
     except Exception as exc:
         raise ServeError(f"cannot open the database {db}: {exc}") from exc
 
@@ -149,7 +156,7 @@ def serve(args: argparse.Namespace) -> None:
     sys.stdout.write(f"vm-system listening on {url}\n")
     sys.stdout.flush()
     log.info("daemon_started", url=url, db=str(db), auth=args.token is not None,
-             workers=args.workers)
+             workers=args.workers, npm_registry=registry)
     try:
         server.run(sockets=[sock])
     finally:
