@@ -7,7 +7,8 @@
 Bounded: metadata at most `max_metadata_bytes`, a tarball at most `max_tarball_bytes`, each
 request `timeout_s`; bodies are read in chunks and dropped once they cross the cap. A tarball
 is fetched only from the registry's own origin (the metadata cannot point the daemon at
-another host), without redirects, without the environment's proxies.
+another host), without redirects. The environment's proxy and CA settings (HTTPS_PROXY,
+SSL_CERT_FILE) apply, as they do to npm: the registry is the operator's choice, never a script's.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class RegistryClient:
             import httpx
 
             self._client = httpx.Client(timeout=httpx.Timeout(self._timeout_s), follow_redirects=False,
-                                        trust_env=False, transport=self._transport,
+                                        trust_env=True, transport=self._transport,
                                         headers={"User-Agent": "vm-system-packages"})
         return self._client
 
@@ -200,6 +201,8 @@ def _reason(exc: httpx.HTTPError) -> str:
         return "connection refused"
     if "name or service not known" in text or "getaddrinfo" in text or "name resolution" in text:
         return "unknown host"
+    if "certificate" in text:
+        return "its TLS certificate is not trusted"
     if isinstance(exc, httpx.RemoteProtocolError):
         return "the connection broke"
     return type(exc).__name__
