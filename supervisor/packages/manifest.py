@@ -41,7 +41,9 @@ def _export_targets(value: Any, found: list[str], depth: int = 0) -> None:
 def _check_entry_points(manifest: dict[str, Any], what: str) -> None:
     for field in ("main", "module"):
         target = manifest.get(field)
-        if target is not None and (not isinstance(target, str) or not _inside(target)):
+        if target is not None and not isinstance(target, str):
+            raise PackageRefused(f"{what}: its package.json {field} is not a string", package=what, field=field)
+        if target is not None and not _inside(target):
             raise PackageRefused(f"{what}: its package.json {field} {str(target)[:200]!r} points outside "
                                  "the package", package=what, field=field)
     browser = manifest.get("browser")
