@@ -39,6 +39,7 @@ from supervisor.errors import (
 from supervisor.host import ExecRequest, InThreadHost
 from supervisor.ids import check_uuid, execution_label
 from supervisor.live import LiveSession, acquire_for_execution
+from supervisor.imports.entry import commonjs_main, entry_kind
 from supervisor.modules.grants import SessionGrants
 from supervisor.packages import open_package_library
 from supervisor.pipeline import ExecSpec, Pipeline
@@ -76,11 +77,14 @@ def _enabled_capabilities(detail: store_mod.TemplateDetail) -> list[dict[str, An
 
 
 def _request(runtime: dict[str, Any], limits: Limits, code: str, filename: str,
-             globals_: dict[str, Any] | None = None) -> ExecRequest:
-    """What the host runs: `.mjs` files are modules (when the runtime allows ES modules)."""
-    module = filename.endswith(".mjs") and bool(runtime.get("esm", True))
-    return ExecRequest("module" if module else "script", code, filename,
-                       strict=bool(runtime.get("strict", False)) and not module,
+             globals_: dict[str, Any] | None = None, *, module: bool = False) -> ExecRequest:
+    """What the host runs: a module, a script or a CommonJS file, as `imports.entry` says
+    (`module`: an ES module whatever the file's name, as a startup file in mode `import`)."""
+    kind = "module" if module else entry_kind(filename, code, esm=bool(runtime.get("esm", True)))
+    if kind == "commonjs":
+        code = commonjs_main(filename, code)
+    return ExecRequest("module" if kind == "module" else "script", code, filename,
+                       strict=bool(runtime.get("strict", False)) and kind == "script",
                        globals=globals_ or {}, limits=limits)
 
 
@@ -178,7 +182,7 @@ class Supervisor(StoreReads):
         """What the session's modules may do: as the settings it was spawned with say."""
         return SessionGrants(settings.get("modules") or [], settings.get("capabilities") or [],
                              worktree=worktree, session_id=session_id, template_id=template_id,
-                             data_dir=self.data_dir)
+                             data_dir=self.data_dir, resolver=settings.get("resolver"))
 
     @property
     def _images_key(self) -> bytes:
@@ -248,7 +252,7 @@ class Supervisor(StoreReads):
                                InThreadHost(sandbox, grants.begin_execution), limits,
                                settings["runtime"], grants=grants)
             for startup in detail.startup_files:
-                self._run_startup(live, startup.path)
+                self._run_startup(live, startup.path, startup.mode)
             # The first image is written by the background writer, woken now: spawning stays
             # a memory copy. A daemon killed in the next few milliseconds brings this session
             # back `crashed` (no image), never wrong.
@@ -275,11 +279,12 @@ class Supervisor(StoreReads):
         finally:
             structlog.contextvars.unbind_contextvars("session_id")
 
-    def _run_startup(self, live: LiveSession, path: str) -> None:
+    def _run_startup(self, live: LiveSession, path: str, mode: str = "eval") -> None:
         relative, code = read_worktree_file(live.worktree_path, path)
         spec = ExecSpec("startup", live.id, None, relative, {}, {}, relative)
+        request = _request(live.runtime, live.limits, code, relative, module=mode == "import")
         with live.lock:
-            execution = self._pipeline.execute(spec, live.host, self._request(live, code, relative))
+            execution = self._pipeline.execute(spec, live.host, request)
             live.last_execution_id = execution_label(live.host.checkpoint_label())
         if execution.status != "ok":
             message = (execution.error or {}).get("message", execution.status)
@@ -377,7 +382,9 @@ class Supervisor(StoreReads):
         runtime: dict[str, Any] = {"strict": False, "esm": True}
         libraries: list[str] = []
         limit_values: dict[str, Any] = {}
-        grants: SessionGrants | None = None
+        modules: list[str] = []
+        capabilities: list[dict[str, Any]] = []
+        resolver: dict[str, Any] | None = None
         if template_id is not None:
             template_id = check_uuid(template_id, "template_id")
             detail = self.store.get_template_detail(template_id)
@@ -385,12 +392,8 @@ class Supervisor(StoreReads):
             libraries = [lib.name for lib in detail.libraries]
             limit_values = dict(detail.settings.limits)
             modules = [m.name for m in detail.modules]
-            if modules:
-                # The worktree of a one-shot run is the run root; its private database is
-                # its own, and goes with it.
-                grants = SessionGrants(modules, _enabled_capabilities(detail),
-                                       worktree=str(self.run_root), session_id=f"run-{uuid.uuid4()}",
-                                       template_id=template_id, data_dir=self.data_dir)
+            capabilities = _enabled_capabilities(detail)
+            resolver = detail.settings.resolver
         if limits is not None:
             limit_values.update(validate_patch({"limits": limits}, self.ceilings).get("limits", {}))
         if code is not None:
@@ -400,14 +403,18 @@ class Supervisor(StoreReads):
             filename, code = read_worktree_file(str(self.run_root), path)
             echo, stored_path = filename, filename
         effective = effective_limits(limit_values, self.ceilings)
+        # The worktree of a one-shot run (its imports, its modules) is the run root; its
+        # private database is its own, and goes with it.
+        grants = SessionGrants(modules, capabilities, worktree=str(self.run_root),
+                               session_id=f"run-{uuid.uuid4()}", template_id=template_id,
+                               data_dir=self.data_dir, resolver=resolver)
         try:
             sandbox = self._bases.sandbox(libraries, effective, grants)
         except BaseException:
-            if grants is not None:
-                grants.discard()
+            grants.discard()
             raise
         sandbox.auto_checkpoint = False
-        host = InThreadHost(sandbox, grants.begin_execution if grants is not None else None)
+        host = InThreadHost(sandbox, grants.begin_execution)
         spec = ExecSpec("run", None, code if stored_path is None else None, stored_path, {}, {}, echo)
         try:
             with self._live_lock:
@@ -420,8 +427,7 @@ class Supervisor(StoreReads):
                 self._oneshots.discard(host)
                 self._oneshots_done.notify_all()
             host.close()
-            if grants is not None:
-                grants.discard()
+            grants.discard()
 
     # ----- ops --------------------------------------------------------------------------------
 

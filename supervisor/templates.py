@@ -24,6 +24,8 @@ from supervisor.unicode_text import holds_lone_surrogate, shown
 from supervisor.worktree import check_relative
 
 ENGINES = frozenset({"quickjs"})
+# `eval`: the file runs as run-file would run it; `import`: as an ES module, whatever its name.
+STARTUP_MODES = frozenset({"eval", "import"})
 
 
 class Templates:
@@ -99,8 +101,9 @@ class Templates:
             mode = "eval"
         if not isinstance(mode, str):
             raise ValidationError("mode must be a string", field="mode")
-        if mode != "eval":
-            raise StartupModeUnsupported(f"startup mode {mode!r} is not supported; use 'eval'", mode=mode)
+        if mode not in STARTUP_MODES:
+            raise StartupModeUnsupported(f"startup mode {mode!r} is not supported; use 'eval' "
+                                         "or 'import'", mode=mode)
         if order_index is None:
             order_index = 0
         if isinstance(order_index, bool) or not isinstance(order_index, int):

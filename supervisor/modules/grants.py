@@ -25,7 +25,10 @@ from typing import Any
 
 import structlog
 
-from sandbox import HostError, HostFunction, ModuleRefused, Sandbox
+from sandbox import HostError, HostFunction, Sandbox
+from supervisor.imports.loader import ImportLoader, Transform
+from supervisor.imports.resolution import ImportRefused, Package, Resolver, ResolverSettings
+from supervisor.imports.worktree_tree import WorktreeTree
 from supervisor.modules import capabilities as caps
 from supervisor.modules.commands import CommandPolicy, CommandResult, run_command, run_command_async
 from supervisor.modules.database import SessionDatabase
@@ -46,15 +49,8 @@ FUNCTIONS: dict[str, tuple[str, ...]] = {
     "exec": ("exec.run", "exec.spawn"),
     "fetch": ("fetch.request",),
 }
-# What `import ... from "fs"` offers besides the default export (the module object).
-EXPORTS: dict[str, tuple[str, ...]] = {
-    "fs": ("readFileSync", "writeFileSync", "appendFileSync", "readdirSync", "statSync",
-           "lstatSync", "existsSync", "mkdirSync", "rmSync", "renameSync", "promises"),
-    "database": ("configure", "query", "exec", "close", "queryAsync", "execAsync"),
-    "exec": ("run", "spawn"),
-    "fetch": ("fetch", "Headers", "Response"),
-}
-_IMPORT_PREFIX = "vm:"
+# `require` of files and packages (every session has it, whatever its modules).
+REQUIRE_FUNCTION = "modules.require"
 
 
 def enabled_modules(names: Sequence[str]) -> tuple[str, ...]:
@@ -75,8 +71,10 @@ def _not_granted(*_args: Any) -> None:
 def placeholder_functions(modules: Sequence[str]) -> dict[str, HostFunction]:
     """Functions a base image exposes so that its guest half finds them; every session made
     from it is given its own in the same slots (`Sandbox.clone(functions=...)`)."""
-    return {name: HostFunction(_not_granted) for kind in enabled_modules(modules)
-            for name in FUNCTIONS[kind]}
+    out = {name: HostFunction(_not_granted) for kind in enabled_modules(modules)
+           for name in FUNCTIONS[kind]}
+    out[REQUIRE_FUNCTION] = HostFunction(_not_granted)
+    return out
 
 
 def module_error(exc: ModuleError) -> HostError:
@@ -152,37 +150,22 @@ def grants_of(capabilities: Sequence[Mapping[str, Any]]) -> dict[str, Grant]:
     return out
 
 
-class ModuleImports:
-    """The loader a session's sandbox is given: `import` of an enabled module's name."""
-
-    def __init__(self, modules: Sequence[str]) -> None:
-        self._modules = set(enabled_modules(modules))
-
-    def resolve(self, specifier: str, referrer: str) -> str:
-        bare = specifier[5:] if specifier.startswith("node:") else specifier
-        if bare in self._modules:
-            return _IMPORT_PREFIX + bare
-        if bare in caps.KINDS:
-            raise ModuleRefused(f"module '{bare}' is not enabled for this template")
-        raise ModuleRefused("only the template's modules can be imported")
-
-    def load(self, resolved: str) -> str:
-        name = resolved[len(_IMPORT_PREFIX):]
-        if not resolved.startswith(_IMPORT_PREFIX) or name not in self._modules:
-            raise ModuleRefused("not a module of this template")
-        names = ", ".join(EXPORTS[name])
-        return (f"const m = require({json.dumps(name)});\nexport default m;\n"
-                f"export const {{ {names} }} = m;\n")
-
-
 class SessionGrants:
     """What one session's modules hold (its confined directory, its database connection, its
     fetch client), made on first use and released with the session."""
 
     def __init__(self, modules: Sequence[str], capabilities: Sequence[Mapping[str, Any]], *,
                  worktree: str, session_id: str | None, template_id: str | None,
-                 data_dir: Path) -> None:
+                 data_dir: Path, resolver: Mapping[str, Any] | None = None,
+                 packages: Mapping[str, Package] | None = None,
+                 transform: Transform | None = None) -> None:
         self.modules = enabled_modules(modules)
+        # What `import` and `require` reach: the worktree's files (under the template's
+        # resolver settings) and the template's packages, read on demand.
+        self._tree = WorktreeTree(worktree)
+        self._imports = ImportLoader(
+            Resolver(self._tree, packages=packages, settings=ResolverSettings.of(resolver),
+                     modules=self.modules, typescript=transform is not None), transform)
         self._grants = grants_of(capabilities)
         self._worktree = worktree
         self._session_id = session_id
@@ -207,8 +190,8 @@ class SessionGrants:
         """The sandbox the functions run in: its deadline and stop bound blocking calls."""
         self._sandbox = sandbox
 
-    def loader(self) -> ModuleImports:
-        return ModuleImports(self.modules)
+    def loader(self) -> ImportLoader:
+        return self._imports
 
     def functions(self) -> dict[str, HostFunction]:
         table: dict[str, Callable[..., Any]] = {}
@@ -222,6 +205,7 @@ class SessionGrants:
             table.update({"database.configure": self._db_configure, "database.query": self._db_query,
                           "database.exec": self._db_exec, "database.close": self._db_close})
         out = {name: HostFunction(_guarded(fn)) for name, fn in table.items()}
+        out[REQUIRE_FUNCTION] = HostFunction(_guarded(self._require))
         if "exec" in self.modules:
             # The daemon records every run: the command and how it ended (never its arguments).
             out["exec.run"] = HostFunction(_guarded(self._exec_run), detail=_command_detail)
@@ -241,6 +225,7 @@ class SessionGrants:
 
     def close(self) -> None:
         """Release what the modules hold (the session stops being live here)."""
+        self._tree.close()
         if self._fs is not None:
             self._fs.close()
             self._fs = None
@@ -266,6 +251,14 @@ class SessionGrants:
         if sb is None:
             raise ModuleError("ERR_NOT_READY", "the session is not running")
         return sb.wall_deadline, sb.stopping
+
+    # ----- require ----------------------------------------------------------------------------
+
+    def _require(self, specifier: Any, referrer: Any) -> dict[str, Any]:
+        try:
+            return self._imports.require(specifier, referrer)
+        except ImportRefused as exc:
+            raise ModuleError(exc.code, exc.message) from None
 
     # ----- fs ---------------------------------------------------------------------------------
 

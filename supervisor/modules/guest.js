@@ -42,6 +42,8 @@
   const bufferLength = uncurry(Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength').get);
   const isDataView = (v) => { try { dvLength(v); return true; } catch { return false; } };
   const isArrayBuffer = (v) => { try { bufferLength(v); return true; } catch { return false; } };
+  const indirectEval = G.eval;
+  const lastIndexOfString = uncurry(String.prototype.lastIndexOf);
   const CATALOG = ['fs', 'database', 'exec', 'fetch'];
   const on = { __proto__: null };
   for (let i = 0; i < enabled.length; i++) on[enabled[i]] = true;
@@ -409,15 +411,78 @@
 
   for (const name in modules) freeze(modules[name]);
 
-  function require(name) {
-    if (typeof name !== 'string') throw argType('id', 'of type string');
-    const bare = sliceString(name, 0, 5) === 'node:' ? sliceString(name, 5) : name;
-    const found = modules[bare];
-    if (found !== undefined) return found;
+  // ----- require ----------------------------------------------------------------------------
+  // A file or package is asked of the host (`modules.require`, a host call like the others:
+  // budgeted and recorded), which resolves it inside the session's trees and answers its
+  // resolved name, its kind and its text; the guest evaluates it once per name and keeps it.
+  // `eval` here is indirect: a CommonJS file runs in sloppy mode, as in Node, with its own
+  // `exports, require, module, __filename, __dirname`. (QuickJS-NG ignores `//# sourceURL`, so
+  // its stack frames read `<input>`, with the file's own line numbers: the wrapper adds none.)
+
+  const H_REQUIRE = H !== undefined && typeof H['modules.require'] === 'function' ? bind('modules.require') : undefined;
+  const cache = { __proto__: null };     // resolved name -> module
+  const resolved = { __proto__: null };  // referrer + '\0' + specifier -> resolved name
+
+  function notEnabled(bare) {
     for (let i = 0; i < CATALOG.length; i++) {
       if (CATALOG[i] === bare) throw withCode(ErrorCtor, "module '" + bare + "' is not enabled for this template", 'ERR_MODULE_NOT_ENABLED');
     }
-    throw withCode(ErrorCtor, "Cannot find module '" + name + "'", 'MODULE_NOT_FOUND');
   }
-  defineProperty(G, 'require', { value: require, writable: true, enumerable: false, configurable: true });
+  function dirnameOf(name) {
+    const cut = lastIndexOfString(name, '/');
+    return cut < 0 ? '.' : sliceString(name, 0, cut);
+  }
+  function builtin(bare) {
+    const found = modules[bare];
+    if (found === undefined) { notEnabled(bare); throw withCode(ErrorCtor, "Cannot find module '" + bare + "'", 'MODULE_NOT_FOUND'); }
+    return found;
+  }
+  function evaluate(name, kind, source, fresh) {
+    if (!fresh && cache[name] !== undefined) return cache[name];
+    if (kind === 'builtin') return { exports: builtin(source), loaded: true };
+    if (kind === 'json') {
+      const m = { id: name, filename: name, loaded: true, exports: parseJSON(source) };
+      cache[name] = m;
+      return m;
+    }
+    const body = sliceString(source, 0, 2) === '#!' ? '//' + sliceString(source, 2) : source;
+    const fn = indirectEval('(function (exports, require, module, __filename, __dirname) {' + body + '\n})');
+    const m = { id: name, filename: name, loaded: false, exports: {} };
+    cache[name] = m;  // before it runs: a cycle back to it gets what it exported so far
+    try {
+      ReflectApply(fn, m.exports, [m.exports, makeRequire(name), m, name, dirnameOf(name)]);
+    } catch (e) {
+      if (cache[name] === m) delete cache[name];
+      throw e;
+    }
+    m.loaded = true;
+    return m;
+  }
+  function makeRequire(referrer) {
+    function require(id) {
+      if (typeof id !== 'string') throw argType('id', 'of type string');
+      const bare = sliceString(id, 0, 5) === 'node:' ? sliceString(id, 5) : id;
+      const found = modules[bare];
+      if (found !== undefined) return found;
+      notEnabled(bare);
+      const key = referrer + '\0' + id;
+      const known = resolved[key];
+      if (known !== undefined && cache[known] !== undefined) return cache[known].exports;
+      if (H_REQUIRE === undefined) throw withCode(ErrorCtor, "Cannot find module '" + id + "'", 'MODULE_NOT_FOUND');
+      const r = H_REQUIRE(id, referrer);
+      const m = evaluate(r.name, r.kind, r.source, false);
+      resolved[key] = r.name;
+      return m.exports;
+    }
+    return require;
+  }
+  const hook = freeze({
+    __proto__: null,
+    builtin,
+    json(text) { return parseJSON(text); },
+    define(name, source) { return evaluate(name, 'commonjs', source, false).exports; },
+    main(name, source) { return evaluate(name, 'commonjs', source, true).exports; },
+  });
+  defineProperty(G, '__vmSystemCommonJS', { value: hook, writable: false, enumerable: false, configurable: false });
+  defineProperty(G, 'require', { value: makeRequire(''), writable: true, enumerable: false, configurable: true });
 })

@@ -116,20 +116,45 @@ def _limits(args: argparse.Namespace) -> Any:
         raise UsageError(text) from exc
 
 
-def _run_embedded(code: str, filename: str, is_module: bool, limits: Any,
-                  out: Output) -> dict[str, Any]:
-    from sandbox import Sandbox
+def _import_tree(filename: str) -> tuple[Path, str]:
+    """(the tree its imports resolve in, its name there): a file's own directory (it may import
+    what lies beside and below it, nothing above), or the working directory for -e code."""
+    if filename == "<eval>":
+        return Path.cwd(), filename
+    path = Path(filename).absolute()
+    return path.parent, path.name
 
+
+def _run_embedded(code: str, filename: str, forced_module: bool, limits: Any,
+                  out: Output) -> tuple[dict[str, Any], bool]:
+    from supervisor.base_images import BaseImages
+    from supervisor.imports.entry import commonjs_main, entry_kind
+    from supervisor.modules.grants import SessionGrants
+
+    root, name = _import_tree(filename)
+    kind = "module" if forced_module else entry_kind(name, code, esm=True)
+    if kind == "commonjs":
+        code = commonjs_main(name, code)
+    # No template, so no module: only `import` and `require` of the tree's files.
+    grants = SessionGrants([], [], worktree=str(root), session_id=None, template_id=None,
+                           data_dir=root)
+    bases = BaseImages(None, limits)
     on_event = None if out.as_json else (lambda e: print_console_event(out, e.to_dict()))
-    with Sandbox(limits=limits, auto_checkpoint=False) as sb:
-        previous = signal.signal(signal.SIGINT, lambda *_: sb.cancel())
-        try:
-            if is_module:
-                outcome = sb.eval_module(code, filename=filename, on_event=on_event)
-            else:
-                outcome = sb.eval(code, filename=filename, on_event=on_event)
-        finally:
-            signal.signal(signal.SIGINT, previous)
+    try:
+        sb = bases.sandbox([], limits, grants)
+        sb.auto_checkpoint = False
+        with sb:
+            previous = signal.signal(signal.SIGINT, lambda *_: sb.cancel())
+            try:
+                if kind == "module":
+                    outcome = sb.eval_module(code, filename=name, on_event=on_event)
+                else:
+                    outcome = sb.eval(code, filename=name, on_event=on_event)
+            finally:
+                signal.signal(signal.SIGINT, previous)
+    finally:
+        bases.close()
+        grants.close()
     return {
         "execution_id": None,
         "status": outcome.status,
@@ -138,7 +163,7 @@ def _run_embedded(code: str, filename: str, is_module: bool, limits: Any,
         "events": [{"type": e.type, "payload": e.payload, "ts": api_time(datetime.fromtimestamp(e.ts, tz=UTC))}
                    for e in outcome.events],
         "metrics": outcome.metrics.to_dict() if outcome.metrics is not None else None,
-    }
+    }, kind == "module"
 
 
 def _run_remote(args: argparse.Namespace, code: str, is_module: bool,
@@ -178,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
     if args.remote or args.server_url:
         doc = _run_remote(args, code, is_module, out)
     else:
-        doc = _run_embedded(code, filename, is_module, limits, out)
+        doc, is_module = _run_embedded(code, filename, is_module, limits, out)
     if out.as_json:
         out.json(doc)
     else:

@@ -61,7 +61,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--path", dest="path_flag", metavar="PATH", help=argparse.SUPPRESS)
     p.add_argument("--order", dest="order_index", type=int, metavar="N",
                    help="run order, lowest first (default 0)")
-    p.add_argument("--mode", metavar="MODE", help="startup mode (default and only: eval)")
+    p.add_argument("--mode", metavar="MODE", help="startup mode: eval (the default) or import (run as an ES module)")
 
     p = command(sub, "list-startup", _list_startup, help="list a template's startup files")
     p.add_argument("template", metavar="TEMPLATE")
