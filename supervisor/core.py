@@ -38,8 +38,9 @@ from supervisor.errors import (
 )
 from supervisor.host import ExecRequest, InThreadHost
 from supervisor.ids import check_uuid, execution_label
-from supervisor.live import LiveSession, acquire_for_execution
 from supervisor.imports.entry import commonjs_main, entry_kind
+from supervisor.libraries import LibrarySources, Resolved
+from supervisor.live import LiveSession, acquire_for_execution
 from supervisor.modules.grants import SessionGrants
 from supervisor.packages import open_package_library
 from supervisor.pipeline import ExecSpec, Pipeline
@@ -98,10 +99,11 @@ class Supervisor(StoreReads):
         self.library_dir = library_dir
         self.run_root = run_root
         self.data_dir = data_dir
-        self.templates = Templates(store, ceilings, library_dir)
         self.packages = open_package_library(store, data_dir, npm_registry)
+        self._libraries = LibrarySources(self.packages, library_dir)
+        self.templates = Templates(store, ceilings, self._libraries)
         self._pipeline = Pipeline(store)
-        self._bases = BaseImages(library_dir, effective_limits({}, ceilings))
+        self._bases = BaseImages(effective_limits({}, ceilings))
         self._live: dict[str, LiveSession] = {}
         self._live_lock = threading.Lock()
         self._images = ImageWriter(store, image_key, self._live_sessions, image_interval)
@@ -182,7 +184,8 @@ class Supervisor(StoreReads):
         """What the session's modules may do: as the settings it was spawned with say."""
         return SessionGrants(settings.get("modules") or [], settings.get("capabilities") or [],
                              worktree=worktree, session_id=session_id, template_id=template_id,
-                             data_dir=self.data_dir, resolver=settings.get("resolver"))
+                             data_dir=self.data_dir, resolver=settings.get("resolver"),
+                             packages=self._libraries.packages_of(settings.get("packages") or []))
 
     @property
     def _images_key(self) -> bytes:
@@ -240,14 +243,26 @@ class Supervisor(StoreReads):
                     "resolver": detail.settings.resolver,
                     "modules": [m.name for m in detail.modules],
                     "capabilities": _enabled_capabilities(detail)}
+        # The packages too (name@version, dependencies included), so that a session restored
+        # later imports what it was spawned with. A library that cannot be had is the
+        # session's failure, recorded as for any other.
+        resolved: Resolved | None = None
+        problem: SupervisorError | None = None
+        try:
+            resolved = self._libraries.resolve([lib.name for lib in detail.libraries])
+        except SupervisorError as exc:
+            problem = exc
+        settings["packages"] = resolved.package_ids if resolved is not None else []
         session = self.store.create_session(template_id, workspace_id, base_commit_oid, worktree,
                                             settings=settings)
         structlog.contextvars.bind_contextvars(session_id=session.id)
         live: LiveSession | None = None
         try:
+            if problem is not None or resolved is None:
+                raise problem or RuntimeError("no libraries resolved")
             limits = effective_limits(settings["limits"], self.ceilings)
             grants = self._grants(session.id, template_id, worktree, settings)
-            sandbox = self._bases.sandbox([lib.name for lib in detail.libraries], limits, grants)
+            sandbox = self._bases.sandbox(resolved, limits, grants)
             live = LiveSession(session.id, template_id, worktree,
                                InThreadHost(sandbox, grants.begin_execution), limits,
                                settings["runtime"], grants=grants)
@@ -403,13 +418,14 @@ class Supervisor(StoreReads):
             filename, code = read_worktree_file(str(self.run_root), path)
             echo, stored_path = filename, filename
         effective = effective_limits(limit_values, self.ceilings)
+        resolved = self._libraries.resolve(libraries)
         # The worktree of a one-shot run (its imports, its modules) is the run root; its
         # private database is its own, and goes with it.
         grants = SessionGrants(modules, capabilities, worktree=str(self.run_root),
                                session_id=f"run-{uuid.uuid4()}", template_id=template_id,
-                               data_dir=self.data_dir, resolver=resolver)
+                               data_dir=self.data_dir, resolver=resolver, packages=resolved.packages)
         try:
-            sandbox = self._bases.sandbox(libraries, effective, grants)
+            sandbox = self._bases.sandbox(resolved, effective, grants)
         except BaseException:
             grants.discard()
             raise

@@ -42,6 +42,7 @@ from supervisor.api import RuntimeSummary, SupervisorApi
 from supervisor.boot import BootConfig, OpenOptions, Shard, data_dir, open_database, reconcile
 from supervisor.errors import SupervisorError
 from supervisor.ids import check_uuid
+from supervisor.libraries import LibrarySources
 from supervisor.packages import PackageLibrary, open_package_library
 from supervisor.process_memory import rss_bytes
 from supervisor.reads import StoreReads
@@ -213,7 +214,7 @@ class ShardedSupervisor(StoreReads):
                  library_dir: Path | None, packages: PackageLibrary) -> None:
         self.store = store
         self.ceilings = ceilings
-        self.templates = Templates(store, ceilings, library_dir)
+        self.templates = Templates(store, ceilings, LibrarySources(packages, library_dir))
         # The package store is the router's: adding and removing packages runs no JavaScript.
         self.packages = packages
         self._configs = configs

@@ -2,14 +2,13 @@
 
 The store checks shapes (types, uniqueness); this module checks meaning: settings against
 the ceilings, startup paths against the worktree rules, modules against the catalog,
-libraries against the library directory.
+libraries against the package store and the library directory.
 """
 
 from __future__ import annotations
 
 import builtins  # the method `list` shadows the builtin in the class body's annotations
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import store as store_mod
@@ -17,7 +16,7 @@ from store import Store
 from supervisor.catalog import check_module
 from supervisor.errors import CapabilityInvalid, EngineUnsupported, StartupModeUnsupported, ValidationError
 from supervisor.ids import check_uuid
-from supervisor.libraries import check_library_name, load_library
+from supervisor.libraries import LibrarySources, check_library_name
 from supervisor.modules.capabilities import check_config, redacted
 from supervisor.settings import Ceilings, validate_patch
 from supervisor.unicode_text import holds_lone_surrogate, shown
@@ -29,10 +28,10 @@ STARTUP_MODES = frozenset({"eval", "import"})
 
 
 class Templates:
-    def __init__(self, store: Store, ceilings: Ceilings, library_dir: Path | None) -> None:
+    def __init__(self, store: Store, ceilings: Ceilings, libraries: LibrarySources) -> None:
         self._store = store
         self._ceilings = ceilings
-        self._library_dir = library_dir
+        self._libraries = libraries
 
     def create(self, name: Any, engine: Any = "quickjs") -> store_mod.Template:
         if not isinstance(name, str) or not name.strip() or len(name) > 200:
@@ -130,7 +129,8 @@ class Templates:
 
     def add_library(self, template_id: str, name: Any) -> store_mod.TemplateLibrary:
         template_id = check_uuid(template_id, "template_id")
-        load_library(self._library_dir, check_library_name(name))  # must exist and be readable now
+        # It must be there now, with every package it needs.
+        self._libraries.resolve([check_library_name(name)])
         return self._store.add_library(template_id, name)
 
     def list_libraries(self, template_id: str) -> builtins.list[store_mod.TemplateLibrary]:

@@ -18,3 +18,14 @@ class FileTree(Protocol):
 
     def read(self, path: str) -> bytes:
         """The bytes of the file `path`; FileNotFoundError if it is not a file of the tree."""
+
+
+class EmptyTree:
+    """A tree with nothing in it: the worktree of a sandbox that has none (a template's base
+    image, the TypeScript transpiler), whose imports reach packages only."""
+
+    def kind(self, path: str) -> Kind | None:
+        return "dir" if path == "" else None
+
+    def read(self, path: str) -> bytes:
+        raise FileNotFoundError(path)

@@ -77,6 +77,16 @@ def placeholder_functions(modules: Sequence[str]) -> dict[str, HostFunction]:
     return out
 
 
+def require_function(loader: ImportLoader) -> HostFunction:
+    """The host half of the guest's `require` of files and packages, over `loader`."""
+    def require(specifier: Any, referrer: Any) -> dict[str, Any]:
+        try:
+            return loader.require(specifier, referrer)
+        except ImportRefused as exc:
+            raise module_error(ModuleError(exc.code, exc.message)) from None
+    return HostFunction(require)
+
+
 def module_error(exc: ModuleError) -> HostError:
     return HostError(f"{exc.code}{SEPARATOR}{exc.message}")
 
@@ -205,7 +215,7 @@ class SessionGrants:
             table.update({"database.configure": self._db_configure, "database.query": self._db_query,
                           "database.exec": self._db_exec, "database.close": self._db_close})
         out = {name: HostFunction(_guarded(fn)) for name, fn in table.items()}
-        out[REQUIRE_FUNCTION] = HostFunction(_guarded(self._require))
+        out[REQUIRE_FUNCTION] = require_function(self._imports)
         if "exec" in self.modules:
             # The daemon records every run: the command and how it ended (never its arguments).
             out["exec.run"] = HostFunction(_guarded(self._exec_run), detail=_command_detail)
@@ -253,12 +263,6 @@ class SessionGrants:
         return sb.wall_deadline, sb.stopping
 
     # ----- require ----------------------------------------------------------------------------
-
-    def _require(self, specifier: Any, referrer: Any) -> dict[str, Any]:
-        try:
-            return self._imports.require(specifier, referrer)
-        except ImportRefused as exc:
-            raise ModuleError(exc.code, exc.message) from None
 
     # ----- fs ---------------------------------------------------------------------------------
 

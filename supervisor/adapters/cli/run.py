@@ -129,6 +129,7 @@ def _run_embedded(code: str, filename: str, forced_module: bool, limits: Any,
                   out: Output) -> tuple[dict[str, Any], bool]:
     from supervisor.base_images import BaseImages
     from supervisor.imports.entry import commonjs_main, entry_kind
+    from supervisor.libraries import Resolved
     from supervisor.modules.grants import SessionGrants
 
     root, name = _import_tree(filename)
@@ -138,10 +139,10 @@ def _run_embedded(code: str, filename: str, forced_module: bool, limits: Any,
     # No template, so no module: only `import` and `require` of the tree's files.
     grants = SessionGrants([], [], worktree=str(root), session_id=None, template_id=None,
                            data_dir=root)
-    bases = BaseImages(None, limits)
+    bases = BaseImages(limits)
     on_event = None if out.as_json else (lambda e: print_console_event(out, e.to_dict()))
     try:
-        sb = bases.sandbox([], limits, grants)
+        sb = bases.sandbox(Resolved([], {}), limits, grants)
         sb.auto_checkpoint = False
         with sb:
             previous = signal.signal(signal.SIGINT, lambda *_: sb.cancel())
