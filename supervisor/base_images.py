@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import structlog
@@ -28,7 +29,7 @@ import structlog
 from sandbox import Limits, Sandbox
 from supervisor.errors import LibraryNotFound
 from supervisor.imports.loader import GUEST_HOOK, ImportLoader
-from supervisor.imports.resolution import PACKAGE_PREFIX, ImportRefused, Resolver
+from supervisor.imports.resolution import PACKAGE_PREFIX, ImportRefused, Package, Resolver
 from supervisor.imports.tree import EmptyTree
 from supervisor.libraries import Library, Resolved, script_entry
 from supervisor.modules.grants import (
@@ -80,17 +81,9 @@ class BaseImages:
         return sandbox
 
     def _build(self, modules: tuple[str, ...], resolved: Resolved) -> Base:
-        # The base's own imports reach the packages only: a session's worktree is its own.
-        loader = ImportLoader(Resolver(EmptyTree(), packages=resolved.packages, modules=modules))
-        functions = placeholder_functions(modules)
-        functions[REQUIRE_FUNCTION] = require_function(loader)
-        sandbox = Sandbox(limits=self._setup_limits, auto_checkpoint=True, functions=functions,
-                          modules=loader)
+        sandbox, loader = sandbox_with_packages(resolved.packages, self._setup_limits, modules)
         base = Base(sandbox)
         try:
-            out = sandbox.eval(guest_source(modules), filename="vm-system:modules")
-            if out.status != "ok":  # the guest half is ours: failing here is a bug, said loudly
-                raise RuntimeError(f"the modules' guest half failed: {out.error}")
             for lib in resolved.libraries:
                 if lib.package is not None:
                     self._load_package(base, lib.package, loader)
@@ -149,6 +142,21 @@ class BaseImages:
             for base in self._bases.values():
                 base.sandbox.close()
             self._bases.clear()
+
+
+def sandbox_with_packages(packages: Mapping[str, Package], limits: Limits,
+                          modules: tuple[str, ...] = ()) -> tuple[Sandbox, ImportLoader]:
+    """A new sandbox with the guest half of `modules` evaluated (placeholders for their
+    functions) whose `import` and `require` reach `packages` only, and the loader it uses."""
+    loader = ImportLoader(Resolver(EmptyTree(), packages=packages, modules=modules))
+    functions = placeholder_functions(modules)
+    functions[REQUIRE_FUNCTION] = require_function(loader)
+    sandbox = Sandbox(limits=limits, auto_checkpoint=True, functions=functions, modules=loader)
+    out = sandbox.eval(guest_source(modules), filename="vm-system:modules")
+    if out.status != "ok":  # the guest half is ours: failing here is a bug, said loudly
+        sandbox.close()
+        raise RuntimeError(f"the modules' guest half failed: {out.error}")
+    return sandbox, loader
 
 
 def _global_names(sandbox: Sandbox) -> set[str]:

@@ -48,6 +48,7 @@ from supervisor.process_memory import rss_bytes
 from supervisor.reads import StoreReads
 from supervisor.settings import Ceilings, effective_limits, validate_patch
 from supervisor.templates import Templates
+from supervisor.typescript import TypeScript, is_typescript, transpiler_base
 from supervisor.worktree import check_worktree, read_worktree_file
 
 log = structlog.get_logger("supervisor")
@@ -104,6 +105,11 @@ class Supervisor(StoreReads):
         self.templates = Templates(store, ceilings, self._libraries)
         self._pipeline = Pipeline(store)
         self._bases = BaseImages(effective_limits({}, ceilings))
+        # TypeScript files are stripped in a sandbox holding a pinned transpiler, fetched from
+        # the registry into the data directory on first use; what it strips is kept there too.
+        self._typescript = TypeScript(
+            transpiler_base(data_dir / "typescript" / "transpiler", self.packages.registry),
+            cache_dir=data_dir / "typescript" / "stripped")
         self._live: dict[str, LiveSession] = {}
         self._live_lock = threading.Lock()
         self._images = ImageWriter(store, image_key, self._live_sessions, image_interval)
@@ -185,7 +191,15 @@ class Supervisor(StoreReads):
         return SessionGrants(settings.get("modules") or [], settings.get("capabilities") or [],
                              worktree=worktree, session_id=session_id, template_id=template_id,
                              data_dir=self.data_dir, resolver=settings.get("resolver"),
-                             packages=self._libraries.packages_of(settings.get("packages") or []))
+                             packages=self._libraries.packages_of(settings.get("packages") or []),
+                             transform=self._strip_types)
+
+    def _strip_types(self, name: str, source: str) -> str:
+        return self._typescript.javascript(source, name)
+
+    def _javascript(self, relative: str, code: str) -> str:
+        """The code a file runs: a TypeScript file's, stripped of its types."""
+        return self._typescript.javascript(code, relative) if is_typescript(relative) else code
 
     @property
     def _images_key(self) -> bytes:
@@ -297,7 +311,8 @@ class Supervisor(StoreReads):
     def _run_startup(self, live: LiveSession, path: str, mode: str = "eval") -> None:
         relative, code = read_worktree_file(live.worktree_path, path)
         spec = ExecSpec("startup", live.id, None, relative, {}, {}, relative)
-        request = _request(live.runtime, live.limits, code, relative, module=mode == "import")
+        request = _request(live.runtime, live.limits, self._javascript(relative, code), relative,
+                           module=mode == "import")
         with live.lock:
             execution = self._pipeline.execute(spec, live.host, request)
             live.last_execution_id = execution_label(live.host.checkpoint_label())
@@ -381,7 +396,8 @@ class Supervisor(StoreReads):
         env = _check_json_object(env, "env")
         relative, code = read_worktree_file(live.worktree_path, path)
         spec = ExecSpec("run_file", live.id, None, relative, args, env, relative)
-        request = self._request(live, code, relative, {"args": args, "env": env})
+        request = self._request(live, self._javascript(relative, code), relative,
+                                {"args": args, "env": env})
         return self._execute_in(live, spec, request)
 
     def run(self, *, code: Any = None, path: Any = None, template_id: str | None = None,
@@ -417,13 +433,15 @@ class Supervisor(StoreReads):
         else:
             filename, code = read_worktree_file(str(self.run_root), path)
             echo, stored_path = filename, filename
+            code = self._javascript(filename, code)
         effective = effective_limits(limit_values, self.ceilings)
         resolved = self._libraries.resolve(libraries)
         # The worktree of a one-shot run (its imports, its modules) is the run root; its
         # private database is its own, and goes with it.
         grants = SessionGrants(modules, capabilities, worktree=str(self.run_root),
                                session_id=f"run-{uuid.uuid4()}", template_id=template_id,
-                               data_dir=self.data_dir, resolver=resolver, packages=resolved.packages)
+                               data_dir=self.data_dir, resolver=resolver, packages=resolved.packages,
+                               transform=self._strip_types)
         try:
             sandbox = self._bases.sandbox(resolved, effective, grants)
         except BaseException:
@@ -521,6 +539,7 @@ class Supervisor(StoreReads):
         with self._live_lock:
             self._live.clear()
         self._bases.close()
+        self._typescript.close()
         self.packages.close()
         self.store.close()
         log.info("supervisor_closed", sessions=len(live))

@@ -26,23 +26,19 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
 from sandbox import Limits, Sandbox
+from supervisor.base_images import sandbox_with_packages
+from supervisor.imports.resolution import Package
+from supervisor.packages.locked import LockedPackage, load_locked
+from supervisor.packages.registry import RegistryClient
 
 log = structlog.get_logger("supervisor.typescript")
 
 TRANSPILER = "sucrase@3.35.1"
-
-
-@dataclass(frozen=True)
-class LockedPackage:
-    name: str
-    version: str
-    integrity: str
 
 
 # What sucrase's `transform` requires, each exactly, with the registry's sha512: a registry
@@ -72,11 +68,36 @@ _MEMORY_ENTRIES = 256
 # The function the transpiler's base defines: (source, filename) -> the stripped text.
 STRIP_FUNCTION = "__vmStripTypes"
 STRIP_DEFINITION = (
-    "globalThis.__vmStripTypes = (source, filePath) => require('sucrase').transform(source, "
+    "(() => { const sucrase = require('sucrase');"
+    " globalThis.__vmStripTypes = (source, filePath) => sucrase.transform(source, "
     "{transforms: ['typescript'], filePath, keepUnusedImports: true, "
-    "disableESTransforms: true}).code;"
+    "disableESTransforms: true}).code; })();"
 )
+# Stripped once in the base, so that whatever the transpiler loads on first use is loaded
+# there, in the state every clone starts from.
+WARM_UP = "enum E { A } class C { constructor(private x: number) {} } export const f = (a: E): C => new C(a);"
 _POSITION = re.compile(r"\s*\((\d+):(\d+)\)\s*$")
+
+
+def transpiler_base(cache_dir: Path, registry: RegistryClient) -> Callable[[], Sandbox]:
+    """What `TypeScript` builds its base with: a sandbox holding the locked transpiler, its
+    packages fetched into `cache_dir` on first use."""
+    def make() -> Sandbox:
+        locked = load_locked(TRANSPILER_LOCK, cache_dir, registry)
+        packages = {name: Package(version, tree) for name, (version, tree) in locked.items()}
+        sandbox, _ = sandbox_with_packages(packages, STRIP_LIMITS)
+        out = sandbox.eval(STRIP_DEFINITION, filename="vm-system:typescript")
+        if out.status != "ok":
+            sandbox.close()
+            reason = out.error.message if out.error is not None else out.status
+            raise RuntimeError(f"the transpiler failed to load: {reason}")
+        warm = sandbox.call(STRIP_FUNCTION, WARM_UP, "warm-up.ts")
+        if warm.status != "ok":
+            sandbox.close()
+            raise RuntimeError(f"the transpiler failed its warm-up: {warm.error}")
+        sandbox.checkpoint("transpiler")
+        return sandbox
+    return make
 
 
 def is_typescript(path: str) -> bool:
@@ -120,6 +141,15 @@ class TypeScript:
         code = self._transpile(source, path)
         self._remember(key, code)
         return code
+
+    def javascript(self, source: str, path: str) -> str:
+        """What runs for the TypeScript file `path`: its stripped text, or a script that throws
+        what stopped it (a SyntaxError naming the `.ts` line), so that a file that does not
+        strip fails as an execution, as a JavaScript file that does not parse does."""
+        try:
+            return self.strip(source, path)
+        except TypeScriptError as exc:
+            return throwing_script(exc)
 
     def close(self) -> None:
         with self._lock:
@@ -201,7 +231,7 @@ def _syntax_error(message: str, path: str) -> TypeScriptError:
 
 
 def throwing_script(error: TypeScriptError) -> str:
-    """A script that fails as the file would have: a SyntaxError naming its line, so a
-    TypeScript file that does not parse is an execution with status `error`, as a JavaScript
-    one is."""
-    return f"throw new SyntaxError({json.dumps(error.message)});"
+    """A script that fails as the file would have: a SyntaxError naming its line when it does
+    not parse, an Error saying why when the transpiler could not run."""
+    kind = "SyntaxError" if error.line is not None else "Error"
+    return f"throw new {kind}({json.dumps(error.message)});"

@@ -21,11 +21,12 @@ EntryKind = Literal["module", "script", "commonjs"]
 
 
 def entry_kind(filename: str, code: str, *, esm: bool) -> EntryKind:
-    if filename.endswith(".cjs"):
+    """(TypeScript files, stripped, as the JavaScript suffix they stand for: `.cts`, `.mts`, `.ts`.)"""
+    if filename.endswith((".cjs", ".cts")):
         return "commonjs"
-    if filename.endswith(".mjs"):
+    if filename.endswith((".mjs", ".mts")):
         return "module" if esm else "script"
-    if filename.endswith(".js") and esm and uses_module_syntax(code):
+    if filename.endswith((".js", ".ts")) and esm and uses_module_syntax(code):
         return "module"
     return "script"
 

@@ -111,7 +111,7 @@ class ImportLoader:
             return {"name": name, "kind": "builtin", "source": name[len(BUILTIN_PREFIX):]}
         location = self.resolver.locate(name)
         text = self._text(location)
-        kind = self._format(location, text)
+        kind = self._format(location, text, required=True)
         if kind == "module":
             raise ImportRefused("ERR_REQUIRE_ESM", f"require() of the ES module {name} is not "
                                 "supported: import it instead")
@@ -161,7 +161,7 @@ class ImportLoader:
                                     "gave no text")
         return text
 
-    def _format(self, location: Location, text: str) -> Format:
+    def _format(self, location: Location, text: str, *, required: bool = False) -> Format:
         ext = _extension(location.path)
         if ext in _FORMAT_BY_EXTENSION:
             return _FORMAT_BY_EXTENSION[ext]
@@ -169,5 +169,9 @@ class ImportLoader:
         if declared == "module":
             return "module"
         if declared == "commonjs":
+            return "commonjs"
+        if required and location.package is not None:
+            # A package's `.js` that its own code requires is CommonJS, as Node takes it: no
+            # syntax scan of every file of a large package (sucrase's 200 cost seconds).
             return "commonjs"
         return "module" if uses_module_syntax(text) else "commonjs"

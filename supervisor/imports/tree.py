@@ -29,3 +29,27 @@ class EmptyTree:
 
     def read(self, path: str) -> bytes:
         raise FileNotFoundError(path)
+
+
+class MemoryTree:
+    """Files held in memory (a package unpacked from a verified tarball)."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self._files = dict(files)
+        dirs = {""}
+        for path in self._files:
+            parts = path.split("/")[:-1]
+            for i in range(1, len(parts) + 1):
+                dirs.add("/".join(parts[:i]))
+        self._dirs = frozenset(dirs)
+
+    def kind(self, path: str) -> Kind | None:
+        if path in self._files:
+            return "file"
+        return "dir" if path in self._dirs else None
+
+    def read(self, path: str) -> bytes:
+        try:
+            return self._files[path]
+        except KeyError:
+            raise FileNotFoundError(path) from None

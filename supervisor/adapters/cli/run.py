@@ -6,7 +6,7 @@ import argparse
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from supervisor.adapters.api_time import api_time
 from supervisor.adapters.cli import exit_codes
@@ -21,6 +21,9 @@ from supervisor.adapters.cli.outcome import (
 from supervisor.adapters.cli.output import Output
 from vocabulary import LimitName
 
+if TYPE_CHECKING:
+    from supervisor.typescript import TypeScript
+
 LIMIT_FLAGS: tuple[tuple[str, LimitName, str], ...] = (
     ("--cpu-ms", "cpu_ms", "CPU time limit in milliseconds"),
     ("--wall-ms", "wall_ms", "wall-clock limit in milliseconds"),
@@ -32,7 +35,9 @@ LIMIT_FLAGS: tuple[tuple[str, LimitName, str], ...] = (
 DESCRIPTION = f"""\
 Run FILE (or -e CODE) once in a fresh sandbox and print its console output as it happens, then
 its value or its error. An ES module's value is its namespace (what it exports), printed unless
-it exports nothing.
+it exports nothing. A TypeScript file has its types stripped first, by a pinned transpiler run in
+a sandbox (fetched from the npm registry on first use into the user's cache directory); errors
+name the .ts file's own lines.
 
 Embedded by default: no daemon is needed, and none is used even when ${URL_ENV} is set (the
 environment picks which daemon, never whether). --remote runs it on the daemon at ${URL_ENV}
@@ -54,7 +59,7 @@ def add_parser(subparsers: Any) -> None:
         description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("file", nargs="?", metavar="FILE", help="JavaScript file to run")
+    source.add_argument("file", nargs="?", metavar="FILE", help="JavaScript or TypeScript (.ts, .mts, .cts) file to run")
     source.add_argument("-e", "--eval", dest="code", metavar="CODE", help="JavaScript source to run")
     p.add_argument("--module", action="store_true",
                    help="evaluate as an ES module (the default for .mjs files)")
@@ -125,8 +130,21 @@ def _import_tree(filename: str) -> tuple[Path, str]:
     return path.parent, path.name
 
 
+def _typescript() -> TypeScript:
+    """The transpiler of TypeScript files, its packages and what it strips cached in the user's
+    cache directory (fetched from $VM_SYSTEM_NPM_REGISTRY, else npm's, on first use)."""
+    import platformdirs
+
+    from supervisor.packages import RegistryClient, registry_url
+    from supervisor.typescript import TypeScript, transpiler_base
+
+    cache = Path(platformdirs.user_cache_dir("vm-system")) / "typescript"
+    return TypeScript(transpiler_base(cache / "transpiler", RegistryClient(registry_url())),
+                      cache_dir=cache / "stripped")
+
+
 def _run_embedded(code: str, filename: str, forced_module: bool, limits: Any,
-                  out: Output) -> tuple[dict[str, Any], bool]:
+                  out: Output, typescript: TypeScript) -> tuple[dict[str, Any], bool]:
     from supervisor.base_images import BaseImages
     from supervisor.imports.entry import commonjs_main, entry_kind
     from supervisor.libraries import Resolved
@@ -138,7 +156,7 @@ def _run_embedded(code: str, filename: str, forced_module: bool, limits: Any,
         code = commonjs_main(name, code)
     # No template, so no module: only `import` and `require` of the tree's files.
     grants = SessionGrants([], [], worktree=str(root), session_id=None, template_id=None,
-                           data_dir=root)
+                           data_dir=root, transform=lambda n, text: typescript.javascript(text, n))
     bases = BaseImages(limits)
     on_event = None if out.as_json else (lambda e: print_console_event(out, e.to_dict()))
     try:
@@ -198,13 +216,22 @@ def _run_remote(args: argparse.Namespace, code: str, is_module: bool,
 
 
 def run(args: argparse.Namespace) -> int:
+    from supervisor.typescript import is_typescript
+
     code, filename, is_module = _read_source(args)
     limits = _limits(args)
     out = Output(as_json=args.json)
-    if args.remote or args.server_url:
-        doc = _run_remote(args, code, is_module, out)
-    else:
-        doc, is_module = _run_embedded(code, filename, is_module, limits, out)
+    typescript = _typescript()
+    try:
+        if is_typescript(filename):
+            # Stripped here, also for a daemon: what it is sent is the JavaScript.
+            code = typescript.javascript(code, Path(filename).name)
+        if args.remote or args.server_url:
+            doc = _run_remote(args, code, is_module, out)
+        else:
+            doc, is_module = _run_embedded(code, filename, is_module, limits, out, typescript)
+    finally:
+        typescript.close()
     if out.as_json:
         out.json(doc)
     else:
