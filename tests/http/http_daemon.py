@@ -35,6 +35,7 @@ API_STATUS = {
     "SESSION_NOT_FOUND": 404,
     "EXECUTION_NOT_FOUND": 404,
     "FILE_NOT_FOUND": 404,
+    "PACKAGE_NOT_FOUND": 404,
     "SESSION_NOT_READY": 409,
     "SESSION_BUSY": 409,
     "TEMPLATE_EXISTS": 409,
@@ -44,13 +45,19 @@ API_STATUS = {
     "MODULE_NOT_ALLOWED": 422,
     "LIBRARY_NOT_FOUND": 422,
     "INVALID_CAPABILITY": 422,
+    "INTEGRITY_MISMATCH": 422,
+    "PACKAGE_REFUSED": 422,
     "INTERNAL": 500,
+    "REGISTRY_UNREACHABLE": 502,
+    "REGISTRY_BAD_RESPONSE": 502,
     "TOO_MANY_STREAMS": 503,
     "WORKER_LOST": 503,
     "SHUTTING_DOWN": 503,
 }
 # The 503s: retryable, each with a Retry-After.
 RETRYABLE = {"TOO_MANY_STREAMS", "WORKER_LOST", "SHUTTING_DOWN"}
+# The 502s: the package store's registry failed; the message is written for the client.
+UPSTREAM = {"REGISTRY_UNREACHABLE", "REGISTRY_BAD_RESPONSE"}
 
 # RFC 3339, UTC, with microseconds.
 TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|\+00:00)$")
@@ -207,6 +214,9 @@ def check_envelope(response: httpx.Response) -> dict[str, Any]:
     if response.status_code == 503:
         if error["code"] not in RETRYABLE or not response.headers.get("retry-after", "").isdigit():
             raise ContractViolation(f"{where}: a 503 must be retryable with a Retry-After: {error!r}")
+    elif response.status_code == 502:
+        if error["code"] not in UPSTREAM:
+            raise ContractViolation(f"{where}: a 502 must be a registry failure: {error!r}")
     elif response.status_code >= 500 and error["code"] != "INTERNAL":
         raise ContractViolation(f"{where}: a 5xx must be INTERNAL, got {error['code']}")
     return error

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,11 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+
+# The package store's registry is a local registry-shaped server (tests/packages), so that
+# `POST /libraries` never reaches the real npm registry from generated requests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "packages"))
+from registry_server import LocalRegistry  # noqa: E402
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
@@ -57,9 +63,18 @@ def before_generate_case(context: Any, strategy: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def st_daemon(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def st_registry() -> Iterator[LocalRegistry]:
+    with LocalRegistry() as reg:
+        for version in ("1.0.0", "1.1.0", "2.0.0"):
+            reg.publish("st-pkg", version, {"index.js": b"module.exports = 1;\n"})
+        reg.publish("@st/scoped", "1.0.0", {"index.js": b"1"})
+        yield reg
+
+
+@pytest.fixture(scope="module")
+def st_daemon(tmp_path_factory: pytest.TempPathFactory, st_registry: LocalRegistry) -> Any:
     root = tmp_path_factory.mktemp("schemathesis")
-    proc = start_daemon(root / "daemon")
+    proc = start_daemon(root / "daemon", "--registry", st_registry.url)
     proc.worktree = make_worktree(root)  # type: ignore[attr-defined]
     yield proc
     rc = proc.stop()
@@ -116,6 +131,8 @@ def test_success_responses_conform(st_schema: Any, st_daemon: Daemon, seeded: di
         to_close = new_session(api, tid, Path(seeded["worktree"]))["id"]
         to_delete = new_session(api, tid, Path(seeded["worktree"]))["id"]
         doomed_tpl = new_template(api)["id"]
+        for spec in ("st-pkg@1.0.0", "st-pkg@1.1.0", "@st/scoped@1.0.0"):
+            assert api.post("/libraries", json={"name": spec}).status_code == 201
     calls: list[tuple[str, str, dict[str, Any], dict[str, Any] | None, Any]] = [
         ("GET", "/api/v1/health", {}, None, None),
         ("GET", "/api/v1/runtime/summary", {}, None, None),
@@ -162,6 +179,15 @@ def test_success_responses_conform(st_schema: Any, st_daemon: Daemon, seeded: di
         ("GET", "/api/v1/executions/{execution_id}/events", {"execution_id": eid}, {"after_seq": 0}, None),
         ("GET", "/api/v1/executions/{execution_id}/events/stream", {"execution_id": eid}, None, None),
         ("DELETE", "/api/v1/templates/{template_id}", {"template_id": doomed_tpl}, None, None),
+        ("POST", "/api/v1/libraries", {}, None, {"name": "st-pkg-2.0.0", "with_deps": True}),
+        ("GET", "/api/v1/libraries", {}, None, None),
+        ("GET", "/api/v1/libraries/{name}/{version}", {"name": "st-pkg", "version": "1.0.0"}, None, None),
+        ("GET", "/api/v1/libraries/@{scope}/{name}/{version}",
+         {"scope": "st", "name": "scoped", "version": "1.0.0"}, None, None),
+        ("POST", "/api/v1/libraries/verify", {}, None, None),
+        ("DELETE", "/api/v1/libraries/{name}/{version}", {"name": "st-pkg", "version": "1.1.0"}, None, None),
+        ("DELETE", "/api/v1/libraries/@{scope}/{name}/{version}",
+         {"scope": "st", "name": "scoped", "version": "1.0.0"}, None, None),
     ]
     covered = set()
     for method, path, path_parameters, query, body in calls:

@@ -14,6 +14,7 @@ test can break exactly one thing. `routes` maps a path to a raw answer for anyth
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import hashlib
 import io
@@ -98,10 +99,8 @@ class LocalRegistry:
                 length = answer.content_length if answer.content_length is not None else len(answer.body)
                 self.send_header("Content-Length", str(length))
                 self.end_headers()
-                try:
+                with contextlib.suppress(OSError):
                     self.wfile.write(answer.body)
-                except OSError:
-                    pass
                 if answer.content_length is not None:
                     self.close_connection = True
 
