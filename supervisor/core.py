@@ -38,8 +38,8 @@ from supervisor.errors import (
 )
 from supervisor.host import ExecRequest, InThreadHost
 from supervisor.ids import check_uuid, execution_label
-from supervisor.live import LiveSession, acquire_for_execution
 from supervisor.imports.entry import commonjs_main, entry_kind
+from supervisor.live import LiveSession, acquire_for_execution
 from supervisor.modules.grants import SessionGrants
 from supervisor.pipeline import ExecSpec, Pipeline
 from supervisor.process_memory import rss_bytes

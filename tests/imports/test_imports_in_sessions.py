@@ -36,10 +36,13 @@ def worktree(tmp_path: Path) -> Path:
         "src/config.json": '{"n": 21, "__proto__": {"polluted": true}}',
         "src/counter.cjs": "let n = 0; exports.next = () => ++n; exports.name = 'counter';\n",
         "src/a.cjs": "exports.early = 'a'; const b = require('./b.cjs'); exports.fromB = b.value;\n",
-        "src/b.cjs": "const a = require('./a.cjs'); exports.value = 'b saw ' + a.early + ',' + a.fromB;\n",
-        "src/self.mjs": "import * as me from './self.mjs';\nexport const x = 1;\nexport const keys = () => Object.keys(me);\n",
+        "src/b.cjs": ("const a = require('./a.cjs');\n"
+                      "exports.value = 'b saw ' + a.early + ',' + a.fromB;\n"),
+        "src/self.mjs": ("import * as me from './self.mjs';\nexport const x = 1;\n"
+                         "export const keys = () => Object.keys(me);\n"),
         "src/ping.mjs": "import { pong } from './pong.mjs';\nexport const ping = () => 'ping ' + pong();\n",
-        "src/pong.mjs": "import { ping } from './ping.mjs';\nexport const pong = () => 'pong';\nexport const both = () => ping();\n",
+        "src/pong.mjs": ("import { ping } from './ping.mjs';\nexport const pong = () => 'pong';\n"
+                         "export const both = () => ping();\n"),
         "src/sloppy.cjs": "undeclared = 5; module.exports = typeof undeclared;\n",
         "src/throws.cjs": "throw new TypeError('at load ' + __filename);\n",
         "src/esm.mjs": "export default 1;\n",
@@ -117,7 +120,8 @@ def test_require_failures_have_nodes_codes(sup: Supervisor, sid: str) -> None:
     assert caught(sup, sid, "require('./nothing')") == ["MODULE_NOT_FOUND", "Cannot find module './nothing'"]
     assert caught(sup, sid, "require('left-pad')") == ["MODULE_NOT_FOUND", "Cannot find module 'left-pad'"]
     assert caught(sup, sid, "require('./src/esm.mjs')")[0] == "ERR_REQUIRE_ESM"
-    assert caught(sup, sid, "require('../outside.js')") == ["ERR_ACCESS_DENIED", "'../outside.js' leads out of the worktree"]
+    assert caught(sup, sid, "require('../outside.js')") == ["ERR_ACCESS_DENIED",
+                                                           "'../outside.js' leads out of the worktree"]
     assert caught(sup, sid, "require('/etc/passwd')")[0] == "ERR_ACCESS_DENIED"
     for url in ("qjs:std", "file:///etc/passwd", "data:text/javascript,1", "https://x.test/a.js"):
         assert caught(sup, sid, f"require({url!r})")[0] == "ERR_UNSUPPORTED_ESM_URL_SCHEME"
@@ -218,14 +222,17 @@ def test_one_shot_runs_import_from_the_run_root(worktree: Path, sup: Supervisor)
     assert ex.status == "ok", ex.error
     assert ex.result is not None and ex.result["json"]["r"][0] == 42
     ex = sup.run(code="require('./src/util.js')")
-    assert ex.status == "error" and ex.error is not None and ex.error["message"].startswith("require() of the ES module")
+    assert ex.status == "error" and ex.error is not None
+    assert ex.error["message"].startswith("require() of the ES module")
 
 
 def test_packages_from_directories_by_bare_name(tmp_path: Path, worktree: Path) -> None:
     """The loader given packages (as the integrator passes a template's libraries)."""
     packages = tmp_path / "packages"
     write(packages / "lodash", {"package.json": '{"name": "lodash", "main": "lodash.js"}',
-                                "lodash.js": "exports.chunk = (a, n) => { const o = []; for (let i = 0; i < a.length; i += n) o.push(a.slice(i, i + n)); return o; };\n"})
+                                "lodash.js": ("exports.chunk = (a, n) => { const o = [];\n"
+                                              "  for (let i = 0; i < a.length; i += n) o.push(a.slice(i, i + n));\n"
+                                              "  return o; };\n")})
     write(packages / "dual", {"package.json": '{"exports": {".": {"import": "./index.mjs", "require": "./index.cjs"}}}',
                               "index.mjs": "export const kind = 'esm';\n", "index.cjs": "exports.kind = 'cjs';\n"})
     write(packages / "bad", {"package.json": '{"main": "../lodash/lodash.js"}'})
