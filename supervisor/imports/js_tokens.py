@@ -103,18 +103,11 @@ def tokens(src: str) -> Iterator[Token]:
             if more:
                 braces.append(True)
             continue
+        after_blank = _skip_blank(src, i)
+        if after_blank != i:
+            i = after_blank
+            continue
         ch = src[i]
-        if ch in " \t\r\n\f\v\u00a0\ufeff\u2028\u2029":
-            i += 1
-            continue
-        if src.startswith("//", i):
-            end = src.find("\n", i)
-            i = n if end < 0 else end
-            continue
-        if src.startswith("/*", i):
-            end = src.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-            continue
         if ch in "'\"":
             i, value = _skip_string(src, i, ch)
             prev = Token("string", value)
@@ -127,20 +120,9 @@ def tokens(src: str) -> Iterator[Token]:
             if more:
                 braces.append(True)
             continue
-        if ch in _WORD_START or ord(ch) > 0x7F:
-            start = i
-            while i < n and _word_char(src[i]):
-                i += 1
-            if i == start:  # a lone backslash or an odd character
-                i += 1
-            prev = Token("name", src[start:i])
-            yield prev
-            continue
-        if ch.isdigit() or (ch == "." and i + 1 < n and src[i + 1].isdigit()):
-            start = i
-            while i < n and (_word_char(src[i]) or src[i] == "."):
-                i += 1
-            prev = Token("number", src[start:i])
+        word = _word(src, i)
+        if word is not None:
+            i, prev = word
             yield prev
             continue
         if ch == "/" and _regex_allowed(prev):
@@ -150,11 +132,10 @@ def tokens(src: str) -> Iterator[Token]:
             continue
         if ch == "{":
             braces.append(False)
-        elif ch == "}" and braces:
-            if braces.pop():
-                i += 1
-                resume_template = True
-                continue
+        elif ch == "}" and braces and braces.pop():
+            i += 1
+            resume_template = True
+            continue
         text = next((p for p in _PUNCT3 if src.startswith(p, i)), None) or \
             next((p for p in _PUNCT2 if src.startswith(p, i)), None) or ch
         if text == ">>>" and src.startswith(">>>=", i):
@@ -162,6 +143,36 @@ def tokens(src: str) -> Iterator[Token]:
         i += len(text)
         prev = Token("punct", text)
         yield prev
+
+
+def _skip_blank(src: str, i: int) -> int:
+    """The index after the whitespace or comment at i (i itself if there is none)."""
+    n = len(src)
+    if src[i] in " \t\r\n\f\v\u00a0\ufeff\u2028\u2029":
+        return i + 1
+    if src.startswith("//", i):
+        end = src.find("\n", i)
+        return n if end < 0 else end
+    if src.startswith("/*", i):
+        end = src.find("*/", i + 2)
+        return n if end < 0 else end + 2
+    return i
+
+
+def _word(src: str, i: int) -> tuple[int, Token] | None:
+    """A name or a number at i: (the index after it, its token)."""
+    n = len(src)
+    ch = src[i]
+    start = i
+    if ch in _WORD_START or ord(ch) > 0x7F:
+        while i < n and _word_char(src[i]):
+            i += 1
+        return max(i, start + 1), Token("name", src[start:max(i, start + 1)])
+    if ch.isdigit() or (ch == "." and i + 1 < n and src[i + 1].isdigit()):
+        while i < n and (_word_char(src[i]) or src[i] == "."):
+            i += 1
+        return i, Token("number", src[start:i])
+    return None
 
 
 def _template_part(src: str, i: int) -> tuple[int, bool]:

@@ -54,12 +54,14 @@ _FORMAT_BY_EXTENSION: dict[str, Format] = {
 _DETECTED = (".js", ".ts")
 _TYPESCRIPT = (".ts", ".mts", ".cts")
 _IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
-_RESERVED = frozenset("""
-    await break case catch class const continue debugger default delete do else enum export
-    extends false finally for function if implements import in instanceof interface let new
-    null package private protected public return static super switch this throw true try
-    typeof var void while with yield arguments eval undefined NaN Infinity
-""".split())
+_RESERVED = frozenset((
+    "await", "break", "case", "catch", "class", "const", "continue", "debugger", "default",
+    "delete", "do", "else", "enum", "export", "extends", "false", "finally", "for", "function",
+    "if", "implements", "import", "in", "instanceof", "interface", "let", "new", "null", "package",
+    "private", "protected", "public", "return", "static", "super", "switch", "this", "throw",
+    "true", "try", "typeof", "var", "void", "while", "with", "yield", "arguments", "eval",
+    "undefined", "NaN", "Infinity",
+))
 
 
 def _extension(path: str) -> str:

@@ -78,9 +78,9 @@ def commonjs_exports(src: str) -> list[str]:
                 and _is_name(_at(toks, i + 2), "defineProperty") and _is(_at(toks, i + 3), "("):
             j = _exports_target(toks, i + 4)
             if j is not None and _is(_at(toks, j), ","):
-                key = _at(toks, j + 1)
-                if key is not None and key.kind == "string" and _is(_at(toks, j + 2), ","):
-                    found.setdefault(key.text)
+                target = _at(toks, j + 1)
+                if target is not None and target.kind == "string" and _is(_at(toks, j + 2), ","):
+                    found.setdefault(target.text)
     return [name for name in found if name not in ("default", "__esModule")]
 
 

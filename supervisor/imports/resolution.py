@@ -391,9 +391,9 @@ def _exports_target(exports: Any, subpath: str, mode: Mode) -> str | None:
         if not isinstance(key, str) or key.count("*") != 1:
             continue
         head, tail = key.split("*")
-        if subpath.startswith(head) and subpath.endswith(tail) and len(subpath) >= len(key) - 1:
-            if best is None or len(head) > len(best[0].split("*")[0]):
-                best = (key, subpath[len(head):len(subpath) - len(tail)])
+        matches = subpath.startswith(head) and subpath.endswith(tail) and len(subpath) >= len(key) - 1
+        if matches and (best is None or len(head) > len(best[0].split("*")[0])):
+            best = (key, subpath[len(head):len(subpath) - len(tail)])
     if best is None:
         return None
     return _target(exports[best[0]], mode, best[1])

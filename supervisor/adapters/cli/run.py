@@ -59,7 +59,8 @@ def add_parser(subparsers: Any) -> None:
         description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("file", nargs="?", metavar="FILE", help="JavaScript or TypeScript (.ts, .mts, .cts) file to run")
+    source.add_argument("file", nargs="?", metavar="FILE",
+                        help="JavaScript or TypeScript (.ts, .mts, .cts) file to run")
     source.add_argument("-e", "--eval", dest="code", metavar="CODE", help="JavaScript source to run")
     p.add_argument("--module", action="store_true",
                    help="evaluate as an ES module (the default for .mjs files)")
