@@ -16,6 +16,7 @@ from supervisor.base_images import BaseImages
 from supervisor.errors import StartupModeUnsupported
 from supervisor.imports.resolution import Package
 from supervisor.imports.worktree_tree import WorktreeTree
+from supervisor.libraries import Resolved
 from supervisor.modules.grants import SessionGrants
 
 CATCH = "(() => {{ try {{ {code}; return 'no error'; }} catch (e) {{ return [e.code, e.message]; }} }})()"
@@ -242,9 +243,9 @@ def test_packages_from_directories_by_bare_name(tmp_path: Path, worktree: Path) 
                                "lodash": Package("4.17.21", trees["lodash"]),
                                "dual": Package("1.0.0", trees["dual"]),
                                "bad": Package("0.1.0", trees["bad"])})
-    bases = BaseImages(None, Limits())
+    bases = BaseImages(Limits())
     try:
-        with bases.sandbox([], Limits(), grants) as sb:
+        with bases.sandbox(Resolved([], {}), Limits(), grants) as sb:
             out = sb.eval_module("import { chunk } from 'lodash';\nimport { kind } from 'dual';\n"
                                  "export const r = [chunk([1, 2, 3, 4], 2).length, kind, require('dual').kind,"
                                  " require('lodash') === require('lodash')];", filename="m.mjs")
