@@ -192,10 +192,7 @@ class Supervisor(StoreReads):
                              worktree=worktree, session_id=session_id, template_id=template_id,
                              data_dir=self.data_dir, resolver=settings.get("resolver"),
                              packages=self._libraries.packages_of(settings.get("packages") or []),
-                             transform=self._strip_types)
-
-    def _strip_types(self, name: str, source: str) -> str:
-        return self._typescript.javascript(source, name)
+                             transform=self._typescript.transform)
 
     def _javascript(self, relative: str, code: str) -> str:
         """The code a file runs: a TypeScript file's, stripped of its types."""
@@ -441,7 +438,7 @@ class Supervisor(StoreReads):
         grants = SessionGrants(modules, capabilities, worktree=str(self.run_root),
                                session_id=f"run-{uuid.uuid4()}", template_id=template_id,
                                data_dir=self.data_dir, resolver=resolver, packages=resolved.packages,
-                               transform=self._strip_types)
+                               transform=self._typescript.transform)
         try:
             sandbox = self._bases.sandbox(resolved, effective, grants)
         except BaseException:

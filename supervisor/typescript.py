@@ -32,7 +32,7 @@ import structlog
 
 from sandbox import Limits, Sandbox
 from supervisor.base_images import sandbox_with_packages
-from supervisor.imports.resolution import Package
+from supervisor.imports.resolution import ImportRefused, Package
 from supervisor.packages.locked import LockedPackage, load_locked
 from supervisor.packages.registry import RegistryClient
 
@@ -150,6 +150,15 @@ class TypeScript:
             return self.strip(source, path)
         except TypeScriptError as exc:
             return throwing_script(exc)
+
+    def transform(self, name: str, source: str) -> str:
+        """The loader's transform (`ImportLoader(transform=...)`): an import or require of a
+        file that does not strip fails, naming its line, before anything of it runs."""
+        try:
+            return self.strip(source, name)
+        except TypeScriptError as exc:
+            code = "ERR_INVALID_TYPESCRIPT_SYNTAX" if exc.line is not None else "ERR_TRANSFORM_FAILED"
+            raise ImportRefused(code, exc.message) from None
 
     def close(self) -> None:
         with self._lock:

@@ -157,7 +157,7 @@ def _run_embedded(code: str, filename: str, forced_module: bool, limits: Any,
         code = commonjs_main(name, code)
     # No template, so no module: only `import` and `require` of the tree's files.
     grants = SessionGrants([], [], worktree=str(root), session_id=None, template_id=None,
-                           data_dir=root, transform=lambda n, text: typescript.javascript(text, n))
+                           data_dir=root, transform=typescript.transform)
     bases = BaseImages(limits)
     on_event = None if out.as_json else (lambda e: print_console_event(out, e.to_dict()))
     try:
