@@ -70,7 +70,7 @@ STRIP_FUNCTION = "__vmStripTypes"
 STRIP_DEFINITION = (
     "(() => { const sucrase = require('sucrase');"
     " globalThis.__vmStripTypes = (source, filePath) => sucrase.transform(source, "
-    "{transforms: ['typescript'], filePath, keepUnusedImports: true, "
+    "{transforms: ['typescript'], filePath, keepUnusedImports: false, "
     "disableESTransforms: true}).code; })();"
 )
 # Stripped once in the base, so that whatever the transpiler loads on first use is loaded
@@ -134,7 +134,8 @@ class TypeScript:
         if len(source) > MAX_SOURCE_CHARS:
             raise TypeScriptError(f"{path}: {len(source)} characters; TypeScript files are "
                                   f"stripped up to {MAX_SOURCE_CHARS}", path=path)
-        key = hashlib.sha256(f"{TRANSPILER}\0{source}".encode("utf-8", "surrogatepass")).hexdigest()
+        # The transpiler and how it is called are part of the key: a change to either is a miss.
+        key = hashlib.sha256(f"{TRANSPILER}\0{STRIP_DEFINITION}\0{source}".encode("utf-8", "surrogatepass")).hexdigest()
         cached = self._cached(key)
         if cached is not None:
             return cached

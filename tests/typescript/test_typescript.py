@@ -211,3 +211,13 @@ def test_a_registry_lying_about_the_pinned_integrity_is_refused_before_unpacking
             sup.close()
     assert execution.status == "error"
     assert execution.error is not None and "does not match its sha512 integrity" in execution.error["message"]
+
+
+@pytest.mark.registry
+def test_an_import_of_types_only_is_removed_as_tsc_does(sup: Supervisor, worktree: Path) -> None:
+    (worktree / "types.ts").write_text("export interface Shape { area(): number }\nexport type Id = string;\n")
+    (worktree / "main.ts").write_text("import { Shape, Id } from './types';\nconst id: Id = 'sq';\n"
+                                      "const s: Shape = { area: () => 4 };\nexport const v = [id, s.area()];\n")
+    execution = sup.run_file(_session(sup, worktree), "main.ts")
+    assert execution.status == "ok", execution.error
+    assert execution.result is not None and execution.result["json"] == {"v": ["sq", 4]}
