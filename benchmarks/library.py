@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import Any
+
+from benchmarks.engines import NativeQuickJS
+from benchmarks.timing import CheckFailed, Sampler
+from benchmarks.workloads import Workload
 
 LIBRARY_NAME = "benchlib@1.0.0"
 LIBRARY_GLOBAL = "BenchLib"
@@ -159,3 +165,21 @@ def make_library(size: int = LIBRARY_BYTES, *, rows: int = 400, seed: int = 70) 
         used += cost
     source = head + "".join(body) + tail(names)
     return GeneratedLibrary(source, rows, sum(r[2] for r in table), len(names))
+
+
+def native_spawn(native: NativeQuickJS, load: Workload, stack: ExitStack) -> Sampler[Any]:
+    """Native QuickJS's "spawn" of a session with a library: a new context and the library
+    (`load.prelude`) evaluated in it, both timed; the check (`load.after`) after it, untimed."""
+    driver = native.driver(stack)
+
+    def spawn(_: Any) -> Any:
+        ctx = driver.open()
+        driver.evaluate(ctx, load.prelude)
+        return ctx
+
+    def check(ctx: Any) -> None:
+        got = driver.answer(ctx, None, load.after)
+        if got.after != load.after_expected:
+            raise CheckFailed(f"expected {load.after_expected!r}, got {got.after!r}")
+
+    return Sampler(spawn, check=check)

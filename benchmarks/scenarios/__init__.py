@@ -12,7 +12,8 @@ MODULES = (
     "eval_trivial", "eval_loop", "eval_fib", "eval_json", "eval_strings", "eval_console",
     "eval_library", "host_call_sync", "host_call_async", "timer_turn",
     "module_fs", "module_database", "module_exec", "module_fetch",
-    "sandbox_spawn", "sandbox_big_heap", "pipeline_repl", "pipeline_spawn", "pipeline_threads",
+    "sandbox_spawn", "sandbox_big_heap", "pipeline_repl", "pipeline_spawn", "pipeline_spawn_lodash",
+    "pipeline_imports", "pipeline_typescript", "pipeline_threads",
     "pipeline_threads_compute",
     "http_repl", "http_throughput", "process_run", "store_writes",
 )

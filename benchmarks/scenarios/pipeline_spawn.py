@@ -14,7 +14,7 @@ from typing import Any
 from benchmarks.checks import outcome_expects
 from benchmarks.engines import LIMITS, NATIVE, VM, NativeQuickJS
 from benchmarks.harness import Measured, Scenario, Setup
-from benchmarks.library import LIBRARY_CHECK, LIBRARY_NAME, make_library
+from benchmarks.library import LIBRARY_CHECK, LIBRARY_NAME, make_library, native_spawn
 from benchmarks.supervised import (
     BASE_COMMIT,
     WORKSPACE,
@@ -108,26 +108,9 @@ def setup(stack: ExitStack, directory: Path, quick: bool) -> Setup:
         Measured(VM, "vm-system: sb.image() of that state (zlib + HMAC)",
                  Sampler(lambda _: base.image(key=IMAGE_KEY, context="bench"), check=image_ok)),
         Measured(NATIVE, f"{NATIVE}: new context + eval(library)",
-                 _native_spawn(native, load, stack) if found.present else None, found.note,
+                 native_spawn(native, load, stack) if found.present else None, found.note,
                  baseline=True, version=found.version),
     ], details=lambda stats: _details(stats, library))
-
-
-def _native_spawn(native: NativeQuickJS, load: Workload, stack: ExitStack) -> Sampler[Any]:
-    # The context is made and the library loaded inside the timed part; the check after it.
-    driver = native.driver(stack)
-
-    def spawn(_: Any) -> Any:
-        ctx = driver.open()
-        driver.evaluate(ctx, load.prelude)
-        return ctx
-
-    def check(ctx: Any) -> None:
-        got = driver.answer(ctx, None, load.after)
-        if got.after != load.after_expected:
-            raise CheckFailed(f"expected {load.after_expected!r}, got {got.after!r}")
-
-    return Sampler(spawn, check=check)
 
 
 def _details(stats: Mapping[str, Stats], library: Any) -> dict[str, Any]:

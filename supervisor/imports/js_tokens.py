@@ -11,9 +11,9 @@ missing named export, never a read outside the file: the file is only ever run b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 TokenKind = Literal["name", "punct", "string", "template", "regex", "number"]
 
@@ -22,14 +22,20 @@ _REGEX_AFTER_NAMES = frozenset({
     "return", "typeof", "instanceof", "in", "of", "new", "delete", "void", "throw", "case",
     "do", "else", "yield", "await",
 })
-_PUNCT3 = ("===", "!==", "**=", "...", "<<=", ">>=", ">>>", "&&=", "||=", "??=")
-_PUNCT2 = ("=>", "==", "!=", "<=", ">=", "&&", "||", "??", "?.", "++", "--", "+=", "-=", "*=",
-           "/=", "%=", "&=", "|=", "^=", "<<", ">>", "**")
-_WORD_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_$\\")
+# One token at a time by the regex engine (blanks and comments, a name, a number, a punctuator;
+# the last alternative takes any one character), not a character at a time in Python; what
+# needs context (strings, templates, regular expressions, braces) is read by the loop.
+_TOKEN = re.compile(
+    "(?P<blank>[ \t\r\n\f\v\u00a0\ufeff\u2028\u2029]+|//[^\n]*|/\\*(?:.*?\\*/|.*\\Z))"
+    r"|(?P<name>[A-Za-z_$\\\x80-\U0010ffff][\w$\\\x80-\U0010ffff]*)"
+    r"|(?P<number>(?:\d|\.\d)[\w$\\.\x80-\U0010ffff]*)"
+    r"|(?P<punct>>>>=|===|!==|\*\*=|\.\.\.|<<=|>>=|>>>|&&=|\|\|=|\?\?="
+    r"|=>|==|!=|<=|>=|&&|\|\||\?\?|\?\.|\+\+|--|\+=|-=|\*=|/=|%=|&=|\|=|\^=|<<|>>|\*\*|.)",
+    re.DOTALL)
+_STRING_STOP = {"'": re.compile(r"[\\'\n]"), '"': re.compile(r'[\\"\n]')}
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):  # a tuple: made thousands of times a file
     kind: TokenKind
     text: str  # for a string: its value (simple escapes decoded); otherwise the source text
 
@@ -43,18 +49,21 @@ def _skip_string(src: str, i: int, quote: str) -> tuple[int, str]:
     only: `\\n` is read as `n`; enough to compare with a name)."""
     out = []
     n = len(src)
+    stop = _STRING_STOP[quote]
     i += 1
     while i < n:
-        ch = src[i]
-        if ch == "\\":
-            if i + 1 < n:
-                out.append(src[i + 1])
-            i += 2
+        found = stop.search(src, i)
+        if found is None:
+            out.append(src[i:])
+            return n, "".join(out)
+        j = found.start()
+        out.append(src[i:j])
+        if src[j] == "\\":
+            if j + 1 < n:
+                out.append(src[j + 1])
+            i = j + 2
             continue
-        if ch == quote or ch == "\n":
-            return i + 1, "".join(out)
-        out.append(ch)
-        i += 1
+        return j + 1, "".join(out)
     return n, "".join(out)
 
 
@@ -93,86 +102,49 @@ def tokens(src: str) -> Iterator[Token]:
     prev: Token | None = None
     # One entry per open `{`: True when it is a template's `${`, whose `}` resumes the template.
     braces: list[bool] = []
-    resume_template = False
-    while i < n or resume_template:
-        if resume_template:
-            resume_template = False
+    match = _TOKEN.match
+    while i < n:
+        found = match(src, i)
+        if found is None:  # cannot happen: the last alternative takes any one character
+            break
+        kind = found.lastgroup
+        i = found.end()
+        if kind == "blank":
+            continue
+        text = found.group()
+        if kind == "name":
+            prev = Token("name", text)
+            yield prev
+            continue
+        if kind == "number":
+            prev = Token("number", text)
+            yield prev
+            continue
+        if text == "'" or text == '"':
+            i, value = _skip_string(src, i - 1, text)
+            prev = Token("string", value)
+            yield prev
+            continue
+        if text == "`" or (text == "}" and braces and braces[-1]):
+            if text == "}":
+                braces.pop()
             i, more = _template_part(src, i)
             prev = Token("template", "")
             yield prev
             if more:
                 braces.append(True)
             continue
-        after_blank = _skip_blank(src, i)
-        if after_blank != i:
-            i = after_blank
-            continue
-        ch = src[i]
-        if ch in "'\"":
-            i, value = _skip_string(src, i, ch)
-            prev = Token("string", value)
-            yield prev
-            continue
-        if ch == "`":
-            i, more = _template_part(src, i + 1)
-            prev = Token("template", "")
-            yield prev
-            if more:
-                braces.append(True)
-            continue
-        word = _word(src, i)
-        if word is not None:
-            i, prev = word
-            yield prev
-            continue
-        if ch == "/" and _regex_allowed(prev):
-            i = _skip_regex(src, i)
+        if (text == "/" or text == "/=") and _regex_allowed(prev):
+            i = _skip_regex(src, i - len(text))
             prev = Token("regex", "")
             yield prev
             continue
-        if ch == "{":
+        if text == "{":
             braces.append(False)
-        elif ch == "}" and braces and braces.pop():
-            i += 1
-            resume_template = True
-            continue
-        text = next((p for p in _PUNCT3 if src.startswith(p, i)), None) or \
-            next((p for p in _PUNCT2 if src.startswith(p, i)), None) or ch
-        if text == ">>>" and src.startswith(">>>=", i):
-            text = ">>>="
-        i += len(text)
+        elif text == "}" and braces:
+            braces.pop()
         prev = Token("punct", text)
         yield prev
-
-
-def _skip_blank(src: str, i: int) -> int:
-    """The index after the whitespace or comment at i (i itself if there is none)."""
-    n = len(src)
-    if src[i] in " \t\r\n\f\v\u00a0\ufeff\u2028\u2029":
-        return i + 1
-    if src.startswith("//", i):
-        end = src.find("\n", i)
-        return n if end < 0 else end
-    if src.startswith("/*", i):
-        end = src.find("*/", i + 2)
-        return n if end < 0 else end + 2
-    return i
-
-
-def _word(src: str, i: int) -> tuple[int, Token] | None:
-    """A name or a number at i: (the index after it, its token)."""
-    n = len(src)
-    ch = src[i]
-    start = i
-    if ch in _WORD_START or ord(ch) > 0x7F:
-        while i < n and _word_char(src[i]):
-            i += 1
-        return max(i, start + 1), Token("name", src[start:max(i, start + 1)])
-    if ch.isdigit() or (ch == "." and i + 1 < n and src[i + 1].isdigit()):
-        while i < n and (_word_char(src[i]) or src[i] == "."):
-            i += 1
-        return i, Token("number", src[start:i])
-    return None
 
 
 def _template_part(src: str, i: int) -> tuple[int, bool]:

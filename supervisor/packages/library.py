@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import builtins
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +39,7 @@ log = structlog.get_logger("supervisor.packages")
 
 # A dependency closure fetched by `add --with-deps` holds at most this many packages.
 MAX_CLOSURE = 500
+MAX_CACHED_PACKAGES = 512
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,11 @@ class PackageLibrary:
         self.registry = registry
         self._limits = limits or UnpackLimits()
         self._lock = threading.Lock()
+        # A stored package's files never change (a new add of the same name and version is
+        # another row, added later): its file list and tree are read once, not at every
+        # session spawn (lodash has 1,054 files). Keyed by the row, so another process's
+        # remove and add is a miss; bounded, oldest out first.
+        self._trees: OrderedDict[tuple[str, str, str, datetime], StoredPackage] = OrderedDict()
 
     def close(self) -> None:
         self.registry.close()
@@ -90,11 +96,22 @@ class PackageLibrary:
     # ----- reading (never the network) -----
 
     def _stored(self, package: store_mod.Package) -> StoredPackage:
+        key = (package.name, package.version, package.integrity, package.added_at)
+        with self._lock:
+            known = self._trees.get(key)
+            if known is not None:
+                self._trees.move_to_end(key)
+                return known
         what = package_id(package.name, package.version)
         files = self._store.package_files(package.name, package.version)
-        return StoredPackage(package.name, package.version, package.integrity, package.tarball_url,
-                             package.manifest, dependencies_of(package.manifest, what), package.file_count,
-                             package.unpacked_size, package.added_at, PackageTree(what, files, self._blobs))
+        stored = StoredPackage(package.name, package.version, package.integrity, package.tarball_url,
+                               package.manifest, dependencies_of(package.manifest, what), package.file_count,
+                               package.unpacked_size, package.added_at, PackageTree(what, files, self._blobs))
+        with self._lock:
+            self._trees[key] = stored
+            while len(self._trees) > MAX_CACHED_PACKAGES:
+                self._trees.popitem(last=False)
+        return stored
 
     def get(self, name: str, version: str) -> StoredPackage | None:
         check_package_name(name)
@@ -195,6 +212,8 @@ class PackageLibrary:
         check_version(version)
         with self._lock:
             orphans = self._store.remove_package(name, version)
+            for key in [k for k in self._trees if k[:2] == (name, version)]:
+                del self._trees[key]
             if orphans is None:
                 return False
             for digest in orphans:
