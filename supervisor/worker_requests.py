@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 # The protocol's members that no request carries: the router answers them without its workers
-# (`StoreReads` and `Templates` on its own connection), or they are its own lifecycle.
-ROUTER_ANSWERS = frozenset({"templates", "get_session", "list_sessions", "get_execution",
+# (`StoreReads`, `Templates` and the package store on its own connection), or they are its own
+# lifecycle.
+ROUTER_ANSWERS = frozenset({"templates", "packages", "get_session", "list_sessions", "get_execution",
                             "list_executions", "list_events", "execution_progress",
                             "__enter__", "__exit__"})
 

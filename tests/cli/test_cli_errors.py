@@ -55,6 +55,10 @@ VALID: dict[str, list[str]] = {
     "exec events": [U, "--follow"],
     "ops health": [],
     "ops runtime-summary": [],
+    "libs add": ["left-pad@1.3.0"],
+    "libs list": [],
+    "libs remove": ["left-pad@1.3.0"],
+    "libs verify": [],
 }
 NO_DAEMON_NEEDED = {"serve", "bench"}
 

@@ -41,7 +41,3 @@ def library(tmp_path: Path, store: Store, registry: LocalRegistry) -> Iterator[P
     yield lib
     lib.close()
 
-
-def blob_files(root: Path) -> list[Path]:
-    """Every blob file under a package store's root (temporary files included)."""
-    return sorted(p for p in (root / "sha256").rglob("*") if p.is_file()) if (root / "sha256").exists() else []

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import blob_files
+from package_blobs import blob_files
 from registry_server import Answer, Entry, LocalRegistry, closed_port_url, integrity_of, make_tarball, manifest_bytes
 
 from store import Store

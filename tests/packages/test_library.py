@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import blob_files
+from package_blobs import blob_files
 from registry_server import LocalRegistry, closed_port_url
 
 from store import FaultInjector, Store, StoreWriteError

@@ -14,8 +14,9 @@ from typing import Any, Protocol
 import pytest
 
 from supervisor import Supervisor, SupervisorApi
-from supervisor.api import RuntimeSummary, TemplatesApi
+from supervisor.api import PackagesApi, RuntimeSummary, TemplatesApi
 from supervisor.errors import SupervisorError
+from supervisor.packages import PackageLibrary
 from supervisor.shards import ShardedSupervisor
 from supervisor.templates import Templates
 from supervisor.worker_requests import REQUESTS, ROUTER_ANSWERS, WorkerRequest, answer
@@ -42,7 +43,7 @@ def shape(function: Callable[..., Any]) -> list[tuple[str, Any, Any]]:
 
 def test_the_protocol_covers_templates_sessions_executions_events_and_the_lifecycle() -> None:
     assert protocol_members(SupervisorApi) == {
-        "templates", "create_session", "get_session", "list_sessions", "close_session",
+        "templates", "packages", "create_session", "get_session", "list_sessions", "close_session",
         "run", "repl", "run_file", "get_execution", "list_executions",
         "list_events", "execution_progress",
         "runtime_summary", "flush_images", "drain", "close", "__enter__", "__exit__"}
@@ -50,13 +51,18 @@ def test_the_protocol_covers_templates_sessions_executions_events_and_the_lifecy
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS, ids=lambda c: c.__name__)
 def test_each_supervisor_has_every_method_with_the_protocols_signature(implementation: type) -> None:
-    for name in sorted(protocol_members(SupervisorApi) - {"templates"}):
+    for name in sorted(protocol_members(SupervisorApi) - {"templates", "packages"}):
         assert shape(getattr(implementation, name)) == shape(getattr(SupervisorApi, name)), name
 
 
 def test_templates_have_every_method_with_the_protocols_signature() -> None:
     for name in sorted(protocol_members(TemplatesApi)):
         assert shape(getattr(Templates, name)) == shape(getattr(TemplatesApi, name)), name
+
+
+def test_the_package_store_has_every_method_with_the_protocols_signature() -> None:
+    for name in sorted(protocol_members(PackagesApi)):
+        assert shape(getattr(PackageLibrary, name)) == shape(getattr(PackagesApi, name)), name
 
 
 class _Recorder:
