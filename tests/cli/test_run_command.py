@@ -34,6 +34,15 @@ def test_module_example() -> None:
     assert out.stdout == "settled inside the sandbox\n[Object: null prototype] { answer: 42 }\n"
 
 
+@pytest.mark.registry
+def test_typescript_example() -> None:
+    """Needs the real npm registry the first time (the transpiler is fetched into the user's
+    cache directory)."""
+    out = vm("run", "examples/shapes.ts")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "circle 3.14\nsquare 4.00\n[Object: null prototype] { total: 7.141592653589793 }\n"
+
+
 def test_eval_prints_the_value() -> None:
     out = vm("run", "-e", "[1, 2].map(x => x * 21)")
     assert (out.returncode, out.stdout) == (0, "[ 21, 42 ]\n")
