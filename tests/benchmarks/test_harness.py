@@ -176,7 +176,7 @@ def test_the_runner_reports_machine_versions_engines_and_fails_on_a_wrong_answer
 def test_scenarios_are_chosen_by_name_layer_or_group() -> None:
     suite = all_scenarios()
     names = [s.name for s in suite]
-    assert len(names) == len(set(names)) == 24
+    assert len(names) == len(set(names)) == 27
     assert [s.name for s in select(suite, ["eval-fib-25"])] == ["eval-fib-25"]
     assert {s.name for s in select(suite, ["host-call"])} == {"host-call-sync", "host-call-async"}
     assert [s.name for s in select(suite, ["timer-turn"])] == ["timer-turn"]
@@ -184,6 +184,7 @@ def test_scenarios_are_chosen_by_name_layer_or_group() -> None:
                                                           "module-fetch"}
     assert {s.name for s in select(suite, ["http"])} == {"http-repl", "http-throughput"}
     assert {s.name for s in select(suite, ["sandbox"])} == {"sandbox-spawn", "sandbox-big-heap"}
+    assert {s.name for s in select(suite, ["pipeline-spawn"])} == {"pipeline-spawn-70k", "pipeline-spawn-lodash"}
     assert len(select(suite, ["eval"])) == 7 and select(suite, None) == suite
     with pytest.raises(ValueError, match="unknown scenario nope"):
         select(suite, ["nope"])

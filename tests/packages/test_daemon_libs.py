@@ -148,3 +148,22 @@ def test_serve_refuses_a_bad_registry(tmp_path: Path) -> None:
                           cwd=REPO, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("vm-system: error: --registry")
+
+
+def test_a_template_lists_a_scoped_package_and_its_sessions_import_it(
+        api: httpx.Client, local_registry: LocalRegistry, tmp_path: Path) -> None:
+    local_registry.publish("@acme/greet", "1.0.0", {"index.js": b"module.exports = 'hello';\n"})
+    assert api.post("/libraries", json={"name": "@acme/greet@1.0.0"}).status_code == 201
+    template = api.post("/templates", json={"name": "scoped-lib"}).json()
+    r = api.post(f"/templates/{template['id']}/libraries", json={"name": "@acme/greet@1.0.0"})
+    assert r.status_code == 201, r.text
+    session = api.post("/sessions", json={"template_id": template["id"], "workspace_id": "w",
+                                          "base_commit_oid": "c", "worktree_path": str(tmp_path)}).json()
+    assert session["status"] == "ready", session
+    # Not a global build (it needs `module`): its name imports.
+    execution = api.post("/executions/repl", json={"session_id": session["id"],
+                                                   "input": "require('@acme/greet')"}).json()
+    assert execution["status"] == "ok" and execution["result"]["json"] == "hello", execution
+    r = api.delete(f"/templates/{template['id']}/libraries/@acme/greet@1.0.0")
+    assert r.status_code == 200 and r.json() == {"id": "@acme/greet@1.0.0", "deleted": True}
+    assert api.get(f"/templates/{template['id']}/libraries").json() == []

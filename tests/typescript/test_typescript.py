@@ -178,18 +178,22 @@ def test_vm_system_run_embedded_runs_a_ts_file(tmp_path: Path, transpiler_files:
     assert done.stdout.splitlines()[0] == "hi ts"
 
 
+def _run_ts_against(registry: LocalRegistry, tmp_path: Path, worktree: Path) -> Any:
+    sup = Supervisor.open(tmp_path / "db.sqlite", npm_registry=registry.url)
+    try:
+        (worktree / "a.ts").write_text("const n: number = 1;\n")
+        return sup.run_file(_session(sup, worktree), "a.ts")
+    finally:
+        sup.close()
+
+
 def test_a_registry_serving_other_bytes_than_the_pinned_transpiler_is_refused(
         tmp_path: Path, worktree: Path) -> None:
     with LocalRegistry() as registry:
         for locked in TRANSPILER_LOCK:
             registry.publish(locked.name, locked.version,
                              {"index.js": b"globalThis.pwned = true; module.exports = {};"})
-        sup = Supervisor.open(tmp_path / "db.sqlite", npm_registry=registry.url)
-        try:
-            (worktree / "a.ts").write_text("const n: number = 1;\n")
-            execution = sup.run_file(_session(sup, worktree), "a.ts")
-        finally:
-            sup.close()
+        execution = _run_ts_against(registry, tmp_path, worktree)
     assert execution.status == "error"
     assert execution.error is not None and "integrity" in execution.error["message"]
     assert not list((data_dir(tmp_path / "db.sqlite") / "typescript" / "transpiler").glob("*.tgz"))
@@ -203,12 +207,7 @@ def test_a_registry_lying_about_the_pinned_integrity_is_refused_before_unpacking
             path = registry.tarball_path(locked.name, locked.version)
             registry.publish(locked.name, locked.version, tarball=data,
                              dist={"tarball": registry.url + path, "integrity": locked.integrity})
-        sup = Supervisor.open(tmp_path / "db.sqlite", npm_registry=registry.url)
-        try:
-            (worktree / "a.ts").write_text("const n: number = 1;\n")
-            execution = sup.run_file(_session(sup, worktree), "a.ts")
-        finally:
-            sup.close()
+        execution = _run_ts_against(registry, tmp_path, worktree)
     assert execution.status == "error"
     assert execution.error is not None and "does not match its sha512 integrity" in execution.error["message"]
 

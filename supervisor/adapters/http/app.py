@@ -244,6 +244,14 @@ def _named_routes(app: FastAPI, sup: SupervisorApi, kind: str) -> None:
                       responses=ERRORS, tags=["templates"], name=f"list_{kind}")
     app.add_api_route(f"{base}/{{name}}", delete, methods=["DELETE"], response_model=m.DeletedOut,
                       responses=ERRORS, tags=["templates"], name=f"remove_{kind}")
+    if kind == "libraries":
+        # A scoped package's name holds a `/` (`@scope/name@1.0.0`), as in /libraries.
+        def delete_scoped(template_id: str, scope: str, name: str) -> Any:
+            return delete(template_id, f"@{scope}/{name}")
+
+        app.add_api_route(f"{base}/@{{scope}}/{{name}}", delete_scoped, methods=["DELETE"],
+                          response_model=m.DeletedOut, responses=ERRORS, tags=["templates"],
+                          name="remove_scoped_library")
 
 
 def _deleted(found: bool, what: str, ident: str) -> None:
