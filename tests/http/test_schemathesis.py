@@ -133,6 +133,7 @@ def test_success_responses_conform(st_schema: Any, st_daemon: Daemon, seeded: di
         doomed_tpl = new_template(api)["id"]
         for spec in ("st-pkg@1.0.0", "st-pkg@1.1.0", "@st/scoped@1.0.0"):
             assert api.post("/libraries", json={"name": spec}).status_code == 201
+        assert api.post(f"/templates/{extra_tpl}/libraries", json={"name": "@st/scoped@1.0.0"}).status_code == 201
     calls: list[tuple[str, str, dict[str, Any], dict[str, Any] | None, Any]] = [
         ("GET", "/api/v1/health", {}, None, None),
         ("GET", "/api/v1/runtime/summary", {}, None, None),
@@ -159,6 +160,8 @@ def test_success_responses_conform(st_schema: Any, st_daemon: Daemon, seeded: di
         ("GET", "/api/v1/templates/{template_id}/libraries", {"template_id": tid}, None, None),
         ("DELETE", "/api/v1/templates/{template_id}/libraries/{name}",
          {"template_id": extra_tpl, "name": "greet@1.0.0"}, None, None),
+        ("DELETE", "/api/v1/templates/{template_id}/libraries/@{scope}/{name}",
+         {"template_id": extra_tpl, "scope": "st", "name": "scoped@1.0.0"}, None, None),
         ("POST", "/api/v1/templates/{template_id}/libraries", {"template_id": extra_tpl}, None,
          {"name": "greet@1.0.0"}),
         ("POST", "/api/v1/sessions", {}, None, {"template_id": tid, "workspace_id": "w", "base_commit_oid": "c",
