@@ -17,7 +17,9 @@ A name is looked up in this order:
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,10 +47,22 @@ class Library:
     source: str | None = None  # a file library's text
 
 
+def _stamp(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
+
+
 def check_library_name(name: object) -> str:
     """A name a template may list (a package spec or a library file's name)."""
     if not isinstance(name, str):
         raise ValidationError("library name must be a string", field="name")
+    if name != name.strip() or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        # Stored as given: a name must be exactly one, not one a spec parser forgives.
+        raise ValidationError("library name must not hold blanks at its ends or control characters",
+                              name=name[:200])
     try:
         parse_spec(name)
         return name
@@ -109,6 +123,10 @@ class LibrarySources:
     def __init__(self, packages: PackageLibrary, library_dir: Path | None) -> None:
         self._packages = packages
         self._library_dir = library_dir
+        # A library file read (and checked) before, by what its stat said then: a spawn does
+        # not read and hash it again unless it changed (or was replaced, by a link or not).
+        self._files: dict[str, tuple[tuple[int, int, int, int], Library]] = {}
+        self._files_lock = threading.Lock()
 
     def load(self, name: str) -> Library:
         """The library `name` stands for; LibraryNotFound if neither source has it."""
@@ -123,6 +141,10 @@ class LibrarySources:
             pass
         if self._library_dir is None or not _FILE_NAME.match(name):
             raise stored or LibraryNotFound(f"library {name} not found", name=name)
+        path = self._library_dir / f"{name}.js"
+        known = self._known_file(name, path)
+        if known is not None:
+            return known
         try:
             _, source = read_worktree_file(str(self._library_dir.resolve()), f"{name}.js",
                                            MAX_LIBRARY_BYTES)
@@ -131,7 +153,19 @@ class LibrarySources:
                 raise stored from None  # in neither: the store's message says how to add it
             raise LibraryNotFound(f"library {name} not found or not valid: {exc.message}",
                                   name=name) from exc
-        return Library(name, hashlib.sha256(source.encode()).hexdigest(), source=source)
+        library = Library(name, hashlib.sha256(source.encode()).hexdigest(), source=source)
+        stamp = _stamp(path)
+        if stamp is not None:
+            with self._files_lock:
+                self._files[name] = (stamp, library)
+        return library
+
+    def _known_file(self, name: str, path: Path) -> Library | None:
+        with self._files_lock:
+            known = self._files.get(name)
+        if known is None or _stamp(path) != known[0]:
+            return None
+        return known[1]
 
     def resolve(self, names: Sequence[str]) -> Resolved:
         """The libraries `names` list, with every package they need (LibraryNotFound naming a

@@ -16,7 +16,7 @@ import pytest
 from registry_server import LocalRegistry
 
 from supervisor import Supervisor
-from supervisor.errors import LibraryNotFound
+from supervisor.errors import LibraryNotFound, ValidationError
 
 UMD = b"""(function (root, factory) {
   if (typeof exports === 'object' && typeof module !== 'undefined') module.exports = factory();
@@ -174,3 +174,12 @@ def test_go_acceptance_lodash_from_the_real_npm_registry(tmp_path: Path, worktre
         assert execution.error is not None and execution.error["message"] == "_ is not defined"
     finally:
         sup.close()
+
+
+@pytest.mark.parametrize("name", ["lodash-4.17.21\n", " lodash@4.17.21", "lodash@4.17.21\t", "lo\x7fdash@1.0.0",
+                                  "../../x", "@a/../b@1.0.0", "\ud800", "a" * 10_000, ""])
+def test_a_library_name_that_is_not_exactly_one_is_refused(sup: Supervisor, name: str) -> None:
+    template = sup.templates.create("names")
+    with pytest.raises(ValidationError):
+        sup.templates.add_library(template.id, name)
+    assert sup.templates.list_libraries(template.id) == []

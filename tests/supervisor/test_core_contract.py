@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -150,6 +151,26 @@ def test_a_library_that_throws_is_not_valid(sup: Supervisor, worktree: Path, lib
     template = sup.templates.create("broken-lib")
     sup.templates.add_library(template.id, "broken@1.0.0")
     with pytest.raises(LibraryNotFound, match="bad library"):
+        sup.create_session(template.id, "ws", "abc", str(worktree))
+
+
+def test_an_edited_library_file_makes_a_new_base(sup: Supervisor, worktree: Path, library_dir: Path) -> None:
+    (library_dir / "edited@1.0.0.js").write_text("var version = 'first'")
+    template = sup.templates.create("edited-lib")
+    sup.templates.add_library(template.id, "edited@1.0.0")
+    first = sup.create_session(template.id, "ws", "abc", str(worktree)).id
+    # Another size and mtime: the file is read again, and the base made anew.
+    (library_dir / "edited@1.0.0.js").write_text("var version = 'second one'")
+    os.utime(library_dir / "edited@1.0.0.js", ns=(1, 1))
+    second = sup.create_session(template.id, "ws", "abc", str(worktree)).id
+    assert sup.repl(first, "version").result["json"] == "first"  # type: ignore[index]
+    assert sup.repl(second, "version").result["json"] == "second one"  # type: ignore[index]
+    # Replaced by a link out of the directory: refused, not served from what was read before.
+    outside = worktree / "outside.js"
+    outside.write_text("var version = 'outside'")
+    (library_dir / "edited@1.0.0.js").unlink()
+    (library_dir / "edited@1.0.0.js").symlink_to(outside)
+    with pytest.raises(LibraryNotFound):
         sup.create_session(template.id, "ws", "abc", str(worktree))
 
 
