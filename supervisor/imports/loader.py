@@ -126,7 +126,9 @@ class ImportLoader:
         if bare not in self.resolver.modules:
             raise ModuleRefused("not a module of this template")
         names = "\n".join(f"export const {n} = {_LOCAL}.{n};" for n in BUILTIN_EXPORTS[bare])
-        return (f"const {_LOCAL} = {GUEST_HOOK}.builtin({json.dumps(bare)});\n"
+        # A session imaged by a version before the hook existed has only its old `require`.
+        return (f"const {_LOCAL} = typeof {GUEST_HOOK} === 'object' ? {GUEST_HOOK}.builtin({json.dumps(bare)})"
+                f" : require({json.dumps(bare)});\n"
                 f"export default {_LOCAL};\n{names}\n")
 
     def _text(self, location: Location) -> str:

@@ -220,3 +220,19 @@ def test_an_import_of_types_only_is_removed_as_tsc_does(sup: Supervisor, worktre
     execution = sup.run_file(_session(sup, worktree), "main.ts")
     assert execution.status == "ok", execution.error
     assert execution.result is not None and execution.result["json"] == {"v": ["sq", 4]}
+
+
+@pytest.mark.registry
+def test_a_one_shot_run_of_a_ts_path(tmp_path: Path, transpiler_files: Path) -> None:
+    db = tmp_path / "db.sqlite"
+    shutil.copytree(transpiler_files, data_dir(db) / "typescript" / "transpiler")
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "job.mts").write_text("const n: number = await Promise.resolve(41);\nexport const v = n + 1;\n")
+    sup = Supervisor.open(db, run_root=root)
+    try:
+        execution = sup.run(path="job.mts")
+    finally:
+        sup.close()
+    assert execution.status == "ok", execution.error
+    assert execution.result is not None and execution.result["json"] == {"v": 42}
