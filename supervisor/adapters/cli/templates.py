@@ -70,11 +70,15 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("template", metavar="TEMPLATE")
     p.add_argument("startup_file_id", metavar="STARTUP_FILE_ID")
 
+    names = {"module": "fs, database, exec or fetch",
+             "library": "a package of the daemon's store (lodash@4.17.21, the Go form lodash-4.17.21, "
+                        "@scope/name@1.0.0, or lodash: its highest stored version; `vm-system libs add` "
+                        "stores one), or else a file NAME.js of `serve --library-dir`"}
     for kind in ("module", "library"):
         plural = "modules" if kind == "module" else "libraries"
         p = command(sub, f"add-{kind}", _adder(kind), help=f"add a {kind} to a template")
         p.add_argument("template", metavar="TEMPLATE")
-        p.add_argument("name", metavar="NAME")
+        p.add_argument("name", metavar="NAME", help=names[kind])
         p = command(sub, f"remove-{kind}", _remover(kind), help=f"remove a {kind} from a template")
         p.add_argument("template", metavar="TEMPLATE")
         p.add_argument("name", metavar="NAME")
