@@ -13,7 +13,10 @@ are still properties of the default export, just not named exports.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
+from collections import OrderedDict
 
 from supervisor.imports.js_tokens import Token, tokens
 
@@ -25,9 +28,31 @@ _MAX_TOKENS = 2_000_000  # a file this long is read no further for names
 _KEYWORD = re.compile(r"(?<![\w$])(?:import|export)(?![\w$])")
 
 
+# What was found for a text seen before, by its sha256: a file run again and again (run-file in a
+# session, every session's imports of it) is tokenized once.
+_SEEN: OrderedDict[bytes, bool] = OrderedDict()
+_SEEN_LOCK = threading.Lock()
+_SEEN_MAX = 1024
+
+
 def uses_module_syntax(src: str) -> bool:
     if _KEYWORD.search(src) is None:
         return False
+    key = hashlib.sha256(src.encode("utf-8", "surrogatepass")).digest()
+    with _SEEN_LOCK:
+        known = _SEEN.get(key)
+        if known is not None:
+            _SEEN.move_to_end(key)
+            return known
+    found = _scan_module_syntax(src)
+    with _SEEN_LOCK:
+        _SEEN[key] = found
+        while len(_SEEN) > _SEEN_MAX:
+            _SEEN.popitem(last=False)
+    return found
+
+
+def _scan_module_syntax(src: str) -> bool:
     toks = list(tokens(src))
     depth = 0
     for i, tok in enumerate(toks):
