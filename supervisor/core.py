@@ -108,7 +108,7 @@ class Supervisor(StoreReads):
         # TypeScript files are stripped in a sandbox holding a pinned transpiler, fetched from
         # the registry into the data directory on first use; what it strips is kept there too.
         self._typescript = TypeScript(
-            transpiler_base(data_dir / "typescript" / "transpiler", self.packages.registry),
+            transpiler_base(data_dir / "typescript" / "transpiler", lambda: self.packages.registry),
             cache_dir=data_dir / "typescript" / "stripped")
         self._live: dict[str, LiveSession] = {}
         self._live_lock = threading.Lock()

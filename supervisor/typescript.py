@@ -79,11 +79,12 @@ WARM_UP = "enum E { A } class C { constructor(private x: number) {} } export con
 _POSITION = re.compile(r"\s*\((\d+):(\d+)\)\s*$")
 
 
-def transpiler_base(cache_dir: Path, registry: RegistryClient) -> Callable[[], Sandbox]:
+def transpiler_base(cache_dir: Path, registry: Callable[[], RegistryClient]) -> Callable[[], Sandbox]:
     """What `TypeScript` builds its base with: a sandbox holding the locked transpiler, its
-    packages fetched into `cache_dir` on first use."""
+    packages fetched into `cache_dir` on first use (from `registry()`, asked for only then: a
+    run with no TypeScript never needs one)."""
     def make() -> Sandbox:
-        locked = load_locked(TRANSPILER_LOCK, cache_dir, registry)
+        locked = load_locked(TRANSPILER_LOCK, cache_dir, registry())
         packages = {name: Package(version, tree) for name, (version, tree) in locked.items()}
         sandbox, _ = sandbox_with_packages(packages, STRIP_LIMITS)
         out = sandbox.eval(STRIP_DEFINITION, filename="vm-system:typescript")
@@ -177,7 +178,8 @@ class TypeScript:
                 except TypeScriptError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - reported as the transpiler's failure
-                    log.error("typescript_base_failed", error=str(exc))
+                    # Reported as the file's failure (an execution error); logged for the operator.
+                    log.warning("typescript_base_failed", error=str(exc))
                     raise TypeScriptError(f"{path}: the TypeScript transpiler is unavailable: "
                                           f"{getattr(exc, 'message', None) or exc}", path=path) from exc
             sandbox = self._base.clone(self._limits)

@@ -153,7 +153,7 @@ def test_the_stripped_output_is_cached_by_content_across_daemons(tmp_path: Path,
 
 @pytest.mark.registry
 def test_a_hostile_ts_file_stops_in_the_transpilers_sandbox(transpiler_files: Path, tmp_path: Path) -> None:
-    ts = TypeScript(transpiler_base(transpiler_files, RegistryClient(registry_url())))
+    ts = TypeScript(transpiler_base(transpiler_files, lambda: RegistryClient(registry_url())))
     try:
         deep = "const x: number = " + "(" * 200_000 + "1" + ")" * 200_000 + ";"
         out = ts.javascript(deep, "deep.ts")
@@ -236,3 +236,23 @@ def test_a_one_shot_run_of_a_ts_path(tmp_path: Path, transpiler_files: Path) -> 
         sup.close()
     assert execution.status == "ok", execution.error
     assert execution.result is not None and execution.result["json"] == {"v": 42}
+
+
+@pytest.mark.parametrize("registry", ["ftp://nowhere", "http://127.0.0.1:1"])
+def test_vm_system_run_without_a_usable_registry_says_so_in_one_error(tmp_path: Path, registry: str) -> None:
+    (tmp_path / "a.ts").write_text("const n: number = 1;\n")
+    (tmp_path / "b.js").write_text("console.log('plain')\n")
+    env = {"PATH": "/usr/bin:/bin", "XDG_CACHE_HOME": str(tmp_path / "cache"), "HOME": str(tmp_path),
+           "VM_SYSTEM_NPM_REGISTRY": registry}
+
+    def run(name: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "supervisor.adapters.cli", "run", str(tmp_path / name)],
+                              capture_output=True, text=True, timeout=120, env=env,
+                              cwd=Path(__file__).resolve().parents[2])
+
+    done = run("a.ts")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "Uncaught Error: a.ts: the TypeScript transpiler is unavailable: " in done.stderr
+    # JavaScript never needs the registry.
+    plain = run("b.js")
+    assert (plain.returncode, plain.stdout) == (0, "plain\n"), plain.stderr

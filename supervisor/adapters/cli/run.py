@@ -140,7 +140,7 @@ def _typescript() -> TypeScript:
     from supervisor.typescript import TypeScript, transpiler_base
 
     cache = Path(platformdirs.user_cache_dir("vm-system")) / "typescript"
-    return TypeScript(transpiler_base(cache / "transpiler", RegistryClient(registry_url())),
+    return TypeScript(transpiler_base(cache / "transpiler", lambda: RegistryClient(registry_url())),
                       cache_dir=cache / "stripped")
 
 
