@@ -142,7 +142,8 @@ class LibrarySources:
         if self._library_dir is None or not _FILE_NAME.match(name):
             raise stored or LibraryNotFound(f"library {name} not found", name=name)
         path = self._library_dir / f"{name}.js"
-        known = self._known_file(name, path)
+        stamp = _stamp(path)  # before the read: a change during it is a miss next time
+        known = self._known_file(name, stamp)
         if known is not None:
             return known
         try:
@@ -154,16 +155,15 @@ class LibrarySources:
             raise LibraryNotFound(f"library {name} not found or not valid: {exc.message}",
                                   name=name) from exc
         library = Library(name, hashlib.sha256(source.encode()).hexdigest(), source=source)
-        stamp = _stamp(path)
         if stamp is not None:
             with self._files_lock:
                 self._files[name] = (stamp, library)
         return library
 
-    def _known_file(self, name: str, path: Path) -> Library | None:
+    def _known_file(self, name: str, stamp: tuple[int, int, int, int] | None) -> Library | None:
         with self._files_lock:
             known = self._files.get(name)
-        if known is None or _stamp(path) != known[0]:
+        if known is None or stamp is None or stamp != known[0]:
             return None
         return known[1]
 
