@@ -272,7 +272,8 @@ class Resolver:
             for field in ("module", "main") if mode == "import" else ("main",):
                 target = manifest.get(field)
                 if isinstance(target, str) and target:
-                    inside = _join(path, target)
+                    # An absolute main names a host path in Node: it leads out, as `..` does.
+                    inside = None if target.startswith("/") else _join(path, target)
                     if inside is None:
                         raise ImportRefused("ERR_INVALID_PACKAGE_TARGET",
                                             f"the {field} of {path or '.'}/package.json "
@@ -319,6 +320,8 @@ class Resolver:
                 parsed = json.loads(raw.decode("utf-8")) if raw else {}
             except (UnicodeDecodeError, ValueError):
                 raise ImportRefused("ERR_INVALID_PACKAGE_CONFIG", f"{where} is not valid JSON") from None
+            except RecursionError:  # json's C scanner gives up near 1,000 levels, not a ValueError
+                raise ImportRefused("ERR_INVALID_PACKAGE_CONFIG", f"{where} is nested too deep") from None
             manifest = parsed if isinstance(parsed, dict) else {}
         self._manifests[key] = manifest
         return manifest
