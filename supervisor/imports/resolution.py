@@ -353,6 +353,12 @@ class Resolver:
         manifest = self._manifest(tree, "") or {}
         exports = manifest.get("exports")
         if exports is not None:
+            # As Node: `*` must not carry `..` (nor `.`, nor an empty part) into a target, or
+            # `pkg/lib/../secret` would reach a file `exports` keeps private.
+            if subpath and any(part in ("", ".", "..") for part in subpath.split("/")):
+                raise ImportRefused("ERR_PACKAGE_PATH_NOT_EXPORTED",
+                                    f"'{spec}' is not exported by package {label} (a subpath has no "
+                                    "empty, '.' or '..' parts)")
             target = _exports_target(exports, "." if not subpath else f"./{subpath}", mode)
             if target is None:
                 raise ImportRefused("ERR_PACKAGE_PATH_NOT_EXPORTED",
