@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,11 @@ from typing import Any
 import pytest
 
 from supervisor import Supervisor
-from supervisor.errors import ValidationError
+from supervisor.boot import data_dir
+from supervisor.errors import InvalidPath, ValidationError
+from supervisor.packages import RegistryClient, registry_url
+from supervisor.packages.locked import load_locked
+from supervisor.typescript import TRANSPILER_LOCK
 
 SECRET = "top-secret-outside-the-worktree"
 
@@ -374,3 +379,56 @@ def test_a_package_json_nested_deep_is_an_invalid_config(sup: Supervisor, worktr
                                                      "deep/package.json is nested too deep"]
     assert imported(sup, sid, "./deep") == "could not load module './deep': deep/package.json is nested too deep"
     assert_still_works(sup, sid)
+
+
+# ----- TypeScript (the transpiler comes from the real npm registry) ---------------------------
+
+
+@pytest.fixture(scope="module")
+def transpiler_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The pinned transpiler's tarballs, fetched once from the REAL npm registry."""
+    cache = tmp_path_factory.mktemp("transpiler")
+    client = RegistryClient(registry_url())
+    try:
+        load_locked(TRANSPILER_LOCK, cache, client)
+    finally:
+        client.close()
+    return cache
+
+
+@pytest.fixture
+def ts_sup(tmp_path: Path, transpiler_files: Path) -> Iterator[Supervisor]:
+    db = tmp_path / "ts.db"
+    shutil.copytree(transpiler_files, data_dir(db) / "typescript" / "transpiler")
+    s = Supervisor.open(db)
+    yield s
+    s.close()
+
+
+@pytest.mark.registry
+def test_typescript_that_breaks_the_transpiler_needs_the_registry(ts_sup: Supervisor, worktree: Path) -> None:
+    """A .ts file nested so deep the transpiler's parser overflows its stack, one over 512 KiB
+    and a path with NUL are refused as errors of their own; the daemon's transpiler and the
+    session go on, and the next .ts file strips (the transpiler from the real npm registry)."""
+    (worktree / "deep.ts").write_text("export const x: number = " + "(" * 100_000 + "1" + ")" * 100_000 + ";\n")
+    (worktree / "huge.ts").write_text("export const s: string = '" + "x" * (600 * 1024) + "';\n")
+    (worktree / "ok.ts").write_text("const n: number = 41;\nexport const v: number = n + 1;\n")
+    sid = _session(ts_sup, worktree)
+    ex = ts_sup.run_file(sid, "deep.ts")
+    assert ex.status == "error" and ex.error is not None, ex.status
+    assert ex.error["message"].startswith("deep.ts"), ex.error
+    ex = ts_sup.run_file(sid, "huge.ts")
+    assert ex.status == "error" and ex.error is not None
+    assert "TypeScript files are stripped up to 524288" in ex.error["message"]
+    huge = required(ts_sup, sid, "./huge.ts")
+    assert huge[0] == "ERR_TRANSFORM_FAILED" and "stripped up to 524288" in huge[1], huge
+    deep = required(ts_sup, sid, "./deep.ts")
+    assert deep[0] in ("ERR_TRANSFORM_FAILED", "ERR_INVALID_TYPESCRIPT_SYNTAX"), deep
+    with pytest.raises(InvalidPath):
+        ts_sup.run_file(sid, "ok\0.ts")
+    assert required(ts_sup, sid, "./ok\0.ts")[0] == "ERR_INVALID_ARG_VALUE"
+    ex = ts_sup.run_file(sid, "ok.ts")
+    assert ex.status == "ok", ex.error
+    assert ex.result is not None and ex.result["json"] == {"v": 42}
+    assert imported(ts_sup, sid, "./ok.ts") == "loaded 42"
+    assert_still_works(ts_sup, sid)
