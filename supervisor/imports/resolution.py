@@ -272,7 +272,8 @@ class Resolver:
             for field in ("module", "main") if mode == "import" else ("main",):
                 target = manifest.get(field)
                 if isinstance(target, str) and target:
-                    inside = _join(path, target)
+                    # An absolute main names a host path in Node: it leads out, as `..` does.
+                    inside = None if target.startswith("/") else _join(path, target)
                     if inside is None:
                         raise ImportRefused("ERR_INVALID_PACKAGE_TARGET",
                                             f"the {field} of {path or '.'}/package.json "
@@ -319,6 +320,8 @@ class Resolver:
                 parsed = json.loads(raw.decode("utf-8")) if raw else {}
             except (UnicodeDecodeError, ValueError):
                 raise ImportRefused("ERR_INVALID_PACKAGE_CONFIG", f"{where} is not valid JSON") from None
+            except RecursionError:  # json's C scanner gives up near 1,000 levels, not a ValueError
+                raise ImportRefused("ERR_INVALID_PACKAGE_CONFIG", f"{where} is nested too deep") from None
             manifest = parsed if isinstance(parsed, dict) else {}
         self._manifests[key] = manifest
         return manifest
@@ -350,6 +353,12 @@ class Resolver:
         manifest = self._manifest(tree, "") or {}
         exports = manifest.get("exports")
         if exports is not None:
+            # As Node: `*` must not carry `..` (nor `.`, nor an empty part) into a target, or
+            # `pkg/lib/../secret` would reach a file `exports` keeps private.
+            if subpath and any(part in ("", ".", "..") for part in subpath.split("/")):
+                raise ImportRefused("ERR_PACKAGE_PATH_NOT_EXPORTED",
+                                    f"'{spec}' is not exported by package {label} (a subpath has no "
+                                    "empty, '.' or '..' parts)")
             target = _exports_target(exports, "." if not subpath else f"./{subpath}", mode)
             if target is None:
                 raise ImportRefused("ERR_PACKAGE_PATH_NOT_EXPORTED",

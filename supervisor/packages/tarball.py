@@ -187,6 +187,8 @@ def unpack(data: bytes, integrity: str, what: str, limits: UnpackLimits | None =
         manifest = json.loads(files["package.json"])
     except (ValueError, UnicodeDecodeError):
         raise PackageRefused(f"{what}: its package.json is not valid JSON", package=what) from None
+    except RecursionError:  # nesting near 1,000 levels: json's C scanner gives up, not a ValueError
+        raise PackageRefused(f"{what}: its package.json is nested too deep", package=what) from None
     if not isinstance(manifest, dict):
         raise PackageRefused(f"{what}: its package.json is not a JSON object", package=what)
     return Unpacked(files, manifest)
