@@ -22,9 +22,6 @@ import pytest
 from supervisor import Supervisor
 from supervisor.boot import data_dir
 from supervisor.errors import InvalidPath, ValidationError
-from supervisor.packages import RegistryClient, registry_url
-from supervisor.packages.locked import load_locked
-from supervisor.typescript import TRANSPILER_LOCK
 
 SECRET = "top-secret-outside-the-worktree"
 
@@ -384,18 +381,6 @@ def test_a_package_json_nested_deep_is_an_invalid_config(sup: Supervisor, worktr
 
 
 # ----- TypeScript (the transpiler comes from the real npm registry) ---------------------------
-
-
-@pytest.fixture(scope="module")
-def transpiler_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The pinned transpiler's tarballs, fetched once from the REAL npm registry."""
-    cache = tmp_path_factory.mktemp("transpiler")
-    client = RegistryClient(registry_url())
-    try:
-        load_locked(TRANSPILER_LOCK, cache, client)
-    finally:
-        client.close()
-    return cache
 
 
 @pytest.fixture

@@ -7,13 +7,12 @@ so, and are marked `registry`)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from registry_server import LocalRegistry
+from session_helpers import repl_value, session_with
 
 from supervisor import Supervisor
 from supervisor.errors import LibraryNotFound, ValidationError
@@ -39,30 +38,16 @@ def worktree(tmp_path: Path) -> Path:
     return tree
 
 
-def _session(sup: Supervisor, worktree: Path, *libraries: str) -> str:
-    template = sup.templates.create(f"libs-{uuid.uuid4()}")
-    for name in libraries:
-        sup.templates.add_library(template.id, name)
-    session = sup.create_session(template.id, "w", "c", str(worktree))
-    assert session.status == "ready", session.last_error
-    return session.id
-
-
-def _value(sup: Supervisor, session_id: str, code: str) -> Any:
-    execution = sup.repl(session_id, code)
-    assert execution.status == "ok", execution.error
-    assert execution.result is not None
-    return execution.result.get("json")
 
 
 def test_a_global_build_defines_its_global_and_is_what_require_and_import_give(
         sup: Supervisor, registry: LocalRegistry, worktree: Path) -> None:
     registry.publish("tiny-lib", "1.0.0", {"tiny.js": UMD}, manifest={"main": "tiny.js"})
     sup.packages.add("tiny-lib@1.0.0")
-    sid = _session(sup, worktree, "tiny-lib@1.0.0")
-    assert _value(sup, sid, "tinyLib.twice(21)") == 42
+    sid = session_with(sup, worktree, "tiny-lib@1.0.0")
+    assert repl_value(sup, sid, "tinyLib.twice(21)") == 42
     # One copy of the library: what require gives is the global itself.
-    assert _value(sup, sid, "require('tiny-lib') === tinyLib") is True
+    assert repl_value(sup, sid, "require('tiny-lib') === tinyLib") is True
     (worktree / "m.mjs").write_text("import t from 'tiny-lib';\nexport const same = t === globalThis.tinyLib;\n")
     execution = sup.run_file(sid, "m.mjs")
     assert execution.status == "ok", execution.error
@@ -75,8 +60,8 @@ def test_a_min_js_beside_the_entry_is_the_one_evaluated(
                                              "lib.min.js": b"globalThis.which='min';"},
                      manifest={"main": "lib.js"})
     sup.packages.add("two-builds@1.0.0")
-    sid = _session(sup, worktree, "two-builds@1.0.0")
-    assert _value(sup, sid, "which") == "min"
+    sid = session_with(sup, worktree, "two-builds@1.0.0")
+    assert repl_value(sup, sid, "which") == "min"
 
 
 def test_a_commonjs_package_with_a_dependency_is_importable_by_name(
@@ -86,11 +71,11 @@ def test_a_commonjs_package_with_a_dependency_is_importable_by_name(
                      {"index.js": b"const a = require('dep-a'); module.exports = { answer: a.base + 2 };"},
                      dependencies={"dep-a": "^1.0.0"})
     sup.packages.add("uses-dep@2.0.0", with_deps=True)
-    sid = _session(sup, worktree, "uses-dep@2.0.0")
+    sid = session_with(sup, worktree, "uses-dep@2.0.0")
     # Not a global build (it needs `module`): nothing global is defined, the name imports.
-    assert _value(sup, sid, "typeof answer") == "undefined"
-    assert _value(sup, sid, "require('uses-dep').answer") == 42
-    assert _value(sup, sid, "require('dep-a').base") == 40
+    assert repl_value(sup, sid, "typeof answer") == "undefined"
+    assert repl_value(sup, sid, "require('uses-dep').answer") == 42
+    assert repl_value(sup, sid, "require('dep-a').base") == 40
 
 
 def test_an_es_module_package_is_imported_in_the_base(
@@ -98,7 +83,7 @@ def test_an_es_module_package_is_imported_in_the_base(
     registry.publish("esm-only", "1.0.0", {"index.mjs": b"export const seven = 7; export default 'd';"},
                      manifest={"exports": {".": {"import": "./index.mjs"}}, "type": "module"})
     sup.packages.add("esm-only@1.0.0")
-    sid = _session(sup, worktree, "esm-only@1.0.0")
+    sid = session_with(sup, worktree, "esm-only@1.0.0")
     (worktree / "m.mjs").write_text("import d, { seven } from 'esm-only';\nexport const v = [d, seven];\n")
     execution = sup.run_file(sid, "m.mjs")
     assert execution.status == "ok", execution.error
@@ -144,8 +129,8 @@ def test_a_restored_session_imports_what_it_was_spawned_with(
     first = Supervisor.open(tmp_path / "db.sqlite", npm_registry=registry.url, image_interval=0.01)
     try:
         first.packages.add("cjs-lib@1.0.0")
-        sid = _session(first, worktree, "cjs-lib@1.0.0")
-        assert _value(first, sid, "globalThis.k = 1; require('cjs-lib').n") == 5
+        sid = session_with(first, worktree, "cjs-lib@1.0.0")
+        assert repl_value(first, sid, "globalThis.k = 1; require('cjs-lib').n") == 5
         first.flush_images()
     finally:
         first.close()
@@ -154,7 +139,7 @@ def test_a_restored_session_imports_what_it_was_spawned_with(
         assert again.store.get_session(sid).status == "ready"
         # A file of the package not required before the restart: resolved through the
         # package the session was spawned with.
-        assert _value(again, sid, "[k, require('cjs-lib/index.js').n]") == [1, 5]
+        assert repl_value(again, sid, "[k, require('cjs-lib/index.js').n]") == [1, 5]
     finally:
         again.close()
 
@@ -166,9 +151,9 @@ def test_go_acceptance_lodash_from_the_real_npm_registry(tmp_path: Path, worktre
     try:
         [lodash] = sup.packages.add("lodash-4.17.21")
         assert lodash.id == "lodash@4.17.21"
-        with_lodash = _session(sup, worktree, "lodash-4.17.21")
-        assert _value(sup, with_lodash, "_.chunk([1,2,3,4], 2).length") == 2
-        without = _session(sup, worktree)
+        with_lodash = session_with(sup, worktree, "lodash-4.17.21")
+        assert repl_value(sup, with_lodash, "_.chunk([1,2,3,4], 2).length") == 2
+        without = session_with(sup, worktree)
         execution = sup.repl(without, "_.chunk([1,2,3,4], 2).length")
         assert execution.status == "error"
         assert execution.error is not None and execution.error["message"] == "_ is not defined"

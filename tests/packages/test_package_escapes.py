@@ -10,13 +10,13 @@ sessions (their imports and requires of worktree files included) keep working.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from registry_server import LocalRegistry
+from session_helpers import repl_value, session_with
 
 from supervisor import Supervisor
 from supervisor.errors import PackageRefused
@@ -41,36 +41,23 @@ def worktree(tmp_path: Path) -> Path:
     return tree
 
 
-def _session(sup: Supervisor, worktree: Path, *libraries: str) -> str:
-    template = sup.templates.create(f"escapes-{uuid.uuid4()}")
-    for name in libraries:
-        sup.templates.add_library(template.id, name)
-    session = sup.create_session(template.id, "w", "c", str(worktree))
-    assert session.status == "ready", session.last_error
-    return session.id
-
-
-def _value(sup: Supervisor, sid: str, code: str) -> Any:
-    execution = sup.repl(sid, code)
-    assert execution.status == "ok", execution.error
-    assert execution.result is not None
-    return execution.result.get("json")
 
 
 def _required(sup: Supervisor, sid: str, spec: str) -> list[Any]:
-    return list(_value(sup, sid, f"(() => {{ try {{ return ['OK', require({spec!r})]; }}"
+    return list(repl_value(sup, sid, f"(() => {{ try {{ return ['OK', require({spec!r})]; }}"
                                  " catch (e) { return [e.code, String(e.message)]; } })()"))
 
 
 def _imported(sup: Supervisor, sid: str, spec: str) -> str:
-    return str(_value(sup, sid, f"import({spec!r}).then(m => 'loaded ' + JSON.stringify(m.default), e => e.message)"))
+    code = f"import({spec!r}).then(m => 'loaded ' + JSON.stringify(m.default), e => e.message)"
+    return str(repl_value(sup, sid, code))
 
 
 def _assert_worktree_imports_work(sup: Supervisor, sid: str) -> None:
     assert sup.get_session(sid).status == "ready"
-    assert _value(sup, sid, "[require('./a.cjs'), require('./c.json').n]") == ["a", 1]
-    assert _value(sup, sid, "import('./m.mjs').then(m => m.v)") == "m"
-    assert _value(sup, sid, "import('./c.json').then(m => m.default.n)") == 1
+    assert repl_value(sup, sid, "[require('./a.cjs'), require('./c.json').n]") == ["a", 1]
+    assert repl_value(sup, sid, "import('./m.mjs').then(m => m.v)") == "m"
+    assert repl_value(sup, sid, "import('./c.json').then(m => m.default.n)") == 1
 
 
 @pytest.mark.parametrize("target", ["./../x.js", "../x.js", "/x.js", "./node_modules/../../x.js",
@@ -128,7 +115,7 @@ def star(sup: Supervisor, registry: LocalRegistry) -> str:
                                   "star/lib/./a", "star/lib//a", "star/lib/deep/..", "star/lib/a/"])
 def test_patterns_do_not_carry_dot_segments_into_private_files(sup: Supervisor, worktree: Path, star: str,
                                                                spec: str) -> None:
-    sid = _session(sup, worktree, star)
+    sid = session_with(sup, worktree, star)
     answer = _required(sup, sid, spec)
     assert answer[0] == "ERR_PACKAGE_PATH_NOT_EXPORTED", answer
     assert SECRET not in str(answer)
@@ -147,15 +134,15 @@ def test_package_paths_without_exports_stay_in_the_package(sup: Supervisor, regi
                                                            worktree: Path) -> None:
     registry.publish("plain", "1.0.0", {"index.js": b"module.exports = 'plain';", "lib/x.js": b"module.exports = 'x';"})
     sup.packages.add("plain@1.0.0")
-    sid = _session(sup, worktree, "plain@1.0.0")
+    sid = session_with(sup, worktree, "plain@1.0.0")
     assert _required(sup, sid, "plain/lib/x") == ["OK", "x"]
     for spec in ("plain/../a.cjs", "plain/lib/../../a.cjs", "plain/../../etc/passwd"):
         assert _required(sup, sid, spec) == ["ERR_ACCESS_DENIED", f"'{spec}' leads out of package plain@1.0.0"]
     # From a package's own file, `..` above its root is refused too, never the worktree.
-    forged = _value(sup, sid, "(() => { try { return host['modules.require']('../../a.cjs', "
+    forged = repl_value(sup, sid, "(() => { try { return host['modules.require']('../../a.cjs', "
                               "'pkg:plain@1.0.0/lib/x.js').name; } catch (e) { return e.message; } })()")
     assert forged == "ERR_ACCESS_DENIED\x1f'../../a.cjs' leads out of the package plain@1.0.0"
-    forged = _value(sup, sid, "(() => { try { return host['modules.require']('./a.cjs', "
+    forged = repl_value(sup, sid, "(() => { try { return host['modules.require']('./a.cjs', "
                               "'pkg:plain@1.0.0/../../x').name; } catch (e) { return e.message; } })()")
     assert forged == "ERR_ACCESS_DENIED\x1f'./a.cjs' leads out of the package plain@1.0.0"
     _assert_worktree_imports_work(sup, sid)
@@ -169,15 +156,15 @@ def test_a_package_named_like_a_worktree_path_wins_only_for_its_bare_name(
     (worktree / "src" / "index.js").write_text("module.exports = 'worktree src';\n")
     registry.publish("src", "1.0.0", {"index.js": b"module.exports = 'package src';"})
     sup.packages.add("src@1.0.0")
-    sid = _session(sup, worktree, "src@1.0.0")
+    sid = session_with(sup, worktree, "src@1.0.0")
     assert _required(sup, sid, "src") == ["OK", "package src"]
     assert _required(sup, sid, "./src") == ["OK", "worktree src"]
     # A package's file asking for a package it does not depend on never falls back to the worktree.
     registry.publish("asker", "1.0.0", {"index.js": b"module.exports = () => require('a.cjs');"})
     sup.packages.add("asker@1.0.0")
-    sid = _session(sup, worktree, "asker@1.0.0")
+    sid = session_with(sup, worktree, "asker@1.0.0")
     assert _required(sup, sid, "a.cjs") == ["OK", "a"]  # from the worktree, by root
-    answer = _value(sup, sid, "(() => { try { return require('asker')(); }"
+    answer = repl_value(sup, sid, "(() => { try { return require('asker')(); }"
                               " catch (e) { return [e.code, e.message]; } })()")
     assert answer[0] == "MODULE_NOT_FOUND" and "required by asker@1.0.0" in answer[1], answer
 
@@ -204,14 +191,14 @@ def test_hostile_library_globals_leave_sessions_and_their_imports_working(
         sup: Supervisor, registry: LocalRegistry, worktree: Path, name: str) -> None:
     registry.publish(name, "1.0.0", {"index.js": LIBRARIES[name]}, manifest={"main": "index.js"})
     sup.packages.add(f"{name}@1.0.0")
-    sid = _session(sup, worktree, f"{name}@1.0.0")
+    sid = session_with(sup, worktree, f"{name}@1.0.0")
     _assert_worktree_imports_work(sup, sid)
     assert _required(sup, sid, "../a.cjs")[0] == "ERR_ACCESS_DENIED"
     if name == "host-grab":
         # The library saw the same one host function a session has: nothing more of the host.
-        assert _value(sup, sid, "grabbedKeys") == ["modules.require"]
-        forged = _value(sup, sid, "(() => { try { grabbedHost['modules.require']('../a.cjs', ''); }"
+        assert repl_value(sup, sid, "grabbedKeys") == ["modules.require"]
+        forged = repl_value(sup, sid, "(() => { try { grabbedHost['modules.require']('../a.cjs', ''); }"
                                   " catch (e) { return e.message; } })()")
         assert forged == "ERR_ACCESS_DENIED\x1f'../a.cjs' leads out of the worktree"
     # A second session from the same base image is as good as the first.
-    _assert_worktree_imports_work(sup, _session(sup, worktree, f"{name}@1.0.0"))
+    _assert_worktree_imports_work(sup, session_with(sup, worktree, f"{name}@1.0.0"))

@@ -18,7 +18,6 @@ import pytest
 from supervisor import Supervisor
 from supervisor.boot import data_dir
 from supervisor.packages import RegistryClient, registry_url
-from supervisor.packages.locked import load_locked
 from supervisor.typescript import TRANSPILER_LOCK, TypeScript, transpiler_base
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "packages"))
@@ -33,18 +32,6 @@ const axis: Axis = Axis.Y;
 console.log(length({ x: 3, y: 4 }), axis);
 export const answer: number = length({ x: 6, y: 8 });
 """
-
-
-@pytest.fixture(scope="module")
-def transpiler_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The transpiler's tarballs, fetched once from the real registry."""
-    cache = tmp_path_factory.mktemp("transpiler")
-    client = RegistryClient(registry_url())
-    try:
-        load_locked(TRANSPILER_LOCK, cache, client)
-    finally:
-        client.close()
-    return cache
 
 
 def _supervisor(tmp_path: Path, transpiler_files: Path) -> Supervisor:
