@@ -12,6 +12,7 @@ import pytest
 from registry_server import LocalRegistry
 
 from store import FaultInjector, Store
+from supervisor import Supervisor
 from supervisor.packages import PackageLibrary, RegistryClient
 
 # The daemon helpers of tests/http (a real `vm-system serve`), for the end-to-end tests.
@@ -33,6 +34,14 @@ def faults() -> FaultInjector:
 def store(tmp_path: Path, faults: FaultInjector) -> Iterator[Store]:
     with Store.open(tmp_path / "db.sqlite", faults=faults) as s:
         yield s
+
+
+@pytest.fixture
+def sup(tmp_path: Path, registry: LocalRegistry) -> Iterator[Supervisor]:
+    """A Supervisor on a real SQLite file whose package store adds from the local registry."""
+    s = Supervisor.open(tmp_path / "db.sqlite", npm_registry=registry.url)
+    yield s
+    s.close()
 
 
 @pytest.fixture

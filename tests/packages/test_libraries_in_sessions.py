@@ -7,7 +7,6 @@ so, and are marked `registry`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,6 @@ UMD = b"""(function (root, factory) {
   else root.tinyLib = factory();
 })(this, function () { return { twice: function (x) { return 2 * x; }, id: Math.random() }; });
 """
-
-
-@pytest.fixture
-def sup(tmp_path: Path, registry: LocalRegistry) -> Iterator[Supervisor]:
-    s = Supervisor.open(tmp_path / "db.sqlite", npm_registry=registry.url)
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ sessions (their imports and requires of worktree files included) keep working.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,6 @@ from supervisor import Supervisor
 from supervisor.errors import PackageRefused
 
 SECRET = "private-file-of-the-package"
-
-
-@pytest.fixture
-def sup(tmp_path: Path, registry: LocalRegistry) -> Iterator[Supervisor]:
-    s = Supervisor.open(tmp_path / "db.sqlite", npm_registry=registry.url)
-    yield s
-    s.close()
 
 
 @pytest.fixture
