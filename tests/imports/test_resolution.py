@@ -7,10 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dict_tree import DictTree
 
 from supervisor.imports.resolution import ImportRefused, Package, Resolver, ResolverSettings
+from supervisor.imports.tree import MemoryTree
 from supervisor.imports.worktree_tree import WorktreeTree
+
+
+def DictTree(files: dict[str, str]) -> MemoryTree:  # noqa: N802 - reads as the tree it builds
+    """A tree of these texts (UTF-8)."""
+    return MemoryTree({path: text.encode() for path, text in files.items()})
+
 
 LODASH = DictTree({
     "package.json": '{"name": "lodash", "main": "lodash.js"}',
