@@ -70,8 +70,9 @@ function showErrors(form, message, error) {
   message.hidden = true;
   clear(message);
   if (!error) return;
-  const name = error instanceof ApiError ? error.field : null;
-  const wrap = name ? findField(form, name) : null;
+  // The field the error names, else a detail named like a field (`{"name": "nonsense"}`).
+  const names = error instanceof ApiError ? [error.field, ...Object.keys(error.details)].filter(Boolean) : [];
+  const wrap = names.map((name) => findField(form, name)).find(Boolean);
   if (wrap) {
     wrap.classList.add("invalid");
     const control = wrap.querySelector("input, select, textarea");
