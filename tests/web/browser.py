@@ -50,9 +50,10 @@ class Browser:
 
     # ----- navigation and waiting -------------------------------------------------------------
 
-    def open(self, url: str) -> None:
+    def open(self, url: str, *, settle: bool = True) -> None:
         self.driver.get(url)
-        self.settled()
+        if settle:
+            self.settled()
 
     def settled(self) -> None:
         """The page's route has rendered (<main> is not busy)."""
