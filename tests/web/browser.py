@@ -7,46 +7,31 @@ The browser and its driver are found on PATH or fail loudly: these tests never s
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
+from benchmarks.browser import start_chromium
+
 WAIT_S = 20.0
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run",
-                  "--disable-dev-shm-usage", "--window-size=1280,800")
 # Runs before any script of every page: a dialog, whoever opens it, is recorded.
 RECORD_DIALOGS = """
 window.__dialogs = [];
 for (const name of ["alert", "confirm", "prompt", "print"]) {
-  const original = window[name];
   window[name] = function (...args) { window.__dialogs.push([name, String(args[0])]); };
 }
 """
 
 
-def _executable(name: str, alternatives: tuple[str, ...] = ()) -> str:
-    for candidate in (name, *alternatives):
-        found = shutil.which(candidate)
-        if found:
-            return found
-    raise RuntimeError(f"{name} is not installed: the web console's tests need Debian's chromium and "
-                       "chromium-driver packages (apt-get install -y chromium chromium-driver; .ci/run does it)")
-
-
 class Browser:
-    def __init__(self, driver: webdriver.Chrome) -> None:
+    def __init__(self, driver: Any) -> None:
         self.driver = driver
-        self.dialogs_seen: list[Any] = []
 
     # ----- navigation and waiting -------------------------------------------------------------
 
@@ -113,16 +98,7 @@ def _first(elements: list[WebElement]) -> WebElement | bool:
 
 @contextmanager
 def start_browser(profile: Path) -> Iterator[Browser]:
-    chromium = _executable("chromium", ("chromium-browser",))
-    chromedriver = _executable("chromedriver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={profile}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    options.set_capability("unhandledPromptBehavior", "ignore")
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
+    driver = start_chromium(profile)
     try:
         driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_DIALOGS})
         yield Browser(driver)

@@ -84,6 +84,11 @@ def test_a_session_is_created_from_the_template_with_a_worktree(browser: Browser
     browser.find("#session-create input[name=worktree_path]").send_keys(str(worktree), Keys.ENTER)
     browser.text_appears("#session-status", "ready")
     STATE["session_id"] = browser.driver.current_url.rsplit("/", 1)[1]
+    # No absent field shown as a word ("null", "undefined") beside the session's facts.
+    assert not browser.driver.execute_script(
+        "return [...document.querySelectorAll('main > *')].filter(e => !e.children.length"
+        " && /^(null|undefined)$/.test(e.textContent.trim())).length")
+    assert "null" not in browser.find("main").text.split()
     assert browser.driver.switch_to.active_element == browser.find("#repl-input")
 
 

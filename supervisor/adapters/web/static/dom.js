@@ -29,6 +29,12 @@ export function append(el, children) {
   return el;
 }
 
+// Replaces el's children, skipping null and false (replaceChildren would show them as text).
+export function fill(el, ...children) {
+  el.replaceChildren();
+  return append(el, children);
+}
+
 export function clear(el) {
   el.replaceChildren();
   return el;

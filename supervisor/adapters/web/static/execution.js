@@ -1,6 +1,6 @@
 // One execution: its fields, its events (followed live while it runs) and its outcome.
 import { follow, get } from "./api.js";
-import { h, shortId, statusBadge, time } from "./dom.js";
+import { fill, h, shortId, statusBadge, time } from "./dom.js";
 import { executionBlock } from "./events.js";
 import { heading, link } from "./ui.js";
 
@@ -13,7 +13,7 @@ export async function executionPage(main, [id], _query, signal) {
     ["Path", execution.path], ["Session state", execution.session_state ? execution.session_state.state : null],
     ["Error", execution.error ? `${execution.error.kind}: ${execution.error.name}: ${execution.error.message}` : null],
   ].filter(([, v]) => v !== null && v !== undefined && v !== "");
-  main.replaceChildren(
+  fill(main, 
     heading(`Execution ${shortId(id)}`, statusBadge(execution.status)),
     execution.session_id
       ? h("p", {}, "Session ", link(`#/sessions/${execution.session_id}`, shortId(execution.session_id)))

@@ -2,7 +2,7 @@
 // Each input is sent as a streamed REPL request, so its console lines appear as the script
 // prints them; the session's earlier executions are shown above, oldest first.
 import { get, streamPost } from "./api.js";
-import { h, shortId, statusBadge, time } from "./dom.js";
+import { fill, h, shortId, statusBadge, time } from "./dom.js";
 import { executionBlock } from "./events.js";
 import { closeSession } from "./sessions.js";
 import { button, errorBox, errorText, heading, link } from "./ui.js";
@@ -102,7 +102,7 @@ export async function replPage(main, [id], _query, signal) {
     }
   }, { id: "close-session", class: "danger" });
 
-  main.replaceChildren(
+  fill(main, 
     heading(`Session ${shortId(id)}`, badge, h("div", { class: "actions" }, close)),
     h("p", { class: "muted" }, "Template ", link(`#/templates/${session.template_id}`, shortId(session.template_id)),
       " · worktree ", h("code", {}, session.worktree_path), " · created ", time(session.created_at)),

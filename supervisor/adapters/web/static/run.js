@@ -1,7 +1,7 @@
 // A one-shot run: the code in an ephemeral sandbox (POST /run, streamed), with a template's
 // settings when one is picked.
 import { get, streamPost } from "./api.js";
-import { h } from "./dom.js";
+import { fill, h } from "./dom.js";
 import { executionBlock } from "./events.js";
 import { apiForm, field, heading, link } from "./ui.js";
 
@@ -30,6 +30,6 @@ export async function runPage(main, _params, _query, signal) {
       form.requestSubmit();
     }
   });
-  main.replaceChildren(heading("Run once"), form, output);
+  fill(main, heading("Run once"), form, output);
   code.focus();
 }

@@ -1,6 +1,6 @@
 // The runtime summary (GET /runtime/summary), refreshed while the page is open.
 import { get } from "./api.js";
-import { h, shortId } from "./dom.js";
+import { fill, h, shortId } from "./dom.js";
 import { errorBox, heading, link } from "./ui.js";
 
 const REFRESH_MS = 2000;
@@ -11,11 +11,11 @@ function mib(bytes) {
 
 export async function runtimePage(main, _params, _query, signal) {
   const body = h("div", { id: "runtime-summary" });
-  main.replaceChildren(heading("Runtime"), body);
+  fill(main, heading("Runtime"), body);
   const show = async () => {
     try {
       const s = await get("/runtime/summary");
-      body.replaceChildren(h("dl", { class: "facts" },
+      fill(body, h("dl", { class: "facts" },
         h("dt", {}, "Live sessions"), h("dd", { "data-key": "active_sessions" }, String(s.active_sessions)),
         h("dt", {}, "Executions running"), h("dd", { "data-key": "executions_running" }, String(s.executions_running)),
         h("dt", {}, "Worker threads"), h("dd", {}, String(s.worker_threads)),
@@ -25,7 +25,7 @@ export async function runtimePage(main, _params, _query, signal) {
         ? h("ul", { class: "plain" }, s.active_session_ids.map((id) => h("li", {}, link(`#/sessions/${id}`, shortId(id)))))
         : null);
     } catch (error) {
-      body.replaceChildren(errorBox(error));
+      fill(body, errorBox(error));
     }
   };
   await show();

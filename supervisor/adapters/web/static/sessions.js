@@ -1,6 +1,6 @@
 // Sessions: the list (filtered by status), creating one from a template, closing.
 import { get, post } from "./api.js";
-import { h, shortId, statusBadge, time } from "./dom.js";
+import { fill, h, shortId, statusBadge, time } from "./dom.js";
 import { apiForm, button, errorBox, field, heading, link, table } from "./ui.js";
 
 const STATUSES = ["", "starting", "ready", "crashed", "closed"];
@@ -29,7 +29,7 @@ export async function sessionsPage(main, _params, query) {
     location.hash = `#/sessions/${session.id}`;
   });
   const rows = sessions.slice().sort((a, b) => (a.created_at < b.created_at ? 1 : -1));
-  main.replaceChildren(heading("Sessions", h("label", { class: "filter" }, "Status ", filter)),
+  fill(main, heading("Sessions", h("label", { class: "filter" }, "Status ", filter)),
     templates.length ? create : h("p", { class: "muted" }, "Create a template first: ", link("#/templates", "templates")),
     table([
       { title: "Session", cell: (s) => link(`#/sessions/${s.id}`, shortId(s.id), { "data-session": s.id }) },

@@ -1,6 +1,6 @@
 // Templates: the list with a create form, and one template's settings and sub-resources.
 import { ApiError, del, get, patch, post } from "./api.js";
-import { h, time } from "./dom.js";
+import { fill, h, time } from "./dom.js";
 import { apiForm, button, errorBox, field, heading, link, table } from "./ui.js";
 
 const enc = encodeURIComponent;
@@ -13,7 +13,7 @@ export async function templatesPage(main) {
       const created = await post("/templates", { name: values.name });
       location.hash = `#/templates/${created.id}`;
     });
-  main.replaceChildren(heading("Templates"), form,
+  fill(main, heading("Templates"), form,
     table([
       { title: "Name", cell: (t) => link(`#/templates/${t.id}`, t.name) },
       { title: "Engine", cell: (t) => t.engine },
@@ -77,7 +77,7 @@ export async function templatePage(main, [id]) {
     const d = await get(`/templates/${enc(id)}`);
     const refresh = (text) => render(text);
     const base = `/templates/${enc(id)}`;
-    main.replaceChildren(
+    fill(main, 
       heading(d.template.name, h("span", { class: "muted" }, ` ${d.template.engine} · ${d.template.id}`),
         h("div", { class: "actions" }, link(`#/sessions?template=${d.template.id}`, "New session", { class: "button" }),
           button("Delete template", async () => {
