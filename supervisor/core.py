@@ -362,7 +362,8 @@ class Supervisor(StoreReads):
         if self._draining:
             raise ShuttingDown("the daemon is shutting down: it starts no new executions")
 
-    def _execute_in(self, live: LiveSession, spec: ExecSpec, request: ExecRequest) -> store_mod.Execution:
+    def _execute_in(self, live: LiveSession, spec: ExecSpec, request: ExecRequest,
+                    execution_id: str | None = None) -> store_mod.Execution:
         if not acquire_for_execution(live):
             raise SessionBusy(f"session {live.id} is running another execution", session_id=live.id)
         structlog.contextvars.bind_contextvars(session_id=live.id)
@@ -372,19 +373,22 @@ class Supervisor(StoreReads):
             self._refuse_if_draining()
             if live.closing:
                 raise SessionNotReady(f"session {live.id} is closing", session_id=live.id)
-            execution = self._pipeline.execute(spec, live.host, request, closed=lambda: live.closing)
+            execution = self._pipeline.execute(spec, live.host, request, closed=lambda: live.closing,
+                                               execution_id=execution_id)
             self._images.note_execution(live)
             return execution
         finally:
             structlog.contextvars.unbind_contextvars("session_id")
             live.lock.release()
 
-    def repl(self, session_id: str, input: Any) -> store_mod.Execution:
+    def repl(self, session_id: str, input: Any, execution_id: str | None = None) -> store_mod.Execution:
+        """`execution_id` (a new one by default) lets the caller follow the events while it runs
+        (`POST /executions/repl` as a stream)."""
         live = self._get_live(session_id)
         if not isinstance(input, str):
             raise ValidationError("input must be a string", field="input")
         spec = ExecSpec("repl", live.id, input, None, {}, {}, input)
-        return self._execute_in(live, spec, self._request(live, input, "<repl>"))
+        return self._execute_in(live, spec, self._request(live, input, "<repl>"), execution_id)
 
     def run_file(self, session_id: str, path: Any, args: Any = None, env: Any = None) -> store_mod.Execution:
         """Run a file of the worktree; the path is checked, and the file read, before any row exists."""

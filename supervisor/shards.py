@@ -388,9 +388,9 @@ class ShardedSupervisor(StoreReads):
 
     # ----- executions -------------------------------------------------------------------------
 
-    def repl(self, session_id: str, input: Any) -> store_mod.Execution:
+    def repl(self, session_id: str, input: Any, execution_id: str | None = None) -> store_mod.Execution:
         session_id = check_uuid(session_id, "session_id")
-        return self._send(lambda: self._owner_of(session_id), Repl(session_id, input))
+        return self._send(lambda: self._owner_of(session_id), Repl(session_id, input, execution_id))
 
     def run_file(self, session_id: str, path: Any, args: Any = None, env: Any = None) -> store_mod.Execution:
         session_id = check_uuid(session_id, "session_id")

@@ -74,9 +74,10 @@ class Run(WorkerRequest["store_mod.Execution"]):
 class Repl(WorkerRequest["store_mod.Execution"]):
     session_id: str
     input: Any
+    execution_id: str | None = None
 
     def apply(self, sup: SupervisorApi) -> store_mod.Execution:
-        return sup.repl(self.session_id, self.input)
+        return sup.repl(self.session_id, self.input, self.execution_id)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,8 @@ from route_checks import (
     ("GET", "/api/v1/nope", 404),
     ("POST", "/api/v1/nope", 404),
     ("GET", "/api/v1/templates/x/y/z/w", 404),
-    ("GET", "/", 404),
+    ("GET", "/api", 404),  # `/` and every path outside /api/ is the web console (tests/web)
+    ("GET", "/api/", 404),
     ("GET", "/api/v2/health", 404),
     ("DELETE", "/api/v1/health", 405),
     ("PUT", "/api/v1/templates", 405),

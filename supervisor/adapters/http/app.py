@@ -177,8 +177,11 @@ def _session_routes(app: FastAPI, sup: SupervisorApi) -> None:
 def _execution_routes(app: FastAPI, sup: SupervisorApi, streams: EventStreams) -> None:
     @app.post(f"{PREFIX}/executions/repl", status_code=201, response_model=m.ExecutionOut,
               responses=ERRORS, tags=["executions"])
-    def repl(body: m.ReplBody) -> Any:
-        return out.JSONBody(out.record(sup.repl(body.session_id, body.input)), status_code=201)
+    async def repl(body: m.ReplBody, request: Request) -> Any:
+        if wants_event_stream(request.headers.get("accept", "")):
+            return await stream_run(sup, streams, lambda eid: sup.repl(body.session_id, body.input, eid), PREFIX)
+        execution = await run_in_threadpool(sup.repl, body.session_id, body.input)
+        return out.JSONBody(out.record(execution), status_code=201)
 
     @app.post(f"{PREFIX}/executions/run-file", status_code=201, response_model=m.ExecutionOut,
               responses=ERRORS, tags=["executions"])
@@ -190,7 +193,11 @@ def _execution_routes(app: FastAPI, sup: SupervisorApi, streams: EventStreams) -
               tags=["executions"])
     async def run(body: m.RunBody, request: Request) -> Any:
         if wants_event_stream(request.headers.get("accept", "")):
-            return await stream_run(sup, streams, body, PREFIX)
+            def start(execution_id: str) -> Any:
+                return sup.run(code=body.code, path=body.path, template_id=body.template_id,
+                               limits=body.limits, execution_id=execution_id)
+
+            return await stream_run(sup, streams, start, PREFIX)
         execution = await run_in_threadpool(sup.run, code=body.code, path=body.path,
                                             template_id=body.template_id, limits=body.limits)
         return out.JSONBody(out.record(execution), status_code=201)

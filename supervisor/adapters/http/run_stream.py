@@ -1,4 +1,5 @@
-"""`POST /run` answered as it happens, when the client asks for `Accept: text/event-stream`.
+"""`POST /run` and `POST /executions/repl` answered as they happen, when the client asks for
+`Accept: text/event-stream`.
 
 The answer is `201 Created` with `Location: /api/v1/executions/{id}`, and its body is exactly
 the execution's event stream (`GET /executions/{id}/events/stream`: one frame per event as it
@@ -15,6 +16,7 @@ import asyncio
 import contextvars
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -29,7 +31,10 @@ def wants_event_stream(accept: str) -> bool:
                for part in accept.split(","))
 
 
-async def stream_run(sup: SupervisorApi, streams: EventStreams, body: Any, prefix: str) -> StreamingResponse:
+async def stream_run(sup: SupervisorApi, streams: EventStreams, start: Callable[[str], Any],
+                     prefix: str) -> StreamingResponse:
+    """`start(execution_id)` runs the execution under that id (on a thread of its own); the
+    answer is its event stream, once its row exists."""
     slot = streams.reserve()  # over the cap, refused before the run starts
     try:
         execution_id = str(uuid.uuid4())
@@ -37,8 +42,7 @@ async def stream_run(sup: SupervisorApi, streams: EventStreams, body: Any, prefi
 
         def run() -> None:
             try:
-                done.set_result(sup.run(code=body.code, path=body.path, template_id=body.template_id,
-                                        limits=body.limits, execution_id=execution_id))
+                done.set_result(start(execution_id))
             except BaseException as exc:  # handed to the request's coroutine
                 done.set_exception(exc)
 

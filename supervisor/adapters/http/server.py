@@ -1,5 +1,5 @@
 """The daemon (`vm-system serve`, whose options cli/serve.py declares): uvicorn serving the
-REST API over one Supervisor.
+REST API over one Supervisor under `/api/`, and the web console (adapters/web) everywhere else.
 
 Shutdown (SIGINT/SIGTERM): stop accepting, let running executions finish for up to
 `--shutdown-grace` seconds, cancel what still runs (persisted `cancelled`), persist every
@@ -101,6 +101,7 @@ def serve(args: argparse.Namespace) -> None:
     from supervisor import default_db_path, open_supervisor
     from supervisor.adapters.http.app import create_app
     from supervisor.adapters.http.event_stream import StreamSettings
+    from supervisor.adapters.web.app import with_console
 
     log = structlog.get_logger("supervisor.daemon")
     if args.max_body_kb <= 0:
@@ -144,10 +145,10 @@ def serve(args: argparse.Namespace) -> None:
                                              name="vm-system-drain", daemon=True))
             draining[0].start()
 
-    app = create_app(sup, token=args.token, max_body=args.max_body_kb * 1024,
+    api = create_app(sup, token=args.token, max_body=args.max_body_kb * 1024,
                      streams=StreamSettings(max_streams=args.max_streams),
                      close_supervisor=close_supervisor)
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
+    config = uvicorn.Config(with_console(api), log_config=None, access_log=False, lifespan="on",
                             timeout_graceful_shutdown=math.ceil(args.shutdown_grace + DRAIN_MARGIN_S))
     server = _server_class(drain)(config)
     host, port = sock.getsockname()[:2]
