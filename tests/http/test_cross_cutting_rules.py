@@ -54,6 +54,7 @@ def test_unknown_routes_and_wrong_methods_use_the_envelope(daemon: Daemon, metho
         r = client.request(method, path)
     assert r.status_code == status
     check_envelope(r)
+    assert r.json()["error"]["code"] == ("ROUTE_NOT_FOUND" if status == 404 else "METHOD_NOT_ALLOWED")
 
 
 def test_request_id_on_every_response_and_reused(api: httpx.Client, daemon: Daemon) -> None:

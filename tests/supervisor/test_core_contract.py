@@ -185,9 +185,9 @@ def test_busy_session_refuses_a_second_execution(sup: Supervisor, worktree: Path
 
     original = sup._pipeline.execute
 
-    def spy(spec, host, request, closed=lambda: False):
+    def spy(spec, host, request, closed=lambda: False, execution_id=None):
         started.set()
-        return original(spec, host, request, closed)
+        return original(spec, host, request, closed, execution_id=execution_id)
 
     sup._pipeline.execute = spy  # type: ignore[method-assign]
     thread = threading.Thread(target=slow)

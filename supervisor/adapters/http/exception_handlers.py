@@ -63,7 +63,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc.__cause__, BodyTooLarge):  # a chunked body crossed the limit mid-read
             return envelope("PAYLOAD_TOO_LARGE", "the request body is larger than the limit")
         if exc.status_code == 404:
-            return envelope("NOT_FOUND", f"no route {request.method} {request.url.path}")
+            return envelope("ROUTE_NOT_FOUND", f"no route {request.method} {request.url.path}")
         if exc.status_code == 405:
             return envelope("METHOD_NOT_ALLOWED", f"{request.method} is not allowed on {request.url.path}")
         return envelope("INVALID_REQUEST", str(exc.detail))
