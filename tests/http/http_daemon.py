@@ -183,11 +183,19 @@ def check_response(response: httpx.Response) -> None:
     check_envelope(response)
 
 
+# Fields that hold what a client or a script gave (run-file's args and env, a value, an event's
+# payload, a capability's config, a package's manifest): a key `ts` or `x_at` there is data.
+CLIENT_DATA = frozenset({"args", "env", "input", "result", "payload", "config", "manifest", "details",
+                         "settings", "limits", "runtime", "resolver", "dependencies"})
+
+
 def check_times(value: Any, where: str, key: str = "") -> None:
-    """Every time field (`*_at`, `ts`) is RFC 3339 UTC with microseconds (or null)."""
+    """Every time field (`*_at`, `ts`) of the API's own records is RFC 3339 UTC with
+    microseconds (or null)."""
     if isinstance(value, dict):
         for k, v in value.items():
-            check_times(v, where, k)
+            if k not in CLIENT_DATA:
+                check_times(v, where, k)
     elif isinstance(value, list):
         for v in value:
             check_times(v, where, key)
