@@ -39,6 +39,7 @@ from supervisor.errors import (
 from supervisor.host import ExecRequest, InThreadHost
 from supervisor.ids import check_uuid, execution_label
 from supervisor.imports.entry import commonjs_main, entry_kind
+from supervisor.imports.resolution import Package
 from supervisor.libraries import LibrarySources, Resolved
 from supervisor.live import LiveSession, acquire_for_execution
 from supervisor.modules.grants import SessionGrants
@@ -186,12 +187,14 @@ class Supervisor(StoreReads):
         log.info("session_restored", image_bytes=image.size)
 
     def _grants(self, session_id: str, template_id: str, worktree: str,
-                settings: dict[str, Any]) -> SessionGrants:
-        """What the session's modules may do: as the settings it was spawned with say."""
+                settings: dict[str, Any], packages: dict[str, Package] | None = None) -> SessionGrants:
+        """What the session's modules may do: as the settings it was spawned with say (its
+        packages: those just resolved at spawn, else the ones its settings name)."""
         return SessionGrants(settings.get("modules") or [], settings.get("capabilities") or [],
                              worktree=worktree, session_id=session_id, template_id=template_id,
                              data_dir=self.data_dir, resolver=settings.get("resolver"),
-                             packages=self._libraries.packages_of(settings.get("packages") or []),
+                             packages=(packages if packages is not None
+                                       else self._libraries.packages_of(settings.get("packages") or [])),
                              transform=self._typescript.transform)
 
     def _javascript(self, relative: str, code: str) -> str:
@@ -272,7 +275,7 @@ class Supervisor(StoreReads):
             if problem is not None or resolved is None:
                 raise problem or RuntimeError("no libraries resolved")
             limits = effective_limits(settings["limits"], self.ceilings)
-            grants = self._grants(session.id, template_id, worktree, settings)
+            grants = self._grants(session.id, template_id, worktree, settings, resolved.packages)
             sandbox = self._bases.sandbox(resolved, limits, grants)
             live = LiveSession(session.id, template_id, worktree,
                                InThreadHost(sandbox, grants.begin_execution), limits,

@@ -171,8 +171,8 @@ class LibrarySources:
         """The libraries `names` list, with every package they need (LibraryNotFound naming a
         dependency that is not stored)."""
         libraries = [self.load(name) for name in names]
-        specs = [lib.package.id for lib in libraries if lib.package is not None]
-        closure = self._packages.closure(specs) if specs else {}
+        found: list[str | StoredPackage] = [lib.package for lib in libraries if lib.package is not None]
+        closure = self._packages.closure(found) if found else {}
         return Resolved(libraries, {name: Package(p.version, p.tree) for name, p in closure.items()})
 
     def packages_of(self, ids: Iterable[str]) -> dict[str, Package]:

@@ -139,15 +139,16 @@ class PackageLibrary:
                                   f"`vm-system libs add {wanted}` fetches it", name=str(wanted))
         return found
 
-    def closure(self, specs: builtins.list[str]) -> dict[str, StoredPackage]:
-        """The packages `specs` name and their dependencies, resolved from the store alone (for
-        each the highest stored version that satisfies its range): name → package."""
+    def closure(self, specs: builtins.list[str | StoredPackage]) -> dict[str, StoredPackage]:
+        """The packages `specs` name (or are: a package already resolved is not looked up
+        again) and their dependencies, resolved from the store alone (for each the highest
+        stored version that satisfies its range): name → package."""
         chosen: dict[str, StoredPackage] = {}
         wanted_by: dict[str, str] = {}
         queue: deque[tuple[str, str, str]] = deque()  # name, range, who needs it
         for spec in specs:
-            package = self.resolve_library(spec)
-            self._choose(chosen, wanted_by, package, spec)
+            package = spec if isinstance(spec, StoredPackage) else self.resolve_library(spec)
+            self._choose(chosen, wanted_by, package, spec if isinstance(spec, str) else spec.id)
             queue.extend((d, r, package.id) for d, r in package.dependencies.items())
         while queue:
             name, range_text, needed_by = queue.popleft()
