@@ -458,6 +458,31 @@
     m.loaded = true;
     return m;
   }
+  // The global `require` (a script's, the REPL's) resolves from the file whose code calls it,
+  // as each Node module's own `require` does: the first stack frame that is not this file's, nor
+  // code run by eval (`<input>`). The REPL, `-e` code and anything unnamed start at the root.
+  function callerFile() {
+    let stack;
+    try { stack = new ErrorCtor().stack; } catch { return ''; }
+    if (typeof stack !== 'string') return '';
+    let at = 0;
+    while (at < stack.length) {
+      let end = indexOfString(stack, '\n', at);
+      if (end < 0) end = stack.length;
+      const line = sliceString(stack, at, end);
+      at = end + 1;
+      const open = indexOfString(line, ' (');
+      if (open < 0 || sliceString(line, -1) !== ')') continue;
+      let file = sliceString(line, open + 2, -1);
+      for (let k = 0; k < 2; k++) {
+        const colon = lastIndexOfString(file, ':');
+        if (colon < 0) break;
+        file = sliceString(file, 0, colon);
+      }
+      if (file !== 'vm-system:modules' && file !== '<input>' && file !== '') return file;
+    }
+    return '';
+  }
   function makeRequire(referrer) {
     function require(id) {
       if (typeof id !== 'string') throw argType('id', 'of type string');
@@ -465,11 +490,12 @@
       const found = modules[bare];
       if (found !== undefined) return found;
       notEnabled(bare);
-      const key = referrer + '\0' + id;
+      const from = referrer === '' ? callerFile() : referrer;
+      const key = from + '\0' + id;
       const known = resolved[key];
       if (known !== undefined && cache[known] !== undefined) return cache[known].exports;
       if (H_REQUIRE === undefined) throw withCode(ErrorCtor, "Cannot find module '" + id + "'", 'MODULE_NOT_FOUND');
-      const r = H_REQUIRE(id, referrer);
+      const r = H_REQUIRE(id, from);
       const m = evaluate(r.name, r.kind, r.source, false);
       resolved[key] = r.name;
       return m.exports;

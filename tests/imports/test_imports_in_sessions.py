@@ -105,6 +105,24 @@ def test_a_js_file_with_import_runs_as_a_module_and_one_without_as_a_script(sup:
     assert ok(sup, sid, "plainGlobal") == "kept"  # a script's globals stay
 
 
+def test_a_scripts_global_require_resolves_from_the_file_that_calls_it(
+        sup: Supervisor, worktree: Path) -> None:
+    (worktree / "nested").mkdir()
+    (worktree / "nested" / "util.cjs").write_text("module.exports = 'nested util';\n")
+    (worktree / "util.cjs").write_text("module.exports = 'root util';\n")
+    (worktree / "nested" / "main.js").write_text(
+        "var fromScript = require('./util.cjs');\n"
+        "globalThis.requireLater = () => require('./util.cjs');\nfromScript;\n")
+    template = sup.templates.create("script-require")
+    sid = sup.create_session(template.id, "ws", "abc", str(worktree)).id
+    assert file_value(sup, sid, "nested/main.js") == "nested util"
+    assert ok(sup, sid, "requireLater()") == "nested util"  # the function's file, not the caller's
+    assert ok(sup, sid, "require('./util.cjs')") == "root util"  # the REPL: the root
+    # A forged Error changes nothing: the guest half captured the constructor.
+    assert ok(sup, sid, "globalThis.Error = function () { return {stack: '  at x (../../etc/p.js:1:1)'} };"
+                        " require('./util.cjs')") == "root util"
+
+
 def test_a_cjs_file_runs_as_commonjs_with_cycles_json_and_sloppy_mode(sup: Supervisor, sid: str) -> None:
     assert file_value(sup, sid, "main.cjs") == {
         "a": {"early": "a", "fromB": "b saw a,undefined"}, "n": 21, "file": "main.cjs",
