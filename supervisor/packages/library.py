@@ -17,6 +17,7 @@ from __future__ import annotations
 import builtins
 import threading
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -143,12 +144,28 @@ class PackageLibrary:
         """The packages `specs` name (or are: a package already resolved is not looked up
         again) and their dependencies, resolved from the store alone (for each the highest
         stored version that satisfies its range): name → package."""
+        roots = [(spec, spec.id) if isinstance(spec, StoredPackage) else (self.resolve_library(spec), spec)
+                 for spec in specs]
+
+        def not_stored(name: str, range_text: str, wanted: Range, needed_by: str) -> StoredPackage:
+            raise LibraryNotFound(
+                f"{needed_by} needs {name}@{range_text!r}, which is not in the package store; "
+                f"`vm-system libs add --with-deps {needed_by}` fetches its dependencies",
+                name=name, range=range_text, needed_by=needed_by)
+
+        return self._walk(roots, not_stored)
+
+    def _walk(self, roots: builtins.list[tuple[StoredPackage, str]],
+              missing: Callable[[str, str, Range, str], StoredPackage],
+              limit: int | None = None) -> dict[str, StoredPackage]:
+        """`roots` (each with who asked for it) and their dependencies, breadth first: for each
+        name the highest stored version in its range, else what `missing` gives (it raises, or
+        fetches one); at most `limit` packages. Name → package, in the order they were chosen."""
         chosen: dict[str, StoredPackage] = {}
         wanted_by: dict[str, str] = {}
         queue: deque[tuple[str, str, str]] = deque()  # name, range, who needs it
-        for spec in specs:
-            package = spec if isinstance(spec, StoredPackage) else self.resolve_library(spec)
-            self._choose(chosen, wanted_by, package, spec if isinstance(spec, str) else spec.id)
+        for package, by in roots:
+            self._choose(chosen, wanted_by, package, by)
             queue.extend((d, r, package.id) for d, r in package.dependencies.items())
         while queue:
             name, range_text, needed_by = queue.popleft()
@@ -156,14 +173,13 @@ class PackageLibrary:
             if name in chosen:
                 self._check_fits(chosen[name], wanted, needed_by, wanted_by[name])
                 continue
+            if limit is not None and len(chosen) >= limit:
+                top = roots[0][0].id
+                raise PackageRefused(f"{top} needs more than {limit} packages", package=top)
             versions = self._versions(name)
             best = wanted.best(builtins.list(versions))
-            if best is None:
-                raise LibraryNotFound(
-                    f"{needed_by} needs {name}@{range_text!r}, which is not in the package store; "
-                    f"`vm-system libs add --with-deps {needed_by}` fetches its dependencies",
-                    name=name, range=range_text, needed_by=needed_by)
-            package = self._stored(versions[best])
+            package = (self._stored(versions[best]) if best is not None
+                       else missing(name, range_text, wanted, needed_by))
             self._choose(chosen, wanted_by, package, needed_by)
             queue.extend((d, r, package.id) for d, r in package.dependencies.items())
         return chosen
@@ -230,25 +246,11 @@ class PackageLibrary:
         top = self._add_one(wanted, None)
         if not with_deps:
             return [top]
-        out = [top]
-        chosen = {top.name: top}
-        queue: deque[tuple[str, str, str]] = deque((d, r, top.id) for d, r in top.dependencies.items())
-        while queue:
-            name, range_text, needed_by = queue.popleft()
-            wanted_range = parse_range(range_text)
-            if name in chosen:
-                self._check_fits(chosen[name], wanted_range, needed_by, "an earlier dependency")
-                continue
-            if len(chosen) >= MAX_CLOSURE:
-                raise PackageRefused(f"{top.id} needs more than {MAX_CLOSURE} packages", package=top.id)
-            stored = self._versions(name)
-            best = wanted_range.best(builtins.list(stored))
-            package = (self._stored(stored[best]) if best is not None
-                       else self._add_one(LibrarySpec(name, None), wanted_range))
-            chosen[name] = package
-            out.append(package)
-            queue.extend((d, r, package.id) for d, r in package.dependencies.items())
-        return out
+
+        def fetch(name: str, range_text: str, wanted_range: Range, needed_by: str) -> StoredPackage:
+            return self._add_one(LibrarySpec(name, None), wanted_range)
+
+        return builtins.list(self._walk([(top, spec)], fetch, MAX_CLOSURE).values())
 
     def _add_one(self, wanted: LibrarySpec, within: Range | None) -> StoredPackage:
         if wanted.version is not None:
