@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -32,6 +30,7 @@ import structlog
 
 from sandbox import Limits, Sandbox
 from supervisor.base_images import sandbox_with_packages
+from supervisor.cache_files import keep
 from supervisor.imports.resolution import ImportRefused, Package
 from supervisor.packages.locked import LockedPackage, load_locked
 from supervisor.packages.registry import RegistryClient
@@ -217,16 +216,8 @@ class TypeScript:
             self._memory[key] = code
             while len(self._memory) > _MEMORY_ENTRIES:
                 self._memory.popitem(last=False)
-        if self._cache_dir is None:
-            return
-        try:
-            self._cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, temp = tempfile.mkstemp(dir=self._cache_dir, prefix=".tmp-", suffix=".js")
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(code)
-            os.replace(temp, self._cache_dir / f"{key}.js")
-        except OSError as exc:  # a cache that can't be written only costs the next transpile
-            log.warning("typescript_cache_write_failed", error=str(exc))
+        if self._cache_dir is not None:  # not written: only the next process transpiles it again
+            keep(self._cache_dir / f"{key}.js", code.encode("utf-8", "surrogatepass"))
 
 
 def _syntax_error(message: str, path: str) -> TypeScriptError:

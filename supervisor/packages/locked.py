@@ -10,14 +10,13 @@ like its Python dependencies, and are not something a template lists or `libs re
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
+from supervisor.cache_files import keep
 from supervisor.errors import IntegrityMismatch, PackageRefused
 from supervisor.imports.tree import MemoryTree
 from supervisor.packages.names import package_id
@@ -58,7 +57,7 @@ def load_locked(packages: Sequence[LockedPackage], cache_dir: Path,
         if unpacked is None:
             data = _fetch(package, registry)
             unpacked = unpack(data, package.integrity, package.id)
-            _keep(cache_dir, package, data)
+            keep(_cache_file(cache_dir, package), data)  # else fetched again next time
         out[package.name] = (package.version, MemoryTree(unpacked.files))
     return out
 
@@ -71,14 +70,3 @@ def _fetch(package: LockedPackage, registry: RegistryClient) -> bytes:
     data = registry.tarball(release)
     log.info("locked_package_fetched", package=package.id, bytes=len(data))
     return data
-
-
-def _keep(cache_dir: Path, package: LockedPackage, data: bytes) -> None:
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, temp = tempfile.mkstemp(dir=cache_dir, prefix=".tmp-", suffix=".tgz")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, _cache_file(cache_dir, package))
-    except OSError as exc:  # not kept: fetched again next time
-        log.warning("locked_cache_write_failed", package=package.id, error=str(exc))
