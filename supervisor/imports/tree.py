@@ -7,6 +7,8 @@ symlinks that lead out read as absent, a package has no links at all.
 
 from __future__ import annotations
 
+import posixpath
+from collections.abc import Iterable
 from typing import Literal, Protocol
 
 Kind = Literal["file", "dir"]
@@ -18,6 +20,17 @@ class FileTree(Protocol):
 
     def read(self, path: str) -> bytes:
         """The bytes of the file `path`; FileNotFoundError if it is not a file of the tree."""
+
+
+def implied_directories(paths: Iterable[str]) -> frozenset[str]:
+    """The directories a tree of these file paths has: each file's ancestors, and the root."""
+    dirs = {""}
+    for path in paths:
+        parent = posixpath.dirname(path)
+        while parent not in dirs:
+            dirs.add(parent)
+            parent = posixpath.dirname(parent)
+    return frozenset(dirs)
 
 
 class EmptyTree:
@@ -36,12 +49,7 @@ class MemoryTree:
 
     def __init__(self, files: dict[str, bytes]) -> None:
         self._files = dict(files)
-        dirs = {""}
-        for path in self._files:
-            parts = path.split("/")[:-1]
-            for i in range(1, len(parts) + 1):
-                dirs.add("/".join(parts[:i]))
-        self._dirs = frozenset(dirs)
+        self._dirs = implied_directories(self._files)
 
     def kind(self, path: str) -> Kind | None:
         if path in self._files:

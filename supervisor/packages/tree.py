@@ -4,11 +4,9 @@ outside the package."""
 
 from __future__ import annotations
 
-import posixpath
-
 from store import PackageFile
 from supervisor.errors import IntegrityMismatch
-from supervisor.imports.tree import Kind
+from supervisor.imports.tree import Kind, implied_directories
 from supervisor.packages.blobs import BlobDamaged, BlobMissing, BlobStore
 
 
@@ -17,13 +15,7 @@ class PackageTree:
         self._what = what
         self._files = {f.path: f for f in files}
         self._blobs = blobs
-        dirs = {""}
-        for path in self._files:
-            parent = posixpath.dirname(path)
-            while parent not in dirs:
-                dirs.add(parent)
-                parent = posixpath.dirname(parent)
-        self._dirs = frozenset(dirs)
+        self._dirs = implied_directories(self._files)
 
     def kind(self, path: str) -> Kind | None:
         if path in self._files:
