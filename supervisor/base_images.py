@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from sandbox import Limits, Sandbox
+from sandbox import Limits, Outcome, Sandbox
 from supervisor.errors import LibraryNotFound
 from supervisor.imports.loader import GUEST_HOOK, ImportLoader
 from supervisor.imports.resolution import PACKAGE_PREFIX, ImportRefused, Package, Resolver
@@ -179,8 +179,6 @@ def _seed_require(sandbox: Sandbox, package: StoredPackage, name: str, loader: I
         raise RuntimeError(f"seeding require({package.name}) failed: {out.error}")
 
 
-def _invalid(name: str, out: object) -> LibraryNotFound:
-    error = getattr(out, "error", None)
-    status = getattr(out, "status", "error")
-    reason = error.message if error is not None else status
-    return LibraryNotFound(f"library {name} is not valid: it failed with {status}: {reason}", name=name)
+def _invalid(name: str, out: Outcome) -> LibraryNotFound:
+    reason = out.error.message if out.error is not None else out.status
+    return LibraryNotFound(f"library {name} is not valid: it failed with {out.status}: {reason}", name=name)

@@ -260,20 +260,19 @@ class Supervisor(StoreReads):
         # The packages too (name@version, dependencies included), so that a session restored
         # later imports what it was spawned with. A library that cannot be had is the
         # session's failure, recorded as for any other.
-        resolved: Resolved | None = None
-        problem: SupervisorError | None = None
+        resolved: Resolved | SupervisorError
         try:
             resolved = self._libraries.resolve([lib.name for lib in detail.libraries])
         except SupervisorError as exc:
-            problem = exc
-        settings["packages"] = resolved.package_ids if resolved is not None else []
+            resolved = exc
+        settings["packages"] = resolved.package_ids if isinstance(resolved, Resolved) else []
         session = self.store.create_session(template_id, workspace_id, base_commit_oid, worktree,
                                             settings=settings)
         structlog.contextvars.bind_contextvars(session_id=session.id)
         live: LiveSession | None = None
         try:
-            if problem is not None or resolved is None:
-                raise problem or RuntimeError("no libraries resolved")
+            if isinstance(resolved, SupervisorError):
+                raise resolved
             limits = effective_limits(settings["limits"], self.ceilings)
             grants = self._grants(session.id, template_id, worktree, settings, resolved.packages)
             sandbox = self._bases.sandbox(resolved, limits, grants)
