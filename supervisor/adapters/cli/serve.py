@@ -14,19 +14,22 @@ from supervisor.adapters.http.server import DEFAULT_LISTEN, DEFAULT_MAX_STREAMS
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "serve", help="run the daemon (REST API on 127.0.0.1:3210 by default)",
-        description="Serve the REST API of docs/api.md. Sessions survive a restart: their state is "
-                    "restored from the database. SIGINT/SIGTERM shut down gracefully.")
+        description="Serve the REST API of docs/api.md under /api/, and the web console at every "
+                    "other path (open http://HOST:PORT/ in a browser). Sessions survive a restart: "
+                    "their state is restored from the database. SIGINT/SIGTERM shut down gracefully.")
     p.add_argument("--db", metavar="PATH",
                    help="the SQLite database (default: $VM_SYSTEM_DB or the user data directory)")
     p.add_argument("--listen", metavar="HOST:PORT", default=DEFAULT_LISTEN,
                    help=f"address to bind (default {DEFAULT_LISTEN}; port 0 picks a free one)")
     p.add_argument("--token", default=os.environ.get("VM_SYSTEM_TOKEN"),
-                   help="require 'Authorization: Bearer TOKEN' on every route but /api/v1/health "
+                   help="require 'Authorization: Bearer TOKEN' on every API route but /api/v1/health; "
+                        "the console's files are not secret, and it asks for the token "
                         "(default: $VM_SYSTEM_TOKEN)")
-    p.add_argument("--library-dir", metavar="DIR", help="where template libraries (NAME.js) live")
+    p.add_argument("--library-dir", metavar="DIR", help="where template library files NAME.js live "
+                   "(a name is looked up in the package store first)")
     p.add_argument("--registry", metavar="URL", default=None,
-                   help="the npm registry `libs add` fetches from (default: $VM_SYSTEM_NPM_REGISTRY, "
-                        "else https://registry.npmjs.org)")
+                   help="the npm registry `libs add` fetches from, and the TypeScript transpiler "
+                        "on first use (default: $VM_SYSTEM_NPM_REGISTRY, else https://registry.npmjs.org)")
     p.add_argument("--max-body-kb", type=int, default=1024, metavar="N",
                    help="largest request body accepted (default 1024 KiB)")
     p.add_argument("--shutdown-grace", type=float, default=10.0, metavar="S",
